@@ -1,0 +1,402 @@
+//! The decision: from the facts gathered so far to the next step. Pure and table-tested.
+//!
+//! The orchestrator (`preflight.rs`) calls [`next`] repeatedly, gathering the fact a step asks for
+//! (e.g. an STS verdict) until the step is final. So every network call is made only when the decision
+//! needs it: a directory without a saved static key costs no request at all.
+
+use std::ffi::{OsStr, OsString};
+
+use crate::invocation::{first_positional, parse_init_flags, InitFlags, Invocation};
+use crate::verdict::Verdict;
+
+/// `TFSHIM_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Pure pass-through.
+    Off,
+    /// Diagnose and tell, change nothing.
+    Warn,
+    /// Diagnose and repair (the default).
+    Fix,
+}
+
+impl Mode {
+    /// Parses `TFSHIM_MODE`; an unknown value is an error the caller reports (and then fails open).
+    pub fn parse(value: Option<&str>) -> Result<Mode, String> {
+        match value.map(str::trim) {
+            None | Some("") | Some("fix") => Ok(Mode::Fix),
+            Some("warn") => Ok(Mode::Warn),
+            Some("off") => Ok(Mode::Off),
+            Some(other) => Err(format!(
+                "TFSHIM_MODE={other:?} is not one of off, warn, fix; running terraform unchanged"
+            )),
+        }
+    }
+}
+
+/// What a subcommand does with the backend (Terraform 1.11 `internal/command`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandClass {
+    /// Does not load the backend (or loads another copy of it, like `apply PLANFILE`).
+    PassThrough,
+    /// Loads the saved backend, so a stale saved key fails it.
+    LoadsBackend,
+    /// `init`, with its flags.
+    Init(InitFlags),
+}
+
+/// Flags of `apply`/`destroy` that take a separate value, to find the plan-file argument.
+const APPLY_VALUED: &[&str] = &[
+    "backup",
+    "lock-timeout",
+    "parallelism",
+    "state",
+    "state-out",
+    "var",
+    "var-file",
+    "target",
+    "replace",
+    "exclude",
+];
+
+/// Classifies the subcommand. `effective` is what the subcommand will see (env args included).
+pub fn classify_command(inv: &Invocation, effective: &[OsString]) -> CommandClass {
+    use CommandClass::*;
+    if inv.version_flag || inv.help_flag {
+        return PassThrough;
+    }
+    let Some(command) = inv.command.as_deref() else {
+        return PassThrough;
+    };
+    match (command, inv.nested.as_deref()) {
+        ("init", _) => Init(parse_init_flags(effective)),
+        ("plan" | "refresh" | "import" | "console" | "graph" | "output" | "taint" | "untaint", _) => {
+            LoadsBackend
+        }
+        ("force-unlock", _) => LoadsBackend,
+        // A local plan file carries its own copy of the backend configuration.
+        ("apply" | "destroy", _) => match first_positional(effective, APPLY_VALUED) {
+            Some(_) => PassThrough,
+            None => LoadsBackend,
+        },
+        // `show PATH` reads a file; a bare `show` reads the latest state.
+        ("show", _) => match first_positional(effective, &[]) {
+            Some(_) => PassThrough,
+            None => LoadsBackend,
+        },
+        ("providers", None | Some("schema")) => LoadsBackend,
+        ("state", Some(_)) => LoadsBackend,
+        ("workspace" | "env", Some("list" | "select" | "new" | "delete")) => LoadsBackend,
+        _ => PassThrough,
+    }
+}
+
+/// What the saved backend offers the preflight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    /// No saved file, or one without a backend, or a backend without saved static credentials.
+    NothingToCheck,
+    /// The file exists but could not be used; why.
+    Unreadable(String),
+    /// Static credentials are saved, but terraform skips their validation (`skip_credentials_validation`).
+    ValidationSkipped,
+    /// Static credentials are saved, but tfshim cannot reproduce terraform's STS call; why.
+    Uncheckable(String),
+    /// Static credentials are saved and can be checked.
+    StaticKey,
+}
+
+/// How an `init`'s `-backend-config` values compare with the saved backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitChange {
+    /// No `-backend-config` values, or only values equal to the saved ones.
+    Same,
+    /// Only credential attributes differ: terraform would stop with "Backend configuration changed".
+    CredentialsOnly,
+    /// Anything else differs (or a file is given): a real change, left to terraform and the user.
+    Other,
+}
+
+/// Everything known so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub mode: Mode,
+    pub class: CommandClass,
+    pub saved: Saved,
+    pub init_change: InitChange,
+    pub saved_verdict: Option<Verdict>,
+    pub ambient_verdict: Option<Verdict>,
+}
+
+/// The next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Run the user's command unchanged, saying nothing.
+    Run,
+    /// Say why tfshim could not reach a verdict, then run the command unchanged (fail open).
+    RunUnchecked(String),
+    /// Ask STS about the saved key.
+    CheckSavedKey,
+    /// Ask STS about the credentials terraform would fall back to.
+    CheckAmbient,
+    /// `warn` mode: the saved key is stale; say so, change nothing, run the command.
+    WarnStale,
+    /// `warn` mode: an init changes only credentials; say what `fix` would do, run unchanged.
+    WarnCredentialChange,
+    /// Re-initialise the backend without the saved key, then run the command.
+    Repair,
+    /// Run the user's `init` with `-reconfigure` and the preserved settings, and verify the result.
+    ReconfigureInit,
+    /// The saved key is stale and nothing else works either: change nothing, exit 1.
+    Refuse,
+}
+
+/// The decision. Pure.
+pub fn next(f: &Facts) -> Step {
+    if f.mode == Mode::Off {
+        return Step::Run;
+    }
+    match &f.class {
+        CommandClass::PassThrough => return Step::Run,
+        CommandClass::Init(flags) if flags.backend_disabled || flags.reconfigures => {
+            // The user already takes charge of the backend (`-reconfigure`, `-migrate-state`), or
+            // init leaves it alone.
+            return Step::Run;
+        }
+        CommandClass::Init(_) => match f.init_change {
+            InitChange::CredentialsOnly if f.mode == Mode::Warn => return Step::WarnCredentialChange,
+            InitChange::CredentialsOnly => return Step::ReconfigureInit,
+            InitChange::Other => return Step::Run,
+            InitChange::Same => {}
+        },
+        CommandClass::LoadsBackend => {}
+    }
+    match &f.saved {
+        Saved::NothingToCheck | Saved::ValidationSkipped => return Step::Run,
+        Saved::Unreadable(why) | Saved::Uncheckable(why) => return Step::RunUnchecked(why.clone()),
+        Saved::StaticKey => {}
+    }
+    match &f.saved_verdict {
+        None => Step::CheckSavedKey,
+        Some(Verdict::Valid { .. }) => Step::Run,
+        Some(Verdict::Unknown { reason }) => Step::RunUnchecked(reason.clone()),
+        Some(Verdict::Rejected { .. }) if f.mode == Mode::Warn => Step::WarnStale,
+        Some(Verdict::Rejected { .. }) => match &f.ambient_verdict {
+            None => Step::CheckAmbient,
+            Some(Verdict::Valid { .. }) => Step::Repair,
+            Some(_) => Step::Refuse,
+        },
+    }
+}
+
+/// Compares an init's `-backend-config` values with the saved configuration. `saved_value` returns a
+/// saved attribute rendered as a string (`None` when unset); `credential` tells credential attributes.
+pub fn init_change(
+    flags: &InitFlags,
+    saved_value: impl Fn(&str) -> Option<String>,
+    credential: impl Fn(&str) -> bool,
+) -> InitChange {
+    if flags.config_files > 0 {
+        return InitChange::Other;
+    }
+    let mut credentials_differ = false;
+    for (key, value) in &flags.config_pairs {
+        let same = saved_value(key).as_deref() == Some(value.as_str());
+        match (same, credential(key)) {
+            (true, _) => {}
+            (false, true) => credentials_differ = true,
+            (false, false) => return InitChange::Other,
+        }
+    }
+    if credentials_differ {
+        InitChange::CredentialsOnly
+    } else {
+        InitChange::Same
+    }
+}
+
+/// Whether `-no-color` is among the arguments (a repair's own init then gets it too).
+pub fn wants_no_color(effective: &[OsString]) -> bool {
+    effective.iter().any(|a| a == OsStr::new("-no-color"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Step::*;
+
+    fn inv(args: &[&str]) -> (Invocation, Vec<OsString>) {
+        let inv = Invocation::parse(args.iter().map(OsString::from).collect());
+        let eff = inv.effective_args(|_| None);
+        (inv, eff)
+    }
+
+    fn class(args: &[&str]) -> CommandClass {
+        let (i, e) = inv(args);
+        classify_command(&i, &e)
+    }
+
+    #[test]
+    fn which_commands_load_the_backend() {
+        for args in [
+            &["plan"][..],
+            &["apply", "-auto-approve"],
+            &["apply", "-var", "a=b"],
+            &["destroy"],
+            &["refresh"],
+            &["import", "a.b", "id"],
+            &["console"],
+            &["output", "-json"],
+            &["show"],
+            &["state", "list"],
+            &["state", "rm", "x"],
+            &["workspace", "select", "dev"],
+            &["taint", "x"],
+            &["untaint", "x"],
+            &["force-unlock", "id"],
+            &["providers"],
+            &["providers", "schema", "-json"],
+            &["graph"],
+            &["-chdir=x", "plan"],
+        ] {
+            assert_eq!(class(args), CommandClass::LoadsBackend, "{args:?}");
+        }
+        for args in [
+            &[][..],
+            &["version"],
+            &["-version"],
+            &["plan", "-help"],
+            &["validate"],
+            &["fmt"],
+            &["get"],
+            &["test"],
+            &["apply", "plan.out"],
+            &["apply", "-var", "a=b", "plan.out"],
+            &["show", "plan.out"],
+            &["workspace", "show"],
+            &["state"],
+            &["providers", "lock"],
+            &["login"],
+            &["no-such-command"],
+        ] {
+            assert_eq!(class(args), CommandClass::PassThrough, "{args:?}");
+        }
+        assert!(matches!(class(&["init", "-upgrade"]), CommandClass::Init(_)));
+    }
+
+    fn facts(class: CommandClass, saved: Saved) -> Facts {
+        Facts {
+            mode: Mode::Fix,
+            class,
+            saved,
+            init_change: InitChange::Same,
+            saved_verdict: None,
+            ambient_verdict: None,
+        }
+    }
+
+    fn valid() -> Option<Verdict> {
+        Some(Verdict::Valid { arn: "arn".into() })
+    }
+    fn rejected() -> Option<Verdict> {
+        Some(Verdict::Rejected {
+            code: "InvalidClientTokenId".into(),
+        })
+    }
+    fn unknown() -> Option<Verdict> {
+        Some(Verdict::unknown("timeout"))
+    }
+
+    #[test]
+    fn decision_table() {
+        let plan = CommandClass::LoadsBackend;
+        let init = CommandClass::Init(InitFlags::default());
+        // (class, saved, saved verdict, ambient verdict, mode, expected)
+        let rows: Vec<(CommandClass, Saved, Option<Verdict>, Option<Verdict>, Mode, Step)> = vec![
+            (plan.clone(), Saved::StaticKey, None, None, Mode::Off, Run),
+            (CommandClass::PassThrough, Saved::StaticKey, None, None, Mode::Fix, Run),
+            (plan.clone(), Saved::NothingToCheck, None, None, Mode::Fix, Run),
+            (plan.clone(), Saved::ValidationSkipped, None, None, Mode::Fix, Run),
+            (plan.clone(), Saved::Unreadable("x".into()), None, None, Mode::Fix, RunUnchecked("x".into())),
+            (plan.clone(), Saved::Uncheckable("y".into()), None, None, Mode::Fix, RunUnchecked("y".into())),
+            (plan.clone(), Saved::StaticKey, None, None, Mode::Fix, CheckSavedKey),
+            (plan.clone(), Saved::StaticKey, valid(), None, Mode::Fix, Run),
+            (plan.clone(), Saved::StaticKey, unknown(), None, Mode::Fix, RunUnchecked("timeout".into())),
+            (plan.clone(), Saved::StaticKey, rejected(), None, Mode::Fix, CheckAmbient),
+            (plan.clone(), Saved::StaticKey, rejected(), valid(), Mode::Fix, Repair),
+            (plan.clone(), Saved::StaticKey, rejected(), rejected(), Mode::Fix, Refuse),
+            (plan.clone(), Saved::StaticKey, rejected(), unknown(), Mode::Fix, Refuse),
+            (plan.clone(), Saved::StaticKey, rejected(), None, Mode::Warn, WarnStale),
+            (init.clone(), Saved::StaticKey, rejected(), valid(), Mode::Fix, Repair),
+            (init.clone(), Saved::NothingToCheck, None, None, Mode::Fix, Run),
+        ];
+        for (class, saved, sv, av, mode, expected) in rows {
+            let f = Facts {
+                mode,
+                saved_verdict: sv,
+                ambient_verdict: av,
+                ..facts(class, saved)
+            };
+            assert_eq!(next(&f), expected, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn init_special_cases() {
+        let reconf = CommandClass::Init(InitFlags {
+            reconfigures: true,
+            ..Default::default()
+        });
+        assert_eq!(next(&facts(reconf, Saved::StaticKey)), Run);
+        let no_backend = CommandClass::Init(InitFlags {
+            backend_disabled: true,
+            ..Default::default()
+        });
+        assert_eq!(next(&facts(no_backend, Saved::StaticKey)), Run);
+        let init = CommandClass::Init(InitFlags::default());
+        let mut f = facts(init, Saved::StaticKey);
+        f.init_change = InitChange::CredentialsOnly;
+        assert_eq!(next(&f), ReconfigureInit);
+        f.mode = Mode::Warn;
+        assert_eq!(next(&f), WarnCredentialChange);
+        f.init_change = InitChange::Other;
+        assert_eq!(next(&f), Run);
+    }
+
+    #[test]
+    fn init_change_detection() {
+        let saved = |k: &str| match k {
+            "bucket" => Some("b".to_owned()),
+            "access_key" => Some("OLD".to_owned()),
+            _ => None,
+        };
+        let cred = |k: &str| matches!(k, "access_key" | "secret_key" | "token");
+        let flags = |pairs: &[(&str, &str)], files| InitFlags {
+            config_pairs: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            config_files: files,
+            ..Default::default()
+        };
+        assert_eq!(init_change(&flags(&[], 0), saved, cred), InitChange::Same);
+        assert_eq!(
+            init_change(&flags(&[("access_key", "OLD"), ("bucket", "b")], 0), saved, cred),
+            InitChange::Same
+        );
+        assert_eq!(
+            init_change(&flags(&[("access_key", "NEW"), ("secret_key", "s"), ("bucket", "b")], 0), saved, cred),
+            InitChange::CredentialsOnly
+        );
+        assert_eq!(
+            init_change(&flags(&[("access_key", "NEW"), ("bucket", "other")], 0), saved, cred),
+            InitChange::Other
+        );
+        assert_eq!(init_change(&flags(&[("access_key", "NEW")], 1), saved, cred), InitChange::Other);
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(Mode::parse(None), Ok(Mode::Fix));
+        assert_eq!(Mode::parse(Some("warn")), Ok(Mode::Warn));
+        assert_eq!(Mode::parse(Some(" off ")), Ok(Mode::Off));
+        assert!(Mode::parse(Some("yes")).is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! Finding the real `terraform` (or `tofu`) that tfshim stands in front of.
+//!
+//! tfshim is often installed *as* `terraform` (a symlink or copy earlier on PATH), so a naive PATH
+//! lookup finds tfshim itself. Every candidate is compared with tfshim's own canonical path and
+//! skipped when it is the same file (mise's shims do the same). A counter in the environment turns any
+//! loop we cannot see (a wrapper script that calls tfshim again) into a clear error within a few hops,
+//! like rustup's `RUST_RECURSION_COUNT`.
+
+use std::env;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+/// Set on every terraform tfshim starts; counts how many tfshims are on the current call chain.
+pub const RECURSION_VAR: &str = "TFSHIM_RECURSION_COUNT";
+/// More nested tfshims than this is a loop: real nesting (terraform running terraform from a
+/// `local-exec`) never gets close.
+const MAX_RECURSION: u32 = 8;
+
+/// Which engine a proxy call stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Terraform,
+    Tofu,
+}
+
+impl Engine {
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            Engine::Terraform => "terraform",
+            Engine::Tofu => "tofu",
+        }
+    }
+
+    /// The engine named by how tfshim was invoked (`terraform`, `tofu`), else `TFSHIM_ENGINE`.
+    pub fn choose(invoked_as: Option<&str>, engine_var: Option<&str>) -> Result<Engine> {
+        match invoked_as {
+            Some("terraform") => return Ok(Engine::Terraform),
+            Some("tofu") => return Ok(Engine::Tofu),
+            _ => {}
+        }
+        match engine_var.map(str::trim) {
+            None | Some("") | Some("terraform") => Ok(Engine::Terraform),
+            Some("tofu") => Ok(Engine::Tofu),
+            Some(other) => bail!(
+                "TFSHIM_ENGINE={other:?} is not an engine tfshim knows; use `terraform` or `tofu`"
+            ),
+        }
+    }
+}
+
+/// How the real binary was found, for `shim which` and debug logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `TFSHIM_TERRAFORM` held this value.
+    Variable(OsString),
+    /// Found on PATH, after skipping this many entries that were tfshim itself.
+    Path { skipped_self: usize },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Variable(v) => write!(f, "from TFSHIM_TERRAFORM={}", v.to_string_lossy()),
+            Source::Path { skipped_self: 0 } => write!(f, "first on PATH"),
+            Source::Path { skipped_self } => write!(
+                f,
+                "on PATH, after skipping {skipped_self} entr{} that {} tfshim itself",
+                if *skipped_self == 1 { "y" } else { "ies" },
+                if *skipped_self == 1 { "is" } else { "are" }
+            ),
+        }
+    }
+}
+
+/// The real binary and how it was found.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub path: PathBuf,
+    pub source: Source,
+    pub engine: Engine,
+}
+
+/// Errors that carry their own exit code: "not found" is 127, as in a shell.
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+/// Checks the recursion counter and returns the value to give the child.
+pub fn next_recursion_count(current: Option<&OsStr>) -> Result<u32> {
+    let count: u32 = current
+        .and_then(|v| v.to_str())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if count >= MAX_RECURSION {
+        bail!(
+            "tfshim has started itself {count} times in a row, so the `terraform` it runs leads back \
+             to tfshim (check TFSHIM_TERRAFORM and PATH with `tfshim shim which`); set \
+             TFSHIM_TERRAFORM to the real binary, e.g. TFSHIM_TERRAFORM=/usr/local/bin/terraform"
+        );
+    }
+    Ok(count + 1)
+}
+
+/// Finds the real binary. `override_var` is `TFSHIM_TERRAFORM`; `self_exe` is tfshim's own path.
+pub fn locate(engine: Engine, override_var: Option<OsString>, self_exe: &Path) -> Result<Located> {
+    let me = canonical(self_exe);
+    let name = engine.binary_name();
+    if let Some(value) = override_var.filter(|v| !v.is_empty()) {
+        let path = if Path::new(&value).is_absolute() {
+            PathBuf::from(&value)
+        } else {
+            which::which(&value).map_err(|_| {
+                NotFound(format!(
+                    "TFSHIM_TERRAFORM={} is not an absolute path and no such program is on PATH; \
+                     set it to the real {name} binary",
+                    value.to_string_lossy()
+                ))
+            })?
+        };
+        if !path.is_file() {
+            return Err(NotFound(format!(
+                "TFSHIM_TERRAFORM={} does not exist; set it to the real {name} binary",
+                value.to_string_lossy()
+            ))
+            .into());
+        }
+        if me.is_some() && canonical(&path) == me {
+            bail!(
+                "TFSHIM_TERRAFORM={} is tfshim itself; set it to the real {name} binary",
+                value.to_string_lossy()
+            );
+        }
+        return Ok(Located {
+            path,
+            source: Source::Variable(value),
+            engine,
+        });
+    }
+    let mut skipped_self = 0;
+    // `which_all` yields every executable match in PATH order.
+    let candidates = which::which_all(name).into_iter().flatten();
+    for candidate in candidates {
+        if me.is_some() && canonical(&candidate) == me {
+            skipped_self += 1;
+            continue;
+        }
+        return Ok(Located {
+            path: candidate,
+            source: Source::Path { skipped_self },
+            engine,
+        });
+    }
+    let path_var = env::var_os("PATH").unwrap_or_default();
+    let dirs = env::split_paths(&path_var).count();
+    let why = if skipped_self > 0 {
+        format!("searched {dirs} PATH entries; the only {name} found is tfshim itself")
+    } else {
+        format!("searched {dirs} PATH entries")
+    };
+    Err(NotFound(format!(
+        "no {name} found on PATH ({why}); install {name} or set TFSHIM_TERRAFORM to its path"
+    ))
+    .into())
+}
+
+fn canonical(path: &Path) -> Option<PathBuf> {
+    path.canonicalize().ok()
+}
+
+/// The file stem tfshim was invoked under (`terraform` for `/x/terraform.exe`).
+pub fn invoked_as(argv0: Option<&OsStr>) -> Option<String> {
+    let stem = Path::new(argv0?).file_stem()?.to_str()?;
+    Some(stem.to_owned())
+}
+
+/// For errors: which error was "not found" (exit 127) rather than another failure (exit 1).
+pub fn is_not_found(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<NotFound>().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_choice() {
+        assert_eq!(
+            Engine::choose(Some("tofu"), Some("terraform")).unwrap(),
+            Engine::Tofu
+        );
+        assert_eq!(
+            Engine::choose(Some("terraform"), None).unwrap(),
+            Engine::Terraform
+        );
+        assert_eq!(
+            Engine::choose(Some("tfshim"), Some("tofu")).unwrap(),
+            Engine::Tofu
+        );
+        assert_eq!(
+            Engine::choose(Some("tfshim"), None).unwrap(),
+            Engine::Terraform
+        );
+        assert!(Engine::choose(None, Some("pulumi")).is_err());
+    }
+
+    #[test]
+    fn recursion_counter() {
+        assert_eq!(next_recursion_count(None).unwrap(), 1);
+        assert_eq!(next_recursion_count(Some(OsStr::new("3"))).unwrap(), 4);
+        assert_eq!(next_recursion_count(Some(OsStr::new("junk"))).unwrap(), 1);
+        let err = next_recursion_count(Some(OsStr::new("8"))).unwrap_err();
+        assert!(err.to_string().contains("TFSHIM_TERRAFORM"));
+    }
+
+    #[test]
+    fn invoked_names() {
+        assert_eq!(
+            invoked_as(Some(OsStr::new("/usr/bin/terraform"))).as_deref(),
+            Some("terraform")
+        );
+        assert_eq!(
+            invoked_as(Some(OsStr::new("C:/bin/terraform.exe"))).as_deref(),
+            Some("terraform")
+        );
+        assert_eq!(invoked_as(Some(OsStr::new("tfshim"))).as_deref(), Some("tfshim"));
+    }
+}

@@ -1,0 +1,34 @@
+//! tfshim's voice: one line per event on stderr, prefixed `tfshim:`. stdout belongs to terraform.
+//!
+//! `TFSHIM_LOG=debug` adds the decisions tfshim takes (variable names and redacted keys, never values).
+//! Nothing here is given a secret: callers format keys with `AccessKeyId`'s redacting `Display`.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Reads `TFSHIM_LOG` once, at start-up.
+pub fn init(value: Option<&str>) {
+    DEBUG.store(
+        matches!(value.map(str::trim), Some("debug" | "trace")),
+        Ordering::Relaxed,
+    );
+}
+
+pub fn debug_enabled() -> bool {
+    DEBUG.load(Ordering::Relaxed)
+}
+
+/// One line on stderr. Write errors (a closed stderr) are ignored: they must not change terraform's run.
+pub fn say(message: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "tfshim: {message}");
+}
+
+/// A decision, shown only with `TFSHIM_LOG=debug`.
+pub fn debug(message: impl FnOnce() -> String) {
+    if debug_enabled() {
+        say(&format!("debug: {}", message()));
+    }
+}

@@ -1,0 +1,84 @@
+//! tfshim: a drop-in `terraform` proxy. `main` only dispatches and maps errors to exit codes; it is
+//! the only place that exits.
+
+mod backend;
+mod cli;
+mod decide;
+mod exec;
+mod invocation;
+mod locate;
+mod log;
+mod preflight;
+mod repair;
+mod sts;
+mod verdict;
+
+use std::env;
+use std::ffi::OsString;
+use std::process::{Command, ExitCode};
+
+use anyhow::Result;
+
+use crate::decide::Mode;
+use crate::invocation::Invocation;
+use crate::locate::{Engine, Located};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(err) => {
+            log::say(&format!("{err:#}"));
+            ExitCode::from(if locate::is_not_found(&err) { 127 } else { 1 })
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let mut argv = env::args_os();
+    let invoked_as = locate::invoked_as(argv.next().as_deref());
+    let args: Vec<OsString> = argv.collect();
+    log::init(env::var("TFSHIM_LOG").ok().as_deref());
+    let engine = Engine::choose(invoked_as.as_deref(), env::var("TFSHIM_ENGINE").ok().as_deref());
+    if args.first().is_some_and(|a| a == "shim") {
+        let cli = cli::parse(&args[1..]);
+        return cli::run(cli, engine.and_then(find_real));
+    }
+    proxy(engine?, args)
+}
+
+fn find_real(engine: Engine) -> Result<Located> {
+    let me = env::current_exe()?;
+    locate::locate(engine, env::var_os("TFSHIM_TERRAFORM"), &me)
+}
+
+/// Proxy mode: find terraform, run the preflight where it applies, exec terraform.
+fn proxy(engine: Engine, args: Vec<OsString>) -> Result<ExitCode> {
+    let count = locate::next_recursion_count(env::var_os(locate::RECURSION_VAR).as_deref())?;
+    let located = find_real(engine)?;
+    log::debug(|| format!("running {} ({})", located.path.display(), located.source));
+    let child_env = [(
+        OsString::from(locate::RECURSION_VAR),
+        OsString::from(count.to_string()),
+    )];
+    let mode = Mode::parse(env::var("TFSHIM_MODE").ok().as_deref()).unwrap_or_else(|why| {
+        log::say(&why);
+        Mode::Off
+    });
+    let inv = Invocation::parse(args);
+    let final_args = if mode == Mode::Off {
+        inv.args
+    } else {
+        let ctx = preflight::Context {
+            mode,
+            terraform: &located.path,
+            child_env: &child_env,
+        };
+        match preflight::run(&ctx, &inv)? {
+            preflight::Next::Run(args) => args,
+            preflight::Next::Exit(code) => return Ok(code),
+        }
+    };
+    let mut cmd = Command::new(&located.path);
+    cmd.args(final_args).envs(child_env);
+    exec::exec(cmd).map_err(|e| anyhow::anyhow!("could not run {}: {e}", located.path.display()))
+}

@@ -1,0 +1,359 @@
+//! The repair: re-initialise the backend so that terraform stops using a saved key, without changing
+//! which state is addressed.
+//!
+//! A bare `terraform init -reconfigure` is not safe (FACTS.md): it throws the whole saved config away,
+//! so values that came from earlier `-backend-config` flags are lost, and values an earlier flag had
+//! overridden silently revert to the `.tf` ones — terraform would then address different state. So the
+//! repair hands every saved non-credential attribute back to terraform through a `-backend-config`
+//! file and lets terraform rebuild the saved backend from it.
+//!
+//! Invariants, checked after every reconfigure (and the old file put back, byte for byte, when any of
+//! them fails):
+//! 1. The new saved `backend.type` and `backend.config` equal the old ones, except the credential
+//!    attributes (`access_key`, `secret_key`, `token`), which hold exactly the expected values: unset
+//!    after a repair, the user's new ones after a credential-only `init`.
+//! 2. `backend.hash` is unchanged (the `.tf` backend block is the one the old file was made from).
+//! 3. If the reconfigure fails, is interrupted, or breaks 1–2, the saved file's bytes are restored.
+//! 4. The settings file holds no credential and is removed when the repair ends (`tempfile` deletes it
+//!    on drop; it is created 0600).
+//! 5. One repair at a time per data dir: an exclusive lock on `<data dir>/tfshim.lock` is held from
+//!    re-reading the file to verifying the result. A run that finds the repair already done proceeds.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{Map, Value};
+
+use crate::backend::{SavedBackend, S3_CREDENTIAL_ATTRS};
+use crate::exec::{run_child, ChildRun};
+use crate::log;
+
+/// Non-credential attributes that are secrets too. They would have to be written to the settings
+/// file, which must hold no secret, so a backend that saved one is not repaired automatically.
+const SENSITIVE_SETTINGS: &[&str] = &["sse_customer_key"];
+const SENSITIVE_NESTED: &[(&str, &str)] = &[("assume_role_with_web_identity", "web_identity_token")];
+
+/// The settings to hand back to terraform: every saved attribute that is set and is not a credential,
+/// with nulls dropped inside nested objects too. Pure.
+pub fn preserved_settings(config: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+    if let Some(name) = SENSITIVE_SETTINGS
+        .iter()
+        .find(|n| config.get(**n).is_some_and(|v| !v.is_null()))
+    {
+        return Err(format!(
+            "the saved backend also holds `{name}`, a secret tfshim will not write to a file"
+        ));
+    }
+    for (block, name) in SENSITIVE_NESTED {
+        if let Some(Value::Object(m)) = config.get(*block) {
+            if m.get(*name).is_some_and(|v| !v.is_null()) {
+                return Err(format!(
+                    "the saved backend also holds `{block}.{name}`, a secret tfshim will not write to a file"
+                ));
+            }
+        }
+    }
+    Ok(config
+        .iter()
+        .filter(|(k, _)| !S3_CREDENTIAL_ATTRS.contains(&k.as_str()))
+        .filter_map(|(k, v)| without_nulls(v).map(|v| (k.clone(), v)))
+        .collect())
+}
+
+fn without_nulls(value: &Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::Object(m) => Some(Value::Object(
+            m.iter()
+                .filter_map(|(k, v)| without_nulls(v).map(|v| (k.clone(), v)))
+                .collect(),
+        )),
+        other => Some(other.clone()),
+    }
+}
+
+/// Checks invariants 1 and 2. `expected_credentials` gives each credential attribute's expected new
+/// value (`None`: unset). Messages name attributes, never values. Pure.
+pub fn check_invariants(
+    old: &SavedBackend,
+    new: &SavedBackend,
+    expected_credentials: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    if old.kind != new.kind {
+        return Err("the backend type changed".into());
+    }
+    if old.hash != new.hash {
+        return Err("the backend hash changed (the .tf backend block no longer matches the saved one)".into());
+    }
+    let mut names: Vec<&String> = old.config.keys().chain(new.config.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut changed = Vec::new();
+    for name in names {
+        let before = normalized(old.config.get(name));
+        let after = normalized(new.config.get(name));
+        if S3_CREDENTIAL_ATTRS.contains(&name.as_str()) {
+            let want = expected_credentials(name).map(Value::String);
+            if after != want {
+                changed.push(name.as_str());
+            }
+        } else if before != after {
+            changed.push(name.as_str());
+        }
+    }
+    if changed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("these attributes came out different: {}", changed.join(", ")))
+    }
+}
+
+/// Null, absent and (inside objects) null-valued members are the same thing to terraform.
+fn normalized(value: Option<&Value>) -> Option<Value> {
+    value.and_then(without_nulls)
+}
+
+/// How to run terraform for a reconfigure.
+pub struct Reconfigure<'a> {
+    pub terraform: &'a Path,
+    /// The data dir holding the saved file (and the lock).
+    pub data_dir: &'a Path,
+    /// Environment to add to the child (the recursion counter).
+    pub env: &'a [(OsString, OsString)],
+}
+
+/// What became of a reconfigure.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Terraform succeeded and the invariants hold.
+    Done,
+    /// Terraform exited non-zero (the old file is back); its exit code.
+    Failed(i32),
+    /// A signal arrived while terraform ran; the file is either repaired or back as it was.
+    Interrupted(i32),
+}
+
+/// Holds the per-data-dir lock while alive (the lock is released when the file is closed).
+pub struct Lock(#[allow(dead_code)] File);
+
+impl Lock {
+    /// Takes `<data dir>/tfshim.lock`, waiting (and saying so) while another tfshim holds it.
+    pub fn acquire(data_dir: &Path) -> Result<Lock> {
+        let path = data_dir.join("tfshim.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot create the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                log::say("another tfshim is repairing this directory; waiting for it");
+                file.lock()
+                    .with_context(|| format!("cannot lock {}", path.display()))?;
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+        Ok(Lock(file))
+    }
+}
+
+impl<'a> Reconfigure<'a> {
+    /// Writes `settings` (from [`preserved_settings`]) to the settings file, runs the terraform command
+    /// line `args` builds from the file's path, then verifies the invariants. The caller holds the [`Lock`] and passes
+    /// the saved backend it read under it.
+    ///
+    /// `stdout_to_stderr`: the repair's own init must not write to the user's stdout (which may be a
+    /// `plan -json` piped elsewhere); a user's own init keeps its stdout.
+    pub fn run(
+        &self,
+        old: &SavedBackend,
+        settings: &Map<String, Value>,
+        args: impl FnOnce(OsString) -> Vec<OsString>,
+        stdout_to_stderr: bool,
+        expected_credentials: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Outcome> {
+        let file = write_settings(settings, self.data_dir)?;
+        let mut cmd = Command::new(self.terraform);
+        cmd.args(args(file.path().as_os_str().to_owned()))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        if stdout_to_stderr {
+            cmd.stdout(Stdio::from(io::stderr()));
+        }
+        let run = run_child(cmd);
+        drop(file); // invariant 4: gone before anything else can fail
+        let ChildRun {
+            status,
+            interrupted_by,
+        } = match run {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(e).with_context(|| format!("could not run {}", self.terraform.display()))
+            }
+        };
+        let verified = SavedBackend::read(self.data_dir)
+            .map_err(|e| e.to_string())
+            .and_then(|new| new.ok_or_else(|| "the saved backend is gone".to_owned()))
+            .and_then(|new| check_invariants(old, &new, expected_credentials));
+        match (status.success(), verified, interrupted_by) {
+            (true, Ok(()), None) => Ok(Outcome::Done),
+            (true, Ok(()), Some(sig)) => Ok(Outcome::Interrupted(sig)),
+            (ok, Err(why), sig) => {
+                restore(old)?;
+                match sig {
+                    Some(sig) => Ok(Outcome::Interrupted(sig)),
+                    None if ok => bail!(
+                        "terraform's reconfigure succeeded but {why}; the saved backend {} was put \
+                         back as it was. Run `terraform init -reconfigure` with the backend settings \
+                         you need yourself",
+                        old.path.display()
+                    ),
+                    None => Ok(Outcome::Failed(status.code().unwrap_or(1))),
+                }
+            }
+            (false, Ok(()), sig) => {
+                // terraform failed, yet the file verifies: it was not touched, or fully repaired.
+                match sig {
+                    Some(sig) => Ok(Outcome::Interrupted(sig)),
+                    None => {
+                        restore(old)?;
+                        Ok(Outcome::Failed(status.code().unwrap_or(1)))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The settings file: JSON (terraform reads `-backend-config` files as HCL or JSON), 0600, in the
+/// temp dir, else in the data dir (a read-only /tmp must not stop the repair). Its name is random.
+fn write_settings(settings: &Map<String, Value>, data_dir: &Path) -> Result<tempfile::NamedTempFile> {
+    let text = serde_json::to_vec_pretty(settings).context("cannot encode the backend settings")?;
+    let make = |dir: &Path| -> io::Result<tempfile::NamedTempFile> {
+        let mut f = tempfile::Builder::new()
+            .prefix("tfshim-backend-")
+            .suffix(".json")
+            .tempfile_in(dir)?;
+        f.write_all(&text)?;
+        f.flush()?;
+        Ok(f)
+    };
+    // `-chdir` changes terraform's directory, so the file is named absolutely.
+    let temp = std::env::temp_dir();
+    let fallback = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    make(&temp)
+        .or_else(|_| make(&fallback))
+        .with_context(|| {
+            format!(
+                "cannot write the backend settings file in {} or {}",
+                temp.display(),
+                data_dir.display()
+            )
+        })
+}
+
+/// Invariant 3: puts the old bytes back atomically (a temp file in the same directory, renamed over
+/// the saved file, with the old permissions), then checks them.
+pub fn restore(old: &SavedBackend) -> Result<()> {
+    let dir = old.path.parent().unwrap_or(Path::new("."));
+    let put_back = || -> io::Result<()> {
+        let mut tmp = tempfile::Builder::new().prefix(".tfshim-restore-").tempfile_in(dir)?;
+        tmp.write_all(&old.raw)?;
+        tmp.as_file().sync_all()?;
+        if let Ok(meta) = fs::metadata(&old.path) {
+            let _ = fs::set_permissions(tmp.path(), meta.permissions());
+        }
+        tmp.persist(&old.path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    put_back()
+        .or_else(|_| fs::write(&old.path, &old.raw))
+        .with_context(|| {
+            format!(
+                "could not restore {}; its previous contents are lost to tfshim: run `terraform init \
+                 -reconfigure` with your backend settings",
+                old.path.display()
+            )
+        })?;
+    if fs::read(&old.path).ok().as_deref() != Some(&old.raw[..]) {
+        bail!("restored {} but it reads back differently", old.path.display());
+    }
+    log::say(&format!("the saved backend {} is unchanged", old.path.display()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn saved(config: &str, hash: u64) -> SavedBackend {
+        let text = format!(r#"{{"version":3,"backend":{{"type":"s3","config":{config},"hash":{hash}}}}}"#);
+        SavedBackend::parse(PathBuf::from("t"), text.into_bytes())
+            .unwrap()
+            .unwrap()
+    }
+
+    const OLD: &str = r#"{"access_key":"AKIAOLD","secret_key":"S","token":null,"bucket":"b","key":"k",
+        "region":"us-east-1","endpoints":{"sts":"http://x","s3":null},"encrypt":null,"use_path_style":true}"#;
+
+    #[test]
+    fn settings_keep_everything_but_credentials_and_nulls() {
+        let s = preserved_settings(&saved(OLD, 1).config).unwrap();
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            text,
+            r#"{"bucket":"b","key":"k","region":"us-east-1","endpoints":{"sts":"http://x"},"use_path_style":true}"#
+        );
+        assert!(!text.contains("AKIAOLD"));
+    }
+
+    #[test]
+    fn settings_refuse_other_secrets() {
+        let b = saved(r#"{"access_key":"A","sse_customer_key":"c2VjcmV0"}"#, 1);
+        let err = preserved_settings(&b.config).unwrap_err();
+        assert!(err.contains("sse_customer_key") && !err.contains("c2VjcmV0"));
+        let b = saved(r#"{"assume_role_with_web_identity":{"web_identity_token":"tok"}}"#, 1);
+        assert!(preserved_settings(&b.config).is_err());
+        let b = saved(r#"{"sse_customer_key":null}"#, 1);
+        assert!(preserved_settings(&b.config).is_ok());
+    }
+
+    #[test]
+    fn invariants() {
+        let old = saved(OLD, 1);
+        let unset = |_: &str| None;
+        let repaired = saved(
+            r#"{"access_key":null,"secret_key":null,"token":null,"bucket":"b","key":"k",
+            "region":"us-east-1","endpoints":{"sts":"http://x","s3":null,"iam":null},"use_path_style":true}"#,
+            1,
+        );
+        assert_eq!(check_invariants(&old, &repaired, &unset), Ok(()));
+        // The key must really be gone.
+        assert!(check_invariants(&old, &old, &unset).is_err());
+        // A changed hash or a changed setting is a violation, named without values.
+        let moved = saved(&OLD.replace(r#""key":"k""#, r#""key":"other""#).replace("AKIAOLD", "null"), 1);
+        let err = check_invariants(&old, &moved, &unset).unwrap_err();
+        assert!(err.contains("key") && !err.contains("other"), "{err}");
+        assert!(check_invariants(&old, &saved(r#"{"bucket":"b"}"#, 2), &unset)
+            .unwrap_err()
+            .contains("hash"));
+        // A credential-only init: the new key is expected.
+        let new_key = saved(&OLD.replace("AKIAOLD", "AKIANEW").replace(r#""S""#, r#""T""#), 1);
+        let expect = |k: &str| match k {
+            "access_key" => Some("AKIANEW".to_owned()),
+            "secret_key" => Some("T".to_owned()),
+            _ => None,
+        };
+        assert_eq!(check_invariants(&old, &new_key, &expect), Ok(()));
+        assert!(check_invariants(&old, &repaired, &expect).is_err());
+    }
+}

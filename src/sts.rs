@@ -1,0 +1,434 @@
+//! Asking STS `GetCallerIdentity` whether credentials work: the saved static key, and the ambient
+//! credentials terraform would fall back to once the saved key is gone.
+//!
+//! This is the only module that touches the AWS SDK and the only async code. A current-thread tokio
+//! runtime is built on demand, so the pass-through path never pays for it. Calls are aimed where
+//! terraform's S3 backend would aim them (endpoint, region, CA bundle, proxy), with no retries and a
+//! short timeout: a preflight that hangs would be worse than none.
+
+use std::env;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_sdk_sts::config::retry::RetryConfig;
+use aws_sdk_sts::config::timeout::TimeoutConfig;
+use aws_sdk_sts::config::{AppName, BehaviorVersion, Credentials, Region};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_smithy_http_client::Connector;
+use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClient};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+
+use crate::backend::{SavedBackend, StaticCredentials};
+use crate::verdict::{classify, Failure, FailureKind, Verdict};
+
+/// Where and how to reach STS, as terraform's S3 backend would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub ca_bundle: Option<PathBuf>,
+    pub proxy: Proxy,
+    pub use_fips: bool,
+    pub use_dual_stack: bool,
+    pub timeout: Duration,
+}
+
+/// The backend's own proxy settings, or the usual environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proxy {
+    FromEnv,
+    Explicit {
+        http: Option<String>,
+        https: Option<String>,
+        no_proxy: Option<String>,
+    },
+}
+
+/// The ambient credentials' verdict and a description of where they came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ambient {
+    pub verdict: Verdict,
+    /// Where the chain found credentials, or where it looked.
+    pub source: String,
+}
+
+impl Target {
+    /// Derives the target from the saved backend and the environment. `Err` says why tfshim cannot
+    /// reproduce terraform's call (and so must not judge the key). Pure.
+    pub fn from_backend(
+        b: &SavedBackend,
+        env: impl Fn(&str) -> Option<String>,
+        timeout: Duration,
+    ) -> Result<Target, String> {
+        if b.flag("insecure") {
+            return Err("the backend sets `insecure = true`, which tfshim cannot reproduce".into());
+        }
+        let non_empty = |k: &str| env(k).filter(|v| !v.is_empty());
+        let endpoint = b
+            .sts_endpoint()
+            .map(str::to_owned)
+            .or_else(|| non_empty("AWS_ENDPOINT_URL_STS"))
+            .or_else(|| non_empty("AWS_ENDPOINT_URL"));
+        let region = b
+            .sts_region()
+            .map(str::to_owned)
+            .or_else(|| non_empty("AWS_REGION"))
+            .or_else(|| non_empty("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let ca_bundle = b
+            .string("custom_ca_bundle")
+            .map(str::to_owned)
+            .or_else(|| non_empty("AWS_CA_BUNDLE"))
+            .map(|p| expand_home(&p, &env));
+        let (http, https, no_proxy) = (
+            b.string("http_proxy"),
+            b.string("https_proxy"),
+            b.string("no_proxy"),
+        );
+        let proxy = if http.is_none() && https.is_none() {
+            Proxy::FromEnv
+        } else {
+            Proxy::Explicit {
+                http: http.map(str::to_owned),
+                https: https.map(str::to_owned),
+                no_proxy: no_proxy.map(str::to_owned),
+            }
+        };
+        Ok(Target {
+            endpoint,
+            region,
+            ca_bundle,
+            proxy,
+            use_fips: b.flag("use_fips_endpoint"),
+            use_dual_stack: b.flag("use_dualstack_endpoint"),
+            timeout,
+        })
+    }
+}
+
+/// Where the ambient chain should read profiles from, as the backend says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileSettings {
+    pub profile: Option<String>,
+    pub credentials_files: Vec<PathBuf>,
+    pub config_files: Vec<PathBuf>,
+}
+
+impl ProfileSettings {
+    pub fn from_backend(b: &SavedBackend, env: impl Fn(&str) -> Option<String>) -> ProfileSettings {
+        let mut credentials_files = b.strings("shared_credentials_files");
+        credentials_files.extend(b.strings("shared_credentials_file"));
+        ProfileSettings {
+            profile: b.string("profile").map(str::to_owned),
+            credentials_files: credentials_files
+                .iter()
+                .map(|p| expand_home(p, &env))
+                .collect(),
+            config_files: b
+                .strings("shared_config_files")
+                .iter()
+                .map(|p| expand_home(p, &env))
+                .collect(),
+        }
+    }
+
+    /// Where the default chain looks, for messages.
+    pub fn describe(&self, env: impl Fn(&str) -> Option<String>) -> String {
+        let profile = self
+            .profile
+            .clone()
+            .or_else(|| env("AWS_PROFILE"))
+            .unwrap_or_else(|| "default".to_owned());
+        let show = |files: &[PathBuf], var: &str, default: &str| -> String {
+            if files.is_empty() {
+                env(var).unwrap_or_else(|| default.to_owned())
+            } else {
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        format!(
+            "the environment (AWS_ACCESS_KEY_ID), profile `{profile}` in {} and {}, web identity, \
+             container and instance credentials",
+            show(&self.credentials_files, "AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+            show(&self.config_files, "AWS_CONFIG_FILE", "~/.aws/config"),
+        )
+    }
+}
+
+fn expand_home(path: &str, env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    match (path.strip_prefix("~/"), env("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Checks the saved static key with exactly those credentials.
+pub fn check_static(target: &Target, creds: &StaticCredentials) -> Verdict {
+    let creds = Credentials::new(
+        creds.access_key.expose(),
+        creds.secret_key.expose(),
+        creds.token.as_ref().map(|t| t.expose().to_owned()),
+        None,
+        "tfshim-saved-backend",
+    );
+    run(async {
+        let http = http_client(target)?;
+        let config = sts_config(target, http).credentials_provider(creds).build();
+        Ok(call(aws_sdk_sts::Client::from_conf(config)).await)
+    })
+}
+
+/// Checks the credentials terraform would use without the saved key: aws-config's default chain with
+/// the backend's profile settings applied.
+pub fn check_ambient(target: &Target, profiles: &ProfileSettings) -> Ambient {
+    let looked = profiles.describe(|k| env::var(k).ok());
+    let verdict = run(async {
+        let http = http_client(target)?;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(target.region.clone()))
+            .http_client(http.clone())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts(target.timeout));
+        if let Some(profile) = &profiles.profile {
+            loader = loader.profile_name(profile);
+        }
+        if !profiles.credentials_files.is_empty() || !profiles.config_files.is_empty() {
+            // terraform uses the listed files instead of the defaults, kind by kind.
+            let mut files = EnvConfigFiles::builder()
+                .include_default_credentials_file(profiles.credentials_files.is_empty())
+                .include_default_config_file(profiles.config_files.is_empty());
+            for f in &profiles.credentials_files {
+                files = files.with_file(EnvConfigFileKind::Credentials, f);
+            }
+            for f in &profiles.config_files {
+                files = files.with_file(EnvConfigFileKind::Config, f);
+            }
+            loader = loader.profile_files(files.build());
+        }
+        let shared = loader.load().await;
+        let Some(provider) = shared.credentials_provider() else {
+            return Ok(Verdict::unknown("no credential provider"));
+        };
+        use aws_credential_types::provider::ProvideCredentials;
+        let found =
+            tokio::time::timeout(target.timeout * 2, provider.provide_credentials()).await;
+        let creds = match found {
+            Err(_) => return Ok(Verdict::unknown("timeout while loading credentials")),
+            Ok(Err(_)) => return Ok(Verdict::unknown("no credentials found")),
+            Ok(Ok(c)) => c,
+        };
+        let config = sts_config(target, http).credentials_provider(creds).build();
+        Ok(call(aws_sdk_sts::Client::from_conf(config)).await)
+    });
+    Ambient {
+        verdict,
+        source: looked,
+    }
+}
+
+fn run(fut: impl std::future::Future<Output = Result<Verdict, String>>) -> Verdict {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return Verdict::unknown(format!("could not start the async runtime: {e}")),
+    };
+    runtime.block_on(fut).unwrap_or_else(Verdict::unknown)
+}
+
+fn timeouts(t: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(t)
+        .read_timeout(t)
+        .operation_attempt_timeout(t)
+        .operation_timeout(t)
+        .build()
+}
+
+fn sts_config(target: &Target, http: SharedHttpClient) -> aws_sdk_sts::config::Builder {
+    let mut b = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(target.region.clone()))
+        .http_client(http)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts(target.timeout))
+        .use_fips(target.use_fips)
+        .use_dual_stack(target.use_dual_stack);
+    // The user agent says who asked, so STS logs (and the tests) can tell tfshim from terraform.
+    if let Ok(name) = AppName::new("tfshim") {
+        b = b.app_name(name);
+    }
+    if let Some(endpoint) = &target.endpoint {
+        b = b.endpoint_url(endpoint);
+    }
+    b
+}
+
+async fn call(client: aws_sdk_sts::Client) -> Verdict {
+    match client.get_caller_identity().send().await {
+        Ok(out) => Verdict::Valid {
+            arn: out.arn().unwrap_or("unknown ARN").to_owned(),
+        },
+        Err(err) => classify(&failure_of(&err)),
+    }
+}
+
+/// Gathers the facts of an SDK error for the pure classifier.
+fn failure_of<E: ProvideErrorMetadata>(
+    err: &SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Failure {
+    let kind = match err {
+        SdkError::TimeoutError(_) => FailureKind::Timeout,
+        SdkError::DispatchFailure(d) if d.is_timeout() => FailureKind::Timeout,
+        SdkError::DispatchFailure(d) if d.is_io() => FailureKind::Network,
+        SdkError::DispatchFailure(_) => FailureKind::Network,
+        SdkError::ConstructionFailure(_) => FailureKind::Construction,
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) => FailureKind::Response,
+        _ => FailureKind::Other,
+    };
+    let raw = err.raw_response();
+    Failure {
+        kind,
+        code: err.code().map(str::to_owned),
+        message: err.message().map(str::to_owned),
+        status: raw.map(|r| r.status().as_u16()),
+        body: raw.and_then(|r| r.body().bytes()).map(<[u8]>::to_vec),
+    }
+}
+
+/// One HTTPS client (rustls with ring, the only crypto stack in the binary) with the target's trust
+/// store and proxy.
+fn http_client(target: &Target) -> Result<SharedHttpClient, String> {
+    let trust = match &target.ca_bundle {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                format!("cannot read the CA bundle {}: {e}", path.display())
+            })?;
+            TrustStore::empty().with_pem_certificate(pem)
+        }
+        None => TrustStore::default(),
+    };
+    let tls = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| format!("invalid TLS settings: {e}"))?;
+    let proxy = proxy_config(&target.proxy)?;
+    Ok(aws_smithy_http_client::Builder::new().build_with_connector_fn(
+        move |settings: Option<&HttpConnectorSettings>, components: Option<&RuntimeComponents>| {
+            let mut builder = Connector::builder();
+            builder.set_connector_settings(settings.cloned());
+            if let Some(c) = components {
+                builder.set_sleep_impl(c.sleep_impl());
+            }
+            builder
+                .proxy_config(proxy.clone())
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .tls_context(tls.clone())
+                .build()
+        },
+    ))
+}
+
+fn proxy_config(proxy: &Proxy) -> Result<ProxyConfig, String> {
+    let bad = |e| format!("invalid proxy setting in the backend: {e}");
+    match proxy {
+        Proxy::FromEnv => Ok(ProxyConfig::from_env()),
+        Proxy::Explicit {
+            http,
+            https,
+            no_proxy,
+        } => {
+            // STS is reached over HTTPS (or plain HTTP for a local endpoint): prefer the matching one.
+            let mut config = match (https, http) {
+                (Some(url), _) => ProxyConfig::https(url.as_str()).map_err(bad)?,
+                (None, Some(url)) => ProxyConfig::all(url.as_str()).map_err(bad)?,
+                (None, None) => ProxyConfig::disabled(),
+            };
+            if let Some(rules) = no_proxy {
+                config = config.no_proxy(rules);
+            }
+            Ok(config)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(config: &str) -> SavedBackend {
+        let text = format!(r#"{{"version":3,"backend":{{"type":"s3","config":{config},"hash":1}}}}"#);
+        SavedBackend::parse(PathBuf::from("t"), text.into_bytes())
+            .unwrap()
+            .unwrap()
+    }
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn endpoint_and_region_precedence() {
+        let t = Duration::from_secs(1);
+        let env = env_of(&[
+            ("AWS_ENDPOINT_URL_STS", "http://env-sts"),
+            ("AWS_REGION", "ap-south-1"),
+        ]);
+        let b = backend(r#"{"endpoints":{"sts":"http://new"},"sts_endpoint":"http://old","region":"eu-west-1","sts_region":"us-west-2"}"#);
+        let target = Target::from_backend(&b, &env, t).unwrap();
+        assert_eq!(target.endpoint.as_deref(), Some("http://new"));
+        assert_eq!(target.region, "us-west-2");
+        let b = backend(r#"{"sts_endpoint":"http://old","region":"eu-west-1"}"#);
+        let target = Target::from_backend(&b, &env, t).unwrap();
+        assert_eq!(target.endpoint.as_deref(), Some("http://old"));
+        assert_eq!(target.region, "eu-west-1");
+        let b = backend(r#"{"endpoints":{"sts":null}}"#);
+        let target = Target::from_backend(&b, &env, t).unwrap();
+        assert_eq!(target.endpoint.as_deref(), Some("http://env-sts"));
+        assert_eq!(target.region, "ap-south-1");
+        let target = Target::from_backend(&b, env_of(&[]), t).unwrap();
+        assert_eq!(target.endpoint, None);
+        assert_eq!(target.region, "us-east-1");
+    }
+
+    #[test]
+    fn tls_and_proxy_settings() {
+        let t = Duration::from_secs(1);
+        let env = env_of(&[("HOME", "/home/u"), ("AWS_CA_BUNDLE", "/etc/env.pem")]);
+        let b = backend(r#"{"custom_ca_bundle":"~/ca.pem","https_proxy":"http://proxy:3128","no_proxy":"localhost"}"#);
+        let target = Target::from_backend(&b, &env, t).unwrap();
+        assert_eq!(target.ca_bundle, Some(PathBuf::from("/home/u/ca.pem")));
+        assert_eq!(
+            target.proxy,
+            Proxy::Explicit {
+                http: None,
+                https: Some("http://proxy:3128".into()),
+                no_proxy: Some("localhost".into())
+            }
+        );
+        let target = Target::from_backend(&backend("{}"), &env, t).unwrap();
+        assert_eq!(target.ca_bundle, Some(PathBuf::from("/etc/env.pem")));
+        assert_eq!(target.proxy, Proxy::FromEnv);
+        assert!(Target::from_backend(&backend(r#"{"insecure":true}"#), &env, t).is_err());
+    }
+
+    #[test]
+    fn profile_settings() {
+        let env = env_of(&[("HOME", "/h")]);
+        let b = backend(r#"{"profile":"ops","shared_credentials_files":["~/creds"],"shared_config_files":null}"#);
+        let p = ProfileSettings::from_backend(&b, &env);
+        assert_eq!(p.profile.as_deref(), Some("ops"));
+        assert_eq!(p.credentials_files, vec![PathBuf::from("/h/creds")]);
+        assert!(p.config_files.is_empty());
+        let d = p.describe(&env);
+        assert!(d.contains("profile `ops` in /h/creds and ~/.aws/config"), "{d}");
+    }
+}
