@@ -1,0 +1,263 @@
+//! The mission: after a rotation, tfshim notices the saved key is dead, re-initialises the backend
+//! without it (keeping every other setting and the hash), and runs the user's command.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Behaviour, Layout, Sandbox};
+
+const CREDENTIALS: &[&str] = &["access_key", "secret_key", "token"];
+
+/// The saved backend after a repair equals the one before except that the keys are gone.
+#[track_caller]
+fn assert_only_keys_removed(before: &Value, after: &Value) {
+    assert_eq!(before["type"], after["type"]);
+    assert_eq!(before["hash"], after["hash"], "the backend hash changed");
+    let (b, a) = (before["config"].as_object().unwrap(), after["config"].as_object().unwrap());
+    assert!(b["access_key"].is_string(), "the key was not saved before");
+    for k in CREDENTIALS {
+        assert!(a.get(*k).is_none_or(Value::is_null), "{k} is still saved");
+    }
+    for (k, v) in b {
+        if !CREDENTIALS.contains(&k.as_str()) {
+            assert_eq!(a.get(k), Some(v), "attribute {k} changed");
+        }
+    }
+    assert_eq!(a.len(), b.len(), "the attribute set changed");
+}
+
+/// Counts the repair's own `init` in tfshim's stderr (terraform's init output goes there).
+fn reconfigures(stderr: &str) -> usize {
+    stderr.matches("Successfully configured the backend").count()
+}
+
+fn heal_with(command: &[&str]) {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_backend();
+    let old = sb.rotate();
+    let run = sb.tfshim(command);
+    run.success();
+    let last4 = &old.id[old.id.len() - 4..];
+    run.stderr_has(&format!(
+        "tfshim: the saved S3 backend key {}…{last4} was rejected by STS (InvalidClientTokenId); re-initialising the backend without it",
+        &old.id[..4]
+    ));
+    assert_eq!(reconfigures(&run.stderr()), 1, "{}", run.stderr());
+    assert!(!sb.saved_text().contains(&old.id));
+    assert_only_keys_removed(&before, &sb.saved_backend());
+    assert_eq!(sb.sts.tfshim_calls(), 2, "one check of the saved key, one of the ambient chain");
+    // Healed for good: the next run checks nothing and repairs nothing.
+    let again = sb.tfshim(&["plan", "-input=false", "-detailed-exitcode"]);
+    assert!(again.tfshim_lines().is_empty(), "{}", again.stderr());
+    assert_eq!(sb.sts.tfshim_calls(), 2);
+}
+
+#[test]
+fn seed_heals_on_plan() {
+    heal_with(&["plan", "-input=false"]);
+}
+
+#[test]
+fn seed_heals_on_init() {
+    heal_with(&["init", "-input=false"]);
+}
+
+#[test]
+fn seed_heals_on_apply() {
+    heal_with(&["apply", "-input=false", "-auto-approve"]);
+}
+
+#[test]
+fn plan_stdout_carries_only_terraform() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    sb.rotate();
+    let healed = sb.tfshim(&["plan", "-input=false", "-no-color"]);
+    healed.success();
+    // The repair's init output went to stderr: stdout is exactly what terraform's plan prints.
+    let plain = sb.terraform(&["plan", "-input=false", "-no-color"]);
+    assert_eq!(healed.stdout(), plain.stdout());
+}
+
+#[test]
+fn partial_configuration_survives() {
+    let mut sb = Sandbox::new(Layout {
+        partial: true,
+        ..Layout::default()
+    });
+    sb.init_with_saved_key(&[
+        format!("-backend-config=bucket={}", crate::support::BUCKET),
+        format!("-backend-config=key={}", sb.state_key),
+    ]);
+    sb.terraform(&["apply", "-input=false", "-auto-approve"]).success();
+    let before = sb.saved_backend();
+    sb.rotate();
+    sb.tfshim(&["plan", "-input=false", "-detailed-exitcode"]).code_is(0);
+    let after = sb.saved_backend();
+    assert_only_keys_removed(&before, &after);
+    assert_eq!(after["config"]["key"], Value::from(sb.state_key.clone()));
+}
+
+#[test]
+fn chdir_with_spaces_and_tf_data_dir() {
+    let mut sb = Sandbox::in_subdir(Layout::default(), "my infra dir");
+    let dir = sb.work.clone();
+    let outside = sb.root.path().to_path_buf();
+    sb.env("TF_DATA_DIR", "tfdata");
+    let chdir = format!("-chdir={}", dir.display());
+    let mut init = vec![chdir.clone(), "init".into(), "-input=false".into()];
+    init.extend(Sandbox::key_args(&sb.key));
+    let mut cmd = sb.terraform_cmd();
+    cmd.current_dir(&outside);
+    sb.run(cmd, &init).success();
+    let saved = dir.join("tfdata/terraform.tfstate");
+    assert!(saved.is_file(), "TF_DATA_DIR is relative to -chdir");
+    let before: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    sb.rotate();
+    let mut cmd = sb.tfshim_cmd();
+    cmd.current_dir(&outside);
+    let run = sb.run(cmd, &[chdir.as_str(), "plan", "-input=false"]);
+    run.success().stderr_has("re-initialising");
+    let after: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_only_keys_removed(&before["backend"], &after["backend"]);
+    assert!(!dir.join(".terraform/terraform.tfstate").exists());
+}
+
+#[test]
+fn stale_key_without_working_credentials_changes_nothing() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let old = sb.rotate();
+    sb.set_ambient(None);
+    let before = sb.saved_bytes();
+    let run = sb.tfshim(&["plan", "-input=false"]);
+    run.code_is(1)
+        .stderr_has(&format!("…{}", &old.id[old.id.len() - 4..]))
+        .stderr_has("no working credentials")
+        .stderr_has("Nothing was changed");
+    assert_eq!(sb.saved_bytes(), before);
+    assert_eq!(reconfigures(&run.stderr()), 0);
+}
+
+#[test]
+fn unreachable_sts_fails_open_quickly() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_bytes();
+    sb.sts.set(Behaviour::Refuse);
+    let start = Instant::now();
+    let run = sb.tfshim(&["plan", "-input=false"]);
+    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
+    let lines = run.tfshim_lines();
+    assert_eq!(lines.len(), 1, "{}", run.stderr());
+    assert!(
+        lines[0].contains("could not check the saved backend key")
+            && lines[0].contains("running terraform unchanged"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(sb.saved_bytes(), before);
+    // terraform itself then ran (and met the same unreachable STS).
+    run.stderr_has("GetCallerIdentity");
+}
+
+#[test]
+fn no_saved_key_means_no_sts_request() {
+    let sb = Sandbox::new(Layout::default());
+    sb.set_ambient(Some(&sb.key));
+    sb.terraform(&["init", "-input=false"]).success();
+    assert!(!sb.saved_text().contains(&sb.key.id));
+    sb.tfshim(&["plan", "-input=false"]).success();
+    assert_eq!(sb.sts.tfshim_calls(), 0);
+    // The counter does see terraform's own calls, so zero above is a measurement.
+    assert!(sb.sts.other_calls() > 0);
+}
+
+#[test]
+fn valid_saved_key_costs_one_request() {
+    let sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_bytes();
+    let run = sb.tfshim(&["plan", "-input=false"]);
+    run.success();
+    assert!(run.tfshim_lines().is_empty(), "{}", run.stderr());
+    assert_eq!(sb.sts.tfshim_calls(), 1);
+    assert_eq!(sb.saved_bytes(), before);
+}
+
+#[test]
+fn credential_only_change_at_init() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_backend();
+    sb.rotate();
+    // The new key comes only from the command line, as in a pipeline that injects it from Vault.
+    sb.set_ambient(None);
+    let mut args = vec!["init".to_owned(), "-input=false".to_owned()];
+    args.extend(Sandbox::key_args(&sb.key));
+    let run = sb.tfshim(&args);
+    run.success().stderr_lacks("migrate-state");
+    let after = sb.saved_backend();
+    assert_eq!(after["config"]["access_key"], Value::from(sb.key.id.clone()));
+    assert_eq!(before["hash"], after["hash"]);
+    for (k, v) in before["config"].as_object().unwrap() {
+        if !CREDENTIALS.contains(&k.as_str()) {
+            assert_eq!(&after["config"][k], v, "{k} changed");
+        }
+    }
+    sb.tfshim(&["plan", "-input=false"]).success();
+}
+
+#[test]
+fn real_backend_change_is_left_to_terraform() {
+    let sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_bytes();
+    let run = sb.tfshim(&["init", "-input=false", "-backend-config=key=elsewhere/terraform.tfstate"]);
+    run.code_is(1).stderr_has("Backend configuration changed");
+    assert!(run.tfshim_lines().is_empty(), "{}", run.stderr());
+    assert_eq!(sb.saved_bytes(), before);
+}
+
+#[test]
+fn warn_mode_changes_nothing() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    sb.rotate();
+    let before = sb.saved_bytes();
+    sb.env("TFSHIM_MODE", "warn");
+    let run = sb.tfshim(&["plan", "-input=false"]);
+    run.code_is(1).stderr_has("TFSHIM_MODE=warn");
+    assert_eq!(sb.saved_bytes(), before);
+}
+
+#[test]
+fn concurrent_runs_repair_once() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_backend();
+    sb.rotate();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            let mut cmd = sb.tfshim_cmd();
+            cmd.args(["plan", "-input=false", "-lock-timeout=60s"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let mut repairs = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        repairs += reconfigures(&err);
+        for s in &sb.secrets {
+            assert!(!err.contains(s.as_str()));
+        }
+    }
+    assert_eq!(repairs, 1, "exactly one run repairs");
+    assert_only_keys_removed(&before, &sb.saved_backend());
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `terraform` binary against real moto servers on loopback, with tfshim
+//! in front. One test crate (one moto pair for all of it); helpers live in `support/`.
+
+mod support;
+
+mod heal;
+mod passthrough;
+mod seed;
