@@ -73,11 +73,7 @@ pub fn redact_key(key: &str) -> String {
     let n = chars.len();
     let tail = |k: usize| chars[n - k..].iter().collect::<String>();
     match n {
-        16.. => format!(
-            "{}…{}",
-            chars[..4].iter().collect::<String>(),
-            tail(4)
-        ),
+        16.. => format!("{}…{}", chars[..4].iter().collect::<String>(), tail(4)),
         8..=15 => format!("…{}", tail(4)),
         _ => "…".to_owned(),
     }
@@ -179,7 +175,8 @@ impl SavedBackend {
             return Err(ReadError::Shape("the file is empty"));
         }
         // serde_json's own error messages quote no input, only positions.
-        let doc: Value = serde_json::from_slice(&raw).map_err(|e| ReadError::NotJson(e.to_string()))?;
+        let doc: Value =
+            serde_json::from_slice(&raw).map_err(|e| ReadError::NotJson(e.to_string()))?;
         let Value::Object(doc) = doc else {
             return Err(ReadError::Shape("not a JSON object"));
         };
@@ -231,7 +228,10 @@ impl SavedBackend {
         match self.config.get(block) {
             Some(Value::Object(m)) => string_in(m, name),
             // 0.12-era and some tools store single nested blocks as a one-element list.
-            Some(Value::Array(a)) => a.first().and_then(Value::as_object).and_then(|m| string_in(m, name)),
+            Some(Value::Array(a)) => a
+                .first()
+                .and_then(Value::as_object)
+                .and_then(|m| string_in(m, name)),
             _ => None,
         }
     }
@@ -275,7 +275,9 @@ impl SavedBackend {
 }
 
 fn string_in<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    map.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+    map.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]
@@ -322,7 +324,10 @@ mod tests {
         assert!(c.token.is_none());
         assert_eq!(b.sts_endpoint(), Some("http://127.0.0.1:5000"));
         assert_eq!(b.sts_region(), Some("eu-west-1"));
-        assert_eq!(b.strings("shared_credentials_files"), vec!["/home/u/.aws/credentials"]);
+        assert_eq!(
+            b.strings("shared_credentials_files"),
+            vec!["/home/u/.aws/credentials"]
+        );
         assert!(!b.flag("skip_credentials_validation"));
     }
 
@@ -332,7 +337,10 @@ mod tests {
         assert!(b.s3_static_credentials().is_some());
         assert_eq!(b.sts_endpoint(), Some("https://sts.example"));
         assert!(b.flag("skip_credentials_validation"));
-        assert_eq!(b.strings("shared_credentials_file"), vec!["~/.aws/credentials"]);
+        assert_eq!(
+            b.strings("shared_credentials_file"),
+            vec!["~/.aws/credentials"]
+        );
     }
 
     #[test]
@@ -349,15 +357,26 @@ mod tests {
         assert!(none(r#"{"version":3,"serial":1}"#).unwrap().is_none());
         assert!(none(r#"{"version":3,"backend":null}"#).unwrap().is_none());
         assert!(matches!(none(""), Err(ReadError::Shape(_))));
-        assert!(matches!(none("{\"version\":3,"), Err(ReadError::NotJson(_))));
+        assert!(matches!(
+            none("{\"version\":3,"),
+            Err(ReadError::NotJson(_))
+        ));
         assert!(matches!(none("[1]"), Err(ReadError::Shape(_))));
-        assert!(matches!(none(r#"{"version":4,"backend":{}}"#), Err(ReadError::Shape(_))));
-        assert!(matches!(none(r#"{"backend":{"config":{}}}"#), Err(ReadError::Shape(_))));
+        assert!(matches!(
+            none(r#"{"version":4,"backend":{}}"#),
+            Err(ReadError::Shape(_))
+        ));
+        assert!(matches!(
+            none(r#"{"backend":{"config":{}}}"#),
+            Err(ReadError::Shape(_))
+        ));
     }
 
     #[test]
     fn other_backends_have_no_s3_credentials() {
-        let b = parse(r#"{"version":3,"backend":{"type":"azurerm","config":{"access_key":"x","secret_key":"y"},"hash":1}}"#);
+        let b = parse(
+            r#"{"version":3,"backend":{"type":"azurerm","config":{"access_key":"x","secret_key":"y"},"hash":1}}"#,
+        );
         assert!(b.s3_static_credentials().is_none());
     }
 

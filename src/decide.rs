@@ -70,9 +70,10 @@ pub fn classify_command(inv: &Invocation, effective: &[OsString]) -> CommandClas
     };
     match (command, inv.nested.as_deref()) {
         ("init", _) => Init(parse_init_flags(effective)),
-        ("plan" | "refresh" | "import" | "console" | "graph" | "output" | "taint" | "untaint", _) => {
-            LoadsBackend
-        }
+        (
+            "plan" | "refresh" | "import" | "console" | "graph" | "output" | "taint" | "untaint",
+            _,
+        ) => LoadsBackend,
         ("force-unlock", _) => LoadsBackend,
         // A local plan file carries its own copy of the backend configuration.
         ("apply" | "destroy", _) => match first_positional(effective, APPLY_VALUED) {
@@ -164,7 +165,9 @@ pub fn next(f: &Facts) -> Step {
             return Step::Run;
         }
         CommandClass::Init(_) => match f.init_change {
-            InitChange::CredentialsOnly if f.mode == Mode::Warn => return Step::WarnCredentialChange,
+            InitChange::CredentialsOnly if f.mode == Mode::Warn => {
+                return Step::WarnCredentialChange
+            }
             InitChange::CredentialsOnly => return Step::ReconfigureInit,
             InitChange::Other => return Step::Run,
             InitChange::Same => {}
@@ -281,7 +284,10 @@ mod tests {
         ] {
             assert_eq!(class(args), CommandClass::PassThrough, "{args:?}");
         }
-        assert!(matches!(class(&["init", "-upgrade"]), CommandClass::Init(_)));
+        assert!(matches!(
+            class(&["init", "-upgrade"]),
+            CommandClass::Init(_)
+        ));
     }
 
     fn facts(class: CommandClass, saved: Saved) -> Facts {
@@ -307,28 +313,143 @@ mod tests {
         Some(Verdict::unknown("timeout"))
     }
 
+    /// (class, saved, saved verdict, ambient verdict, mode, expected step)
+    type Row = (
+        CommandClass,
+        Saved,
+        Option<Verdict>,
+        Option<Verdict>,
+        Mode,
+        Step,
+    );
+
     #[test]
     fn decision_table() {
         let plan = CommandClass::LoadsBackend;
         let init = CommandClass::Init(InitFlags::default());
         // (class, saved, saved verdict, ambient verdict, mode, expected)
-        let rows: Vec<(CommandClass, Saved, Option<Verdict>, Option<Verdict>, Mode, Step)> = vec![
+        let rows: Vec<Row> = vec![
             (plan.clone(), Saved::StaticKey, None, None, Mode::Off, Run),
-            (CommandClass::PassThrough, Saved::StaticKey, None, None, Mode::Fix, Run),
-            (plan.clone(), Saved::NothingToCheck, None, None, Mode::Fix, Run),
-            (plan.clone(), Saved::ValidationSkipped, None, None, Mode::Fix, Run),
-            (plan.clone(), Saved::Unreadable("x".into()), None, None, Mode::Fix, RunUnchecked("x".into())),
-            (plan.clone(), Saved::Uncheckable("y".into()), None, None, Mode::Fix, RunUnchecked("y".into())),
-            (plan.clone(), Saved::StaticKey, None, None, Mode::Fix, CheckSavedKey),
-            (plan.clone(), Saved::StaticKey, valid(), None, Mode::Fix, Run),
-            (plan.clone(), Saved::StaticKey, unknown(), None, Mode::Fix, RunUnchecked("timeout".into())),
-            (plan.clone(), Saved::StaticKey, rejected(), None, Mode::Fix, CheckAmbient),
-            (plan.clone(), Saved::StaticKey, rejected(), valid(), Mode::Fix, Repair),
-            (plan.clone(), Saved::StaticKey, rejected(), rejected(), Mode::Fix, Refuse),
-            (plan.clone(), Saved::StaticKey, rejected(), unknown(), Mode::Fix, Refuse),
-            (plan.clone(), Saved::StaticKey, rejected(), None, Mode::Warn, WarnStale),
-            (init.clone(), Saved::StaticKey, rejected(), valid(), Mode::Fix, Repair),
-            (init.clone(), Saved::NothingToCheck, None, None, Mode::Fix, Run),
+            (
+                CommandClass::PassThrough,
+                Saved::StaticKey,
+                None,
+                None,
+                Mode::Fix,
+                Run,
+            ),
+            (
+                plan.clone(),
+                Saved::NothingToCheck,
+                None,
+                None,
+                Mode::Fix,
+                Run,
+            ),
+            (
+                plan.clone(),
+                Saved::ValidationSkipped,
+                None,
+                None,
+                Mode::Fix,
+                Run,
+            ),
+            (
+                plan.clone(),
+                Saved::Unreadable("x".into()),
+                None,
+                None,
+                Mode::Fix,
+                RunUnchecked("x".into()),
+            ),
+            (
+                plan.clone(),
+                Saved::Uncheckable("y".into()),
+                None,
+                None,
+                Mode::Fix,
+                RunUnchecked("y".into()),
+            ),
+            (
+                plan.clone(),
+                Saved::StaticKey,
+                None,
+                None,
+                Mode::Fix,
+                CheckSavedKey,
+            ),
+            (
+                plan.clone(),
+                Saved::StaticKey,
+                valid(),
+                None,
+                Mode::Fix,
+                Run,
+            ),
+            (
+                plan.clone(),
+                Saved::StaticKey,
+                unknown(),
+                None,
+                Mode::Fix,
+                RunUnchecked("timeout".into()),
+            ),
+            (
+                plan.clone(),
+                Saved::StaticKey,
+                rejected(),
+                None,
+                Mode::Fix,
+                CheckAmbient,
+            ),
+            (
+                plan.clone(),
+                Saved::StaticKey,
+                rejected(),
+                valid(),
+                Mode::Fix,
+                Repair,
+            ),
+            (
+                plan.clone(),
+                Saved::StaticKey,
+                rejected(),
+                rejected(),
+                Mode::Fix,
+                Refuse,
+            ),
+            (
+                plan.clone(),
+                Saved::StaticKey,
+                rejected(),
+                unknown(),
+                Mode::Fix,
+                Refuse,
+            ),
+            (
+                plan.clone(),
+                Saved::StaticKey,
+                rejected(),
+                None,
+                Mode::Warn,
+                WarnStale,
+            ),
+            (
+                init.clone(),
+                Saved::StaticKey,
+                rejected(),
+                valid(),
+                Mode::Fix,
+                Repair,
+            ),
+            (
+                init.clone(),
+                Saved::NothingToCheck,
+                None,
+                None,
+                Mode::Fix,
+                Run,
+            ),
         ];
         for (class, saved, sv, av, mode, expected) in rows {
             let f = Facts {
@@ -372,24 +493,45 @@ mod tests {
         };
         let cred = |k: &str| matches!(k, "access_key" | "secret_key" | "token");
         let flags = |pairs: &[(&str, &str)], files| InitFlags {
-            config_pairs: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            config_pairs: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             config_files: files,
             ..Default::default()
         };
         assert_eq!(init_change(&flags(&[], 0), saved, cred), InitChange::Same);
         assert_eq!(
-            init_change(&flags(&[("access_key", "OLD"), ("bucket", "b")], 0), saved, cred),
+            init_change(
+                &flags(&[("access_key", "OLD"), ("bucket", "b")], 0),
+                saved,
+                cred
+            ),
             InitChange::Same
         );
         assert_eq!(
-            init_change(&flags(&[("access_key", "NEW"), ("secret_key", "s"), ("bucket", "b")], 0), saved, cred),
+            init_change(
+                &flags(
+                    &[("access_key", "NEW"), ("secret_key", "s"), ("bucket", "b")],
+                    0
+                ),
+                saved,
+                cred
+            ),
             InitChange::CredentialsOnly
         );
         assert_eq!(
-            init_change(&flags(&[("access_key", "NEW"), ("bucket", "other")], 0), saved, cred),
+            init_change(
+                &flags(&[("access_key", "NEW"), ("bucket", "other")], 0),
+                saved,
+                cred
+            ),
             InitChange::Other
         );
-        assert_eq!(init_change(&flags(&[("access_key", "NEW")], 1), saved, cred), InitChange::Other);
+        assert_eq!(
+            init_change(&flags(&[("access_key", "NEW")], 1), saved, cred),
+            InitChange::Other
+        );
     }
 
     #[test]

@@ -29,29 +29,56 @@ pub fn exec(mut cmd: Command) -> io::Result<ExitCode> {
     }
 }
 
-/// The outcome of a child run: its status, and the first terminating signal tfshim received meanwhile.
+/// The outcome of a child run: its status, the first terminating signal tfshim received meanwhile,
+/// and, when asked for, what the child printed.
 #[derive(Debug)]
 pub struct ChildRun {
     pub status: ExitStatus,
     pub interrupted_by: Option<i32>,
+    pub output: Vec<u8>,
 }
 
-/// Runs `cmd` as a child, as described in the module comment.
-pub fn run_child(#[allow(unused_mut)] mut cmd: Command) -> io::Result<ChildRun> {
+/// At most this much of a captured child's output is kept (the start of it: that is where
+/// terraform's errors are).
+const CAPTURE_LIMIT: usize = 1 << 20;
+
+/// Runs `cmd` as a child, as described in the module comment. With `capture`, its stdout and stderr
+/// go, interleaved as written, into [`ChildRun::output`] instead of the terminal.
+pub fn run_child(mut cmd: Command, capture: bool) -> io::Result<ChildRun> {
     let _ = io::stderr().flush();
+    let reader = if capture {
+        let (reader, writer) = io::pipe()?;
+        cmd.stdout(writer.try_clone()?).stderr(writer);
+        Some(std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let _ = io::Read::read_to_end(
+                &mut io::Read::take(&reader, CAPTURE_LIMIT as u64),
+                &mut kept,
+            );
+            // Drain the rest so the child never blocks on a full pipe.
+            let _ = io::copy(&mut &reader, &mut io::sink());
+            kept
+        }))
+    } else {
+        None
+    };
     #[cfg(unix)]
-    {
-        unix::run(cmd)
-    }
+    let run = unix::run(cmd);
     #[cfg(windows)]
-    {
+    let run = {
         windows::ignore_ctrl_c();
-        let status = cmd.status()?;
-        Ok(ChildRun {
+        cmd.status().map(|status| ChildRun {
             status,
             interrupted_by: None,
+            output: Vec::new(),
         })
+    };
+    // `cmd` (holding the pipe's write ends) is gone now, so the reader sees the end of the output.
+    let mut run = run?;
+    if let Some(reader) = reader {
+        run.output = reader.join().unwrap_or_default();
     }
+    Ok(run)
 }
 
 /// The conventional exit code of a process ended by `signal`.
@@ -111,6 +138,7 @@ mod unix {
         Ok(ChildRun {
             status: status?,
             interrupted_by: (received != 0).then_some(received),
+            output: Vec::new(),
         })
     }
 }

@@ -135,7 +135,11 @@ impl Invocation {
                 }
             }
         }
-        out.extend(self.args[self.rest_start.min(self.args.len())..].iter().cloned());
+        out.extend(
+            self.args[self.rest_start.min(self.args.len())..]
+                .iter()
+                .cloned(),
+        );
         out
     }
 
@@ -204,10 +208,10 @@ pub fn parse_init_flags(args: &[OsString]) -> InitFlags {
                 }
             }
             // Valued flags whose value may follow as a separate word.
-            "from-module" | "plugin-dir" | "lock-timeout" | "lockfile" | "test-directory" => {
-                if inline.is_none() {
-                    i += 1;
-                }
+            "from-module" | "plugin-dir" | "lock-timeout" | "lockfile" | "test-directory"
+                if inline.is_none() =>
+            {
+                i += 1;
             }
             _ => {}
         }
@@ -363,7 +367,10 @@ mod tests {
         assert_eq!(inv.effective_args(|_| None), vec![odd.clone()]);
         let dir = OsString::from_vec(vec![b'-', b'c', b'h', b'd', b'i', b'r', b'=', 0xff]);
         let inv = Invocation::parse(vec![dir, OsString::from("plan")]);
-        assert_eq!(inv.chdir, Some(PathBuf::from(OsString::from_vec(vec![0xff]))));
+        assert_eq!(
+            inv.chdir,
+            Some(PathBuf::from(OsString::from_vec(vec![0xff])))
+        );
         assert_eq!(inv.command.as_deref(), Some("plan"));
         // A non-UTF-8 subcommand is no command tfshim knows.
         let inv = Invocation::parse(vec![OsString::from_vec(vec![0xff]), odd]);
@@ -378,7 +385,10 @@ mod tests {
             first_positional(&os(&["-var", "a=b", "-auto-approve", "p.plan"]), valued),
             Some(OsStr::new("p.plan"))
         );
-        assert_eq!(first_positional(&os(&["-var=a=b", "-input=false"]), valued), None);
+        assert_eq!(
+            first_positional(&os(&["-var=a=b", "-input=false"]), valued),
+            None
+        );
         assert_eq!(
             first_positional(&os(&["--", "-odd"]), valued),
             Some(OsStr::new("-odd"))

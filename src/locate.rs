@@ -232,6 +232,9 @@ mod tests {
             invoked_as(Some(OsStr::new("C:/bin/terraform.exe"))).as_deref(),
             Some("terraform")
         );
-        assert_eq!(invoked_as(Some(OsStr::new("tfshim"))).as_deref(), Some("tfshim"));
+        assert_eq!(
+            invoked_as(Some(OsStr::new("tfshim"))).as_deref(),
+            Some("tfshim")
+        );
     }
 }

@@ -38,7 +38,10 @@ fn run() -> Result<ExitCode> {
     let invoked_as = locate::invoked_as(argv.next().as_deref());
     let args: Vec<OsString> = argv.collect();
     log::init(env::var("TFSHIM_LOG").ok().as_deref());
-    let engine = Engine::choose(invoked_as.as_deref(), env::var("TFSHIM_ENGINE").ok().as_deref());
+    let engine = Engine::choose(
+        invoked_as.as_deref(),
+        env::var("TFSHIM_ENGINE").ok().as_deref(),
+    );
     if args.first().is_some_and(|a| a == "shim") {
         let cli = cli::parse(&args[1..]);
         return cli::run(cli, engine.and_then(find_real));

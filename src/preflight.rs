@@ -35,6 +35,15 @@ pub enum Next {
     Exit(ExitCode),
 }
 
+/// Whether a repair's own `init` output is streamed: in CI (where logs are read after the fact) and
+/// when debugging. Interactively it is shown only if it fails.
+fn show_repair_output() -> bool {
+    ["CI", "TF_IN_AUTOMATION", "GITHUB_ACTIONS"]
+        .iter()
+        .any(|v| env::var_os(v).is_some_and(|x| !x.is_empty()))
+        || log::debug_enabled()
+}
+
 /// Everything the preflight needs from its caller.
 pub struct Context<'a> {
     pub mode: Mode,
@@ -91,7 +100,11 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
         saved_verdict: None,
         ambient_verdict: None,
     };
-    let key = creds.as_ref().map(|c| c.access_key.redacted()).unwrap_or_default();
+    let key = creds
+        .as_ref()
+        .map(|c| c.access_key.redacted())
+        .unwrap_or_default();
+    let mut ambient: Option<sts::Ambient> = None;
     loop {
         let step = decide::next(&facts);
         log::debug(|| format!("step: {step:?}"));
@@ -123,12 +136,10 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
                     continue;
                 };
                 let profiles = ProfileSettings::from_backend(b, env_var);
-                let ambient = sts::check_ambient(target, &profiles);
-                log::debug(|| format!("ambient credentials: {}", ambient.verdict));
-                if !matches!(ambient.verdict, Verdict::Valid { .. }) {
-                    return refuse(&key, &facts, &ambient);
-                }
-                facts.ambient_verdict = Some(ambient.verdict);
+                let checked = sts::check_ambient(target, &profiles);
+                log::debug(|| format!("ambient credentials: {}", checked.verdict));
+                facts.ambient_verdict = Some(checked.verdict.clone());
+                ambient = Some(checked);
             }
             Step::WarnStale => {
                 log::say(&format!(
@@ -161,24 +172,34 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
             Step::ReconfigureInit => {
                 return reconfigure_init(ctx, inv, &effective, &data_dir);
             }
-            Step::Refuse => unreachable!("refusals return from CheckAmbient"),
+            Step::Refuse => return refuse(&key, &facts, ambient.as_ref()),
         }
     }
 }
 
 /// Reads the saved backend and says what it offers.
 fn read_saved(data_dir: &Path) -> (Saved, Option<SavedBackend>) {
-    match SavedBackend::read(data_dir) {
+    let read = {
+        let _reading = Lock::shared_if_exists(data_dir);
+        SavedBackend::read(data_dir)
+    };
+    match read {
         Ok(None) => {
             log::debug(|| format!("no saved backend in {}", data_dir.display()));
             (Saved::NothingToCheck, None)
         }
         Err(e) => (
-            Saved::Unreadable(format!("{}: {e}", data_dir.join("terraform.tfstate").display())),
+            Saved::Unreadable(format!(
+                "{}: {e}",
+                data_dir.join("terraform.tfstate").display()
+            )),
             None,
         ),
         Ok(Some(b)) => {
-            let fact = match (b.s3_static_credentials(), b.flag("skip_credentials_validation")) {
+            let fact = match (
+                b.s3_static_credentials(),
+                b.flag("skip_credentials_validation"),
+            ) {
                 (None, _) => Saved::NothingToCheck,
                 (Some(_), true) => Saved::ValidationSkipped,
                 (Some(_), false) => Saved::StaticKey,
@@ -205,11 +226,17 @@ fn code(v: &Option<Verdict>) -> String {
     }
 }
 
-fn refuse(key: &str, facts: &Facts, ambient: &sts::Ambient) -> Result<Next> {
-    let why = match &ambient.verdict {
-        Verdict::Rejected { code } => format!("they were rejected too ({code})"),
-        Verdict::Unknown { reason } => reason.clone(),
-        Verdict::Valid { .. } => "they work".into(),
+fn refuse(key: &str, facts: &Facts, ambient: Option<&sts::Ambient>) -> Result<Next> {
+    let (why, looked) = match ambient {
+        Some(a) => (
+            match &a.verdict {
+                Verdict::Rejected { code } => format!("they were rejected too ({code})"),
+                Verdict::Unknown { reason } => reason.clone(),
+                Verdict::Valid { .. } => "they work".into(),
+            },
+            a.source.as_str(),
+        ),
+        None => ("they were not checked".into(), "nowhere"),
     };
     log::say(&format!(
         "the saved S3 backend key {key} was rejected by STS ({}), and no working credentials were \
@@ -217,7 +244,7 @@ fn refuse(key: &str, facts: &Facts, ambient: &sts::Ambient) -> Result<Next> {
          terraform finds it — e.g. `~/.aws/credentials` or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY — \
          and run the command again",
         code(&facts.saved_verdict),
-        ambient.source
+        looked
     ));
     Ok(Next::Exit(ExitCode::from(1)))
 }
@@ -269,7 +296,9 @@ fn repair_then_run(
     let settings = match repair::preserved_settings(&current.config) {
         Ok(s) => s,
         Err(why) => {
-            log::say(&format!("cannot repair automatically: {why}; running terraform unchanged"));
+            log::say(&format!(
+                "cannot repair automatically: {why}; running terraform unchanged"
+            ));
             return Ok(Next::Run(inv.args.clone()));
         }
     };
@@ -278,6 +307,7 @@ fn repair_then_run(
         terraform: ctx.terraform,
         data_dir,
         env: ctx.child_env,
+        show_output: show_repair_output(),
     };
     let outcome = reconfigure.run(
         &current,
@@ -300,8 +330,8 @@ fn repair_then_run(
             Ok(Next::Run(inv.args.clone()))
         }
         Outcome::Failed(code) => Err(anyhow!(
-            "`terraform init -reconfigure` failed (exit {code}; its output is above), so the saved \
-             backend was left as it was. Fix what it reports, then run your command again"
+            "the repair's `terraform init -reconfigure` failed (exit {code}; its output is above), so \
+             the saved backend was left as it was. Fix what it reports, then run your command again"
         )),
         Outcome::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
     }
@@ -328,7 +358,9 @@ fn reconfigure_init(
     let settings = match repair::preserved_settings(&current.config) {
         Ok(s) => s,
         Err(why) => {
-            log::say(&format!("cannot add -reconfigure: {why}; running terraform unchanged"));
+            log::say(&format!(
+                "cannot add -reconfigure: {why}; running terraform unchanged"
+            ));
             return Ok(Next::Run(inv.args.clone()));
         }
     };
@@ -350,6 +382,8 @@ fn reconfigure_init(
         terraform: ctx.terraform,
         data_dir,
         env: ctx.child_env,
+        // The user's own init: its output is theirs.
+        show_output: true,
     };
     let outcome = reconfigure.run(
         &current,

@@ -35,7 +35,8 @@ use crate::log;
 /// Non-credential attributes that are secrets too. They would have to be written to the settings
 /// file, which must hold no secret, so a backend that saved one is not repaired automatically.
 const SENSITIVE_SETTINGS: &[&str] = &["sse_customer_key"];
-const SENSITIVE_NESTED: &[(&str, &str)] = &[("assume_role_with_web_identity", "web_identity_token")];
+const SENSITIVE_NESTED: &[(&str, &str)] =
+    &[("assume_role_with_web_identity", "web_identity_token")];
 
 /// The settings to hand back to terraform: every saved attribute that is set and is not a credential,
 /// with nulls dropped inside nested objects too. Pure.
@@ -87,7 +88,10 @@ pub fn check_invariants(
         return Err("the backend type changed".into());
     }
     if old.hash != new.hash {
-        return Err("the backend hash changed (the .tf backend block no longer matches the saved one)".into());
+        return Err(
+            "the backend hash changed (the .tf backend block no longer matches the saved one)"
+                .into(),
+        );
     }
     let mut names: Vec<&String> = old.config.keys().chain(new.config.keys()).collect();
     names.sort();
@@ -108,7 +112,10 @@ pub fn check_invariants(
     if changed.is_empty() {
         Ok(())
     } else {
-        Err(format!("these attributes came out different: {}", changed.join(", ")))
+        Err(format!(
+            "these attributes came out different: {}",
+            changed.join(", ")
+        ))
     }
 }
 
@@ -124,6 +131,9 @@ pub struct Reconfigure<'a> {
     pub data_dir: &'a Path,
     /// Environment to add to the child (the recursion counter).
     pub env: &'a [(OsString, OsString)],
+    /// Stream terraform's output (CI, debug, the user's own init); otherwise it is captured and shown
+    /// only if terraform fails.
+    pub show_output: bool,
 }
 
 /// What became of a reconfigure.
@@ -141,6 +151,14 @@ pub enum Outcome {
 pub struct Lock(#[allow(dead_code)] File);
 
 impl Lock {
+    /// A shared hold on an existing lock file, so that a reader never sees the saved file half-way
+    /// through another tfshim's repair. No lock file (no repair ever ran here) or no access: `None`.
+    pub fn shared_if_exists(data_dir: &Path) -> Option<Lock> {
+        let file = File::open(data_dir.join("tfshim.lock")).ok()?;
+        file.lock_shared().ok()?;
+        Some(Lock(file))
+    }
+
     /// Takes `<data dir>/tfshim.lock`, waiting (and saying so) while another tfshim holds it.
     pub fn acquire(data_dir: &Path) -> Result<Lock> {
         let path = data_dir.join("tfshim.lock");
@@ -171,7 +189,8 @@ impl<'a> Reconfigure<'a> {
     /// the saved backend it read under it.
     ///
     /// `stdout_to_stderr`: the repair's own init must not write to the user's stdout (which may be a
-    /// `plan -json` piped elsewhere); a user's own init keeps its stdout.
+    /// `plan -json` piped elsewhere); a user's own init keeps its stdout. Captured output that is shown
+    /// after a failure goes to stderr for the same reason.
     pub fn run(
         &self,
         old: &SavedBackend,
@@ -188,17 +207,22 @@ impl<'a> Reconfigure<'a> {
         if stdout_to_stderr {
             cmd.stdout(Stdio::from(io::stderr()));
         }
-        let run = run_child(cmd);
+        let run = run_child(cmd, !self.show_output);
         drop(file); // invariant 4: gone before anything else can fail
         let ChildRun {
             status,
             interrupted_by,
+            output,
         } = match run {
             Ok(r) => r,
             Err(e) => {
-                return Err(e).with_context(|| format!("could not run {}", self.terraform.display()))
+                return Err(e)
+                    .with_context(|| format!("could not run {}", self.terraform.display()))
             }
         };
+        if !status.success() && !output.is_empty() {
+            let _ = io::stderr().write_all(&output);
+        }
         let verified = SavedBackend::read(self.data_dir)
             .map_err(|e| e.to_string())
             .and_then(|new| new.ok_or_else(|| "the saved backend is gone".to_owned()))
@@ -235,7 +259,10 @@ impl<'a> Reconfigure<'a> {
 
 /// The settings file: JSON (terraform reads `-backend-config` files as HCL or JSON), 0600, in the
 /// temp dir, else in the data dir (a read-only /tmp must not stop the repair). Its name is random.
-fn write_settings(settings: &Map<String, Value>, data_dir: &Path) -> Result<tempfile::NamedTempFile> {
+fn write_settings(
+    settings: &Map<String, Value>,
+    data_dir: &Path,
+) -> Result<tempfile::NamedTempFile> {
     let text = serde_json::to_vec_pretty(settings).context("cannot encode the backend settings")?;
     let make = |dir: &Path| -> io::Result<tempfile::NamedTempFile> {
         let mut f = tempfile::Builder::new()
@@ -249,15 +276,13 @@ fn write_settings(settings: &Map<String, Value>, data_dir: &Path) -> Result<temp
     // `-chdir` changes terraform's directory, so the file is named absolutely.
     let temp = std::env::temp_dir();
     let fallback = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-    make(&temp)
-        .or_else(|_| make(&fallback))
-        .with_context(|| {
-            format!(
-                "cannot write the backend settings file in {} or {}",
-                temp.display(),
-                data_dir.display()
-            )
-        })
+    make(&temp).or_else(|_| make(&fallback)).with_context(|| {
+        format!(
+            "cannot write the backend settings file in {} or {}",
+            temp.display(),
+            data_dir.display()
+        )
+    })
 }
 
 /// Invariant 3: puts the old bytes back atomically (a temp file in the same directory, renamed over
@@ -265,7 +290,9 @@ fn write_settings(settings: &Map<String, Value>, data_dir: &Path) -> Result<temp
 pub fn restore(old: &SavedBackend) -> Result<()> {
     let dir = old.path.parent().unwrap_or(Path::new("."));
     let put_back = || -> io::Result<()> {
-        let mut tmp = tempfile::Builder::new().prefix(".tfshim-restore-").tempfile_in(dir)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tfshim-restore-")
+            .tempfile_in(dir)?;
         tmp.write_all(&old.raw)?;
         tmp.as_file().sync_all()?;
         if let Ok(meta) = fs::metadata(&old.path) {
@@ -284,9 +311,15 @@ pub fn restore(old: &SavedBackend) -> Result<()> {
             )
         })?;
     if fs::read(&old.path).ok().as_deref() != Some(&old.raw[..]) {
-        bail!("restored {} but it reads back differently", old.path.display());
+        bail!(
+            "restored {} but it reads back differently",
+            old.path.display()
+        );
     }
-    log::say(&format!("the saved backend {} is unchanged", old.path.display()));
+    log::say(&format!(
+        "the saved backend {} is unchanged",
+        old.path.display()
+    ));
     Ok(())
 }
 
@@ -296,7 +329,8 @@ mod tests {
     use std::path::PathBuf;
 
     fn saved(config: &str, hash: u64) -> SavedBackend {
-        let text = format!(r#"{{"version":3,"backend":{{"type":"s3","config":{config},"hash":{hash}}}}}"#);
+        let text =
+            format!(r#"{{"version":3,"backend":{{"type":"s3","config":{config},"hash":{hash}}}}}"#);
         SavedBackend::parse(PathBuf::from("t"), text.into_bytes())
             .unwrap()
             .unwrap()
@@ -321,7 +355,10 @@ mod tests {
         let b = saved(r#"{"access_key":"A","sse_customer_key":"c2VjcmV0"}"#, 1);
         let err = preserved_settings(&b.config).unwrap_err();
         assert!(err.contains("sse_customer_key") && !err.contains("c2VjcmV0"));
-        let b = saved(r#"{"assume_role_with_web_identity":{"web_identity_token":"tok"}}"#, 1);
+        let b = saved(
+            r#"{"assume_role_with_web_identity":{"web_identity_token":"tok"}}"#,
+            1,
+        );
         assert!(preserved_settings(&b.config).is_err());
         let b = saved(r#"{"sse_customer_key":null}"#, 1);
         assert!(preserved_settings(&b.config).is_ok());
@@ -340,14 +377,24 @@ mod tests {
         // The key must really be gone.
         assert!(check_invariants(&old, &old, &unset).is_err());
         // A changed hash or a changed setting is a violation, named without values.
-        let moved = saved(&OLD.replace(r#""key":"k""#, r#""key":"other""#).replace("AKIAOLD", "null"), 1);
+        let moved = saved(
+            &OLD.replace(r#""key":"k""#, r#""key":"other""#)
+                .replace("AKIAOLD", "null"),
+            1,
+        );
         let err = check_invariants(&old, &moved, &unset).unwrap_err();
         assert!(err.contains("key") && !err.contains("other"), "{err}");
-        assert!(check_invariants(&old, &saved(r#"{"bucket":"b"}"#, 2), &unset)
-            .unwrap_err()
-            .contains("hash"));
+        assert!(
+            check_invariants(&old, &saved(r#"{"bucket":"b"}"#, 2), &unset)
+                .unwrap_err()
+                .contains("hash")
+        );
         // A credential-only init: the new key is expected.
-        let new_key = saved(&OLD.replace("AKIAOLD", "AKIANEW").replace(r#""S""#, r#""T""#), 1);
+        let new_key = saved(
+            &OLD.replace("AKIAOLD", "AKIANEW")
+                .replace(r#""S""#, r#""T""#),
+            1,
+        );
         let expect = |k: &str| match k {
             "access_key" => Some("AKIANEW".to_owned()),
             "secret_key" => Some("T".to_owned()),

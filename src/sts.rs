@@ -156,7 +156,11 @@ impl ProfileSettings {
         format!(
             "the environment (AWS_ACCESS_KEY_ID), profile `{profile}` in {} and {}, web identity, \
              container and instance credentials",
-            show(&self.credentials_files, "AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+            show(
+                &self.credentials_files,
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "~/.aws/credentials"
+            ),
             show(&self.config_files, "AWS_CONFIG_FILE", "~/.aws/config"),
         )
     }
@@ -217,8 +221,7 @@ pub fn check_ambient(target: &Target, profiles: &ProfileSettings) -> Ambient {
             return Ok(Verdict::unknown("no credential provider"));
         };
         use aws_credential_types::provider::ProvideCredentials;
-        let found =
-            tokio::time::timeout(target.timeout * 2, provider.provide_credentials()).await;
+        let found = tokio::time::timeout(target.timeout * 2, provider.provide_credentials()).await;
         let creds = match found {
             Err(_) => return Ok(Verdict::unknown("timeout while loading credentials")),
             Ok(Err(_)) => return Ok(Verdict::unknown("no credentials found")),
@@ -309,9 +312,8 @@ fn failure_of<E: ProvideErrorMetadata>(
 fn http_client(target: &Target) -> Result<SharedHttpClient, String> {
     let trust = match &target.ca_bundle {
         Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| {
-                format!("cannot read the CA bundle {}: {e}", path.display())
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read the CA bundle {}: {e}", path.display()))?;
             TrustStore::empty().with_pem_certificate(pem)
         }
         None => TrustStore::default(),
@@ -321,20 +323,23 @@ fn http_client(target: &Target) -> Result<SharedHttpClient, String> {
         .build()
         .map_err(|e| format!("invalid TLS settings: {e}"))?;
     let proxy = proxy_config(&target.proxy)?;
-    Ok(aws_smithy_http_client::Builder::new().build_with_connector_fn(
-        move |settings: Option<&HttpConnectorSettings>, components: Option<&RuntimeComponents>| {
-            let mut builder = Connector::builder();
-            builder.set_connector_settings(settings.cloned());
-            if let Some(c) = components {
-                builder.set_sleep_impl(c.sleep_impl());
-            }
-            builder
-                .proxy_config(proxy.clone())
-                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-                .tls_context(tls.clone())
-                .build()
-        },
-    ))
+    Ok(
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(
+            move |settings: Option<&HttpConnectorSettings>,
+                  components: Option<&RuntimeComponents>| {
+                let mut builder = Connector::builder();
+                builder.set_connector_settings(settings.cloned());
+                if let Some(c) = components {
+                    builder.set_sleep_impl(c.sleep_impl());
+                }
+                builder
+                    .proxy_config(proxy.clone())
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                    .tls_context(tls.clone())
+                    .build()
+            },
+        ),
+    )
 }
 
 fn proxy_config(proxy: &Proxy) -> Result<ProxyConfig, String> {
@@ -365,14 +370,20 @@ mod tests {
     use super::*;
 
     fn backend(config: &str) -> SavedBackend {
-        let text = format!(r#"{{"version":3,"backend":{{"type":"s3","config":{config},"hash":1}}}}"#);
+        let text =
+            format!(r#"{{"version":3,"backend":{{"type":"s3","config":{config},"hash":1}}}}"#);
         SavedBackend::parse(PathBuf::from("t"), text.into_bytes())
             .unwrap()
             .unwrap()
     }
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -382,7 +393,9 @@ mod tests {
             ("AWS_ENDPOINT_URL_STS", "http://env-sts"),
             ("AWS_REGION", "ap-south-1"),
         ]);
-        let b = backend(r#"{"endpoints":{"sts":"http://new"},"sts_endpoint":"http://old","region":"eu-west-1","sts_region":"us-west-2"}"#);
+        let b = backend(
+            r#"{"endpoints":{"sts":"http://new"},"sts_endpoint":"http://old","region":"eu-west-1","sts_region":"us-west-2"}"#,
+        );
         let target = Target::from_backend(&b, &env, t).unwrap();
         assert_eq!(target.endpoint.as_deref(), Some("http://new"));
         assert_eq!(target.region, "us-west-2");
@@ -403,7 +416,9 @@ mod tests {
     fn tls_and_proxy_settings() {
         let t = Duration::from_secs(1);
         let env = env_of(&[("HOME", "/home/u"), ("AWS_CA_BUNDLE", "/etc/env.pem")]);
-        let b = backend(r#"{"custom_ca_bundle":"~/ca.pem","https_proxy":"http://proxy:3128","no_proxy":"localhost"}"#);
+        let b = backend(
+            r#"{"custom_ca_bundle":"~/ca.pem","https_proxy":"http://proxy:3128","no_proxy":"localhost"}"#,
+        );
         let target = Target::from_backend(&b, &env, t).unwrap();
         assert_eq!(target.ca_bundle, Some(PathBuf::from("/home/u/ca.pem")));
         assert_eq!(
@@ -423,12 +438,17 @@ mod tests {
     #[test]
     fn profile_settings() {
         let env = env_of(&[("HOME", "/h")]);
-        let b = backend(r#"{"profile":"ops","shared_credentials_files":["~/creds"],"shared_config_files":null}"#);
+        let b = backend(
+            r#"{"profile":"ops","shared_credentials_files":["~/creds"],"shared_config_files":null}"#,
+        );
         let p = ProfileSettings::from_backend(&b, &env);
         assert_eq!(p.profile.as_deref(), Some("ops"));
         assert_eq!(p.credentials_files, vec![PathBuf::from("/h/creds")]);
         assert!(p.config_files.is_empty());
         let d = p.describe(&env);
-        assert!(d.contains("profile `ops` in /h/creds and ~/.aws/config"), "{d}");
+        assert!(
+            d.contains("profile `ops` in /h/creds and ~/.aws/config"),
+            "{d}"
+        );
     }
 }

@@ -123,7 +123,11 @@ fn xml_field(body: &str, name: &str) -> Option<String> {
 
 /// An error code is a short identifier; anything else from a server is not shown verbatim.
 fn sanitize(code: &str) -> String {
-    if code.len() <= 64 && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
+    if code.len() <= 64
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+    {
         code.to_owned()
     } else {
         "an unrecognised error code".to_owned()
@@ -162,8 +166,14 @@ mod tests {
 
     #[test]
     fn both_xml_shapes_without_an_sdk_code() {
-        assert_eq!(classify(&response(None, 403, REAL_STS)), rejected("InvalidClientTokenId"));
-        assert_eq!(classify(&response(None, 403, MOTO)), rejected("InvalidClientTokenId"));
+        assert_eq!(
+            classify(&response(None, 403, REAL_STS)),
+            rejected("InvalidClientTokenId")
+        );
+        assert_eq!(
+            classify(&response(None, 403, MOTO)),
+            rejected("InvalidClientTokenId")
+        );
     }
 
     #[test]
@@ -179,7 +189,13 @@ mod tests {
 
     #[test]
     fn not_a_verdict_on_the_key() {
-        for code in ["RequestExpired", "Throttling", "ThrottlingException", "InternalFailure", "AccessDenied"] {
+        for code in [
+            "RequestExpired",
+            "Throttling",
+            "ThrottlingException",
+            "InternalFailure",
+            "AccessDenied",
+        ] {
             let v = classify(&response(Some(code), 400, ""));
             assert!(matches!(v, Verdict::Unknown { .. }), "{code}: {v:?}");
         }

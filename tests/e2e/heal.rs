@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Behaviour, Layout, Sandbox};
+use crate::support::{Layout, Sandbox};
 
 const CREDENTIALS: &[&str] = &["access_key", "secret_key", "token"];
 
@@ -14,7 +14,10 @@ const CREDENTIALS: &[&str] = &["access_key", "secret_key", "token"];
 fn assert_only_keys_removed(before: &Value, after: &Value) {
     assert_eq!(before["type"], after["type"]);
     assert_eq!(before["hash"], after["hash"], "the backend hash changed");
-    let (b, a) = (before["config"].as_object().unwrap(), after["config"].as_object().unwrap());
+    let (b, a) = (
+        before["config"].as_object().unwrap(),
+        after["config"].as_object().unwrap(),
+    );
     assert!(b["access_key"].is_string(), "the key was not saved before");
     for k in CREDENTIALS {
         assert!(a.get(*k).is_none_or(Value::is_null), "{k} is still saved");
@@ -27,16 +30,12 @@ fn assert_only_keys_removed(before: &Value, after: &Value) {
     assert_eq!(a.len(), b.len(), "the attribute set changed");
 }
 
-/// Counts the repair's own `init` in tfshim's stderr (terraform's init output goes there).
-fn reconfigures(stderr: &str) -> usize {
-    stderr.matches("Successfully configured the backend").count()
-}
-
 fn heal_with(command: &[&str]) {
     let mut sb = Sandbox::new(Layout::default());
     sb.init_with_saved_key(&[]);
     let before = sb.saved_backend();
     let old = sb.rotate();
+    sb.record_terraform_calls();
     let run = sb.tfshim(command);
     run.success();
     let last4 = &old.id[old.id.len() - 4..];
@@ -44,14 +43,21 @@ fn heal_with(command: &[&str]) {
         "tfshim: the saved S3 backend key {}…{last4} was rejected by STS (InvalidClientTokenId); re-initialising the backend without it",
         &old.id[..4]
     ));
-    assert_eq!(reconfigures(&run.stderr()), 1, "{}", run.stderr());
+    assert_eq!(sb.reconfigures(), 1, "{:?}", sb.terraform_calls());
+    // Interactively the repair's init output is held back (it is shown if the init fails).
+    run.stderr_lacks("Successfully configured the backend");
     assert!(!sb.saved_text().contains(&old.id));
     assert_only_keys_removed(&before, &sb.saved_backend());
-    assert_eq!(sb.sts.tfshim_calls(), 2, "one check of the saved key, one of the ambient chain");
+    assert_eq!(
+        sb.sts.tfshim_calls(),
+        2,
+        "one check of the saved key, one of the ambient chain"
+    );
     // Healed for good: the next run checks nothing and repairs nothing.
     let again = sb.tfshim(&["plan", "-input=false", "-detailed-exitcode"]);
     assert!(again.tfshim_lines().is_empty(), "{}", again.stderr());
     assert_eq!(sb.sts.tfshim_calls(), 2);
+    assert_eq!(sb.reconfigures(), 1);
 }
 
 #[test]
@@ -82,6 +88,52 @@ fn plan_stdout_carries_only_terraform() {
 }
 
 #[test]
+fn ci_sees_the_repair_init_output() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    sb.rotate();
+    sb.env("CI", "true");
+    sb.tfshim(&["plan", "-input=false"])
+        .success()
+        .stderr_has("Successfully configured the backend");
+}
+
+#[test]
+fn failed_repair_shows_terraform_output_and_restores() {
+    // A bucket of this test's own, which disappears after the rotation: the repair's init then fails.
+    let mut sb = Sandbox::new(Layout {
+        partial: true,
+        ..Layout::default()
+    });
+    let m = crate::support::moto();
+    let bucket = format!("gone-{}", sb.user.to_lowercase());
+    let s3 = |method: &str, path: &str| {
+        let (status, body) =
+            crate::support::moto::http(m.open_port, method, path, &[], b"").unwrap();
+        assert!(status < 300, "{method} {path}: {status} {body}");
+    };
+    s3("PUT", &format!("/{bucket}"));
+    sb.init_with_saved_key(&[
+        format!("-backend-config=bucket={bucket}"),
+        format!("-backend-config=key={}", sb.state_key),
+    ]);
+    sb.rotate();
+    s3("DELETE", &format!("/{bucket}"));
+    let before = sb.saved_bytes();
+    let run = sb.tfshim(&["plan", "-input=false", "-no-color"]);
+    run.code_is(1)
+        .stderr_has("the repair's `terraform init -reconfigure` failed")
+        // terraform's own explanation, held back while it ran, is shown.
+        .stderr_has("Error:")
+        .stderr_has("unchanged");
+    assert_eq!(
+        sb.saved_bytes(),
+        before,
+        "the old file is back byte-for-byte"
+    );
+}
+
+#[test]
 fn partial_configuration_survives() {
     let mut sb = Sandbox::new(Layout {
         partial: true,
@@ -91,10 +143,12 @@ fn partial_configuration_survives() {
         format!("-backend-config=bucket={}", crate::support::BUCKET),
         format!("-backend-config=key={}", sb.state_key),
     ]);
-    sb.terraform(&["apply", "-input=false", "-auto-approve"]).success();
+    sb.terraform(&["apply", "-input=false", "-auto-approve"])
+        .success();
     let before = sb.saved_backend();
     sb.rotate();
-    sb.tfshim(&["plan", "-input=false", "-detailed-exitcode"]).code_is(0);
+    sb.tfshim(&["plan", "-input=false", "-detailed-exitcode"])
+        .code_is(0);
     let after = sb.saved_backend();
     assert_only_keys_removed(&before, &after);
     assert_eq!(after["config"]["key"], Value::from(sb.state_key.clone()));
@@ -132,24 +186,32 @@ fn stale_key_without_working_credentials_changes_nothing() {
     let old = sb.rotate();
     sb.set_ambient(None);
     let before = sb.saved_bytes();
+    sb.record_terraform_calls();
     let run = sb.tfshim(&["plan", "-input=false"]);
     run.code_is(1)
         .stderr_has(&format!("…{}", &old.id[old.id.len() - 4..]))
         .stderr_has("no working credentials")
         .stderr_has("Nothing was changed");
     assert_eq!(sb.saved_bytes(), before);
-    assert_eq!(reconfigures(&run.stderr()), 0);
+    assert!(
+        sb.terraform_calls().is_empty(),
+        "terraform must not even run"
+    );
 }
 
 #[test]
 fn unreachable_sts_fails_open_quickly() {
-    let mut sb = Sandbox::new(Layout::default());
+    let sb = Sandbox::new(Layout::default());
     sb.init_with_saved_key(&[]);
     let before = sb.saved_bytes();
-    sb.sts.set(Behaviour::Refuse);
+    sb.sts.refuse_connections();
     let start = Instant::now();
     let run = sb.tfshim(&["plan", "-input=false"]);
-    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
     let lines = run.tfshim_lines();
     assert_eq!(lines.len(), 1, "{}", run.stderr());
     assert!(
@@ -200,7 +262,10 @@ fn credential_only_change_at_init() {
     let run = sb.tfshim(&args);
     run.success().stderr_lacks("migrate-state");
     let after = sb.saved_backend();
-    assert_eq!(after["config"]["access_key"], Value::from(sb.key.id.clone()));
+    assert_eq!(
+        after["config"]["access_key"],
+        Value::from(sb.key.id.clone())
+    );
     assert_eq!(before["hash"], after["hash"]);
     for (k, v) in before["config"].as_object().unwrap() {
         if !CREDENTIALS.contains(&k.as_str()) {
@@ -215,7 +280,11 @@ fn real_backend_change_is_left_to_terraform() {
     let sb = Sandbox::new(Layout::default());
     sb.init_with_saved_key(&[]);
     let before = sb.saved_bytes();
-    let run = sb.tfshim(&["init", "-input=false", "-backend-config=key=elsewhere/terraform.tfstate"]);
+    let run = sb.tfshim(&[
+        "init",
+        "-input=false",
+        "-backend-config=key=elsewhere/terraform.tfstate",
+    ]);
     run.code_is(1).stderr_has("Backend configuration changed");
     assert!(run.tfshim_lines().is_empty(), "{}", run.stderr());
     assert_eq!(sb.saved_bytes(), before);
@@ -239,6 +308,7 @@ fn concurrent_runs_repair_once() {
     sb.init_with_saved_key(&[]);
     let before = sb.saved_backend();
     sb.rotate();
+    sb.record_terraform_calls();
     let children: Vec<_> = (0..4)
         .map(|_| {
             let mut cmd = sb.tfshim_cmd();
@@ -248,16 +318,19 @@ fn concurrent_runs_repair_once() {
             cmd.spawn().unwrap()
         })
         .collect();
-    let mut repairs = 0;
     for child in children {
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
-        repairs += reconfigures(&err);
         for s in &sb.secrets {
             assert!(!err.contains(s.as_str()));
         }
     }
-    assert_eq!(repairs, 1, "exactly one run repairs");
+    assert_eq!(
+        sb.reconfigures(),
+        1,
+        "exactly one run repairs: {:?}",
+        sb.terraform_calls()
+    );
     assert_only_keys_removed(&before, &sb.saved_backend());
 }

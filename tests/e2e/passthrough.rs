@@ -42,10 +42,12 @@ fn help_is_terraforms() {
 #[test]
 fn plan_detailed_exitcode_is_identical() {
     let sb = local();
-    sb.terraform(&["init", "-input=false", "-no-color"]).success();
+    sb.terraform(&["init", "-input=false", "-no-color"])
+        .success();
     let direct = sb.terraform(&["plan", "-input=false", "-detailed-exitcode"]);
     direct.code_is(2);
-    sb.tfshim(&["plan", "-input=false", "-detailed-exitcode"]).same_as(&direct);
+    sb.tfshim(&["plan", "-input=false", "-detailed-exitcode"])
+        .same_as(&direct);
 }
 
 #[test]
@@ -60,11 +62,19 @@ fn broken_config_validate_is_identical() {
 #[test]
 fn console_reads_stdin() {
     let sb = local();
-    fs::write(sb.work.join("locals.tf"), "locals {\n  a = \"from-console\"\n}\n").unwrap();
+    fs::write(
+        sb.work.join("locals.tf"),
+        "locals {\n  a = \"from-console\"\n}\n",
+    )
+    .unwrap();
     sb.terraform(&["init", "-input=false"]).success();
     let direct = sb.run_with_stdin(sb.terraform_cmd(), &["console"], b"local.a\n");
     let proxied = sb.run_with_stdin(sb.tfshim_cmd(), &["console"], b"local.a\n");
-    assert!(direct.stdout().contains("from-console"), "{}", direct.stdout());
+    assert!(
+        direct.stdout().contains("from-console"),
+        "{}",
+        direct.stdout()
+    );
     proxied.same_as(&direct);
 }
 
@@ -74,7 +84,11 @@ fn non_utf8_argument_is_passed_verbatim() {
     use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt;
     let sb = local();
-    fs::write(sb.work.join("vars.tf"), "variable \"a\" {\n  type = string\n}\n").unwrap();
+    fs::write(
+        sb.work.join("vars.tf"),
+        "variable \"a\" {\n  type = string\n}\n",
+    )
+    .unwrap();
     sb.terraform(&["init", "-input=false"]).success();
     let odd = OsString::from_vec(b"-var=a=caf\xe9-\xff".to_vec());
     let args = [OsString::from("plan"), OsString::from("-input=false"), odd];
@@ -97,7 +111,10 @@ fn symlink_named_terraform_finds_the_real_one() {
     let which = sb.run(sb.command(&bin.join("terraform")), &["shim", "which"]);
     which.success();
     let first = which.stdout().lines().next().unwrap().to_owned();
-    assert_eq!(Path::new(&first).canonicalize().unwrap(), real_terraform().canonicalize().unwrap());
+    assert_eq!(
+        Path::new(&first).canonicalize().unwrap(),
+        real_terraform().canonicalize().unwrap()
+    );
     assert!(which.stdout().contains("skipping 1"), "{}", which.stdout());
 }
 
@@ -107,7 +124,9 @@ fn loops_end_fast_with_a_clear_error() {
     sb.env("TFSHIM_TERRAFORM", TFSHIM);
     let start = Instant::now();
     let run = sb.tfshim(&["version"]);
-    run.code_is(1).stderr_has("tfshim: TFSHIM_TERRAFORM=").stderr_has("is tfshim itself");
+    run.code_is(1)
+        .stderr_has("tfshim: TFSHIM_TERRAFORM=")
+        .stderr_has("is tfshim itself");
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
@@ -123,7 +142,10 @@ fn wrapper_loops_are_caught_by_the_recursion_guard() {
     let script = bin.join("terraform");
     fs::write(&script, format!("#!/bin/sh\nexec '{TFSHIM}' \"$@\"\n")).unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    sb.env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()));
+    sb.env(
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    );
     let start = Instant::now();
     let run = sb.tfshim(&["version"]);
     run.code_is(1).stderr_has("tfshim has started itself");
@@ -148,11 +170,23 @@ fn shim_commands_are_ours() {
     let sb = local();
     let help = sb.tfshim(&["shim", "--help"]);
     help.success();
-    assert!(help.stdout().contains("which") && help.stdout().contains("TFSHIM_MODE"), "{}", help.stdout());
+    assert!(
+        help.stdout().contains("which") && help.stdout().contains("TFSHIM_MODE"),
+        "{}",
+        help.stdout()
+    );
     let version = sb.tfshim(&["shim", "version"]);
     version.success();
-    assert!(version.stdout().starts_with("tfshim "), "{}", version.stdout());
-    assert!(version.stdout().contains("Terraform v"), "{}", version.stdout());
+    assert!(
+        version.stdout().starts_with("tfshim "),
+        "{}",
+        version.stdout()
+    );
+    assert!(
+        version.stdout().contains("Terraform v"),
+        "{}",
+        version.stdout()
+    );
 }
 
 #[cfg(unix)]
@@ -183,7 +217,8 @@ fn sigint_reaches_terraform_once() {
         }
         all
     });
-    rx.recv_timeout(Duration::from_secs(60)).expect("apply never reached the provisioner");
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("apply never reached the provisioner");
     let start = Instant::now();
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();

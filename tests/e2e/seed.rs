@@ -6,7 +6,8 @@ use crate::support::{Layout, Sandbox};
 fn plain_terraform_fails_after_rotation() {
     let mut sb = Sandbox::new(Layout::default());
     sb.init_with_saved_key(&[]);
-    sb.terraform(&["plan", "-input=false", "-no-color"]).success();
+    sb.terraform(&["plan", "-input=false", "-no-color"])
+        .success();
     let old = sb.rotate();
     // The new key works (it is in the shared credentials file), yet terraform keeps using the saved,
     // deleted one.

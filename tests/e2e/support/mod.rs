@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use moto::{moto, Key, BUCKET};
-pub use proxy::{Behaviour, StsProxy};
+pub use proxy::StsProxy;
 
 pub const TFSHIM: &str = env!("CARGO_BIN_EXE_tfshim");
 
@@ -62,7 +62,10 @@ impl Sandbox {
         let n = USERS.fetch_add(1, Ordering::SeqCst);
         let user = format!("tfshim-test-{}-{n}", std::process::id());
         let key = m.new_user(&user);
-        let root = tempfile::Builder::new().prefix("tfshim-e2e-").tempdir().unwrap();
+        let root = tempfile::Builder::new()
+            .prefix("tfshim-e2e-")
+            .tempdir()
+            .unwrap();
         let work = root.path().join(subdir);
         let home = root.path().join("home");
         fs::create_dir_all(&work).unwrap();
@@ -92,7 +95,10 @@ impl Sandbox {
         let location = if layout.partial {
             String::new()
         } else {
-            format!("    bucket = \"{BUCKET}\"\n    key    = \"{}\"\n", self.state_key)
+            format!(
+                "    bucket = \"{BUCKET}\"\n    key    = \"{}\"\n",
+                self.state_key
+            )
         };
         let backend = format!(
             "  backend \"s3\" {{\n{location}    region = \"us-east-1\"\n    use_path_style = true\n    \
@@ -137,6 +143,43 @@ impl Sandbox {
         ]
     }
 
+    /// Makes tfshim run terraform through a wrapper that logs each call's arguments (one line per call)
+    /// to a file, so tests can count the `init -reconfigure`s a repair ran.
+    #[cfg(unix)]
+    pub fn record_terraform_calls(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let log = self.root.path().join("terraform-calls.log");
+        let wrapper = self.root.path().join("terraform-recorder");
+        fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real_terraform().display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+        self.env("TFSHIM_TERRAFORM", wrapper);
+    }
+
+    /// The calls logged since [`Sandbox::record_terraform_calls`].
+    pub fn terraform_calls(&self) -> Vec<String> {
+        fs::read_to_string(self.root.path().join("terraform-calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// How many of the recorded calls were a repair's `init -reconfigure`.
+    pub fn reconfigures(&self) -> usize {
+        self.terraform_calls()
+            .iter()
+            .filter(|c| c.contains("init -reconfigure"))
+            .count()
+    }
+
     pub fn env(&mut self, k: impl Into<OsString>, v: impl Into<OsString>) -> &mut Self {
         self.extra_env.push((k.into(), v.into()));
         self
@@ -151,7 +194,10 @@ impl Sandbox {
             .env("HOME", &self.home)
             .env("CHECKPOINT_DISABLE", "1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.home.join(".aws/credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.home.join(".aws/credentials"),
+            )
             .env("AWS_CONFIG_FILE", self.home.join(".aws/config"))
             .env("TF_CLI_CONFIG_FILE", self.root.path().join("terraformrc"))
             .env("TFSHIM_STS_TIMEOUT", "5")
@@ -185,17 +231,33 @@ impl Sandbox {
         cmd.args(args);
         let output = cmd.output().expect("could not start the command");
         let run = Run {
-            label: format!("{:?} {:?}", cmd.get_program(), cmd.get_args().collect::<Vec<_>>()),
+            label: format!(
+                "{:?} {:?}",
+                cmd.get_program(),
+                cmd.get_args().collect::<Vec<_>>()
+            ),
             output,
         };
         run.assert_no_secret(&self.secrets);
+        // TFSHIM_TEST_SHOW=1 prints every command's output, to read what users would see.
+        if std::env::var_os("TFSHIM_TEST_SHOW").is_some() {
+            eprintln!("{}", run.dump());
+        }
         run
     }
 
     /// Runs with `stdin` fed from `input`.
     #[track_caller]
-    pub fn run_with_stdin<S: AsRef<OsStr>>(&self, mut cmd: Command, args: &[S], input: &[u8]) -> Run {
-        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    pub fn run_with_stdin<S: AsRef<OsStr>>(
+        &self,
+        mut cmd: Command,
+        args: &[S],
+        input: &[u8],
+    ) -> Run {
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("could not start the command");
         child.stdin.take().unwrap().write_all(input).unwrap();
         let output = child.wait_with_output().unwrap();
@@ -212,7 +274,10 @@ impl Sandbox {
         args.extend(Self::key_args(&self.key));
         args.extend(extra.iter().cloned());
         self.terraform(&args).success();
-        assert!(self.saved_text().contains(&self.key.id), "init did not save the key");
+        assert!(
+            self.saved_text().contains(&self.key.id),
+            "init did not save the key"
+        );
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -262,25 +327,42 @@ impl Run {
 
     #[track_caller]
     pub fn success(&self) -> &Self {
-        assert!(self.output.status.success(), "expected success:\n{}", self.dump());
+        assert!(
+            self.output.status.success(),
+            "expected success:\n{}",
+            self.dump()
+        );
         self
     }
 
     #[track_caller]
     pub fn code_is(&self, code: i32) -> &Self {
-        assert_eq!(self.code(), Some(code), "unexpected exit code:\n{}", self.dump());
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "unexpected exit code:\n{}",
+            self.dump()
+        );
         self
     }
 
     #[track_caller]
     pub fn stderr_has(&self, needle: &str) -> &Self {
-        assert!(self.stderr().contains(needle), "stderr lacks {needle:?}:\n{}", self.dump());
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.dump()
+        );
         self
     }
 
     #[track_caller]
     pub fn stderr_lacks(&self, needle: &str) -> &Self {
-        assert!(!self.stderr().contains(needle), "stderr has {needle:?}:\n{}", self.dump());
+        assert!(
+            !self.stderr().contains(needle),
+            "stderr has {needle:?}:\n{}",
+            self.dump()
+        );
         self
     }
 
@@ -311,8 +393,26 @@ impl Run {
     /// Same stdout, stderr and exit code as `other`.
     #[track_caller]
     pub fn same_as(&self, other: &Run) {
-        assert_eq!(self.code(), other.code(), "exit codes differ:\n{}\n{}", self.dump(), other.dump());
-        assert_eq!(self.output.stdout, other.output.stdout, "stdout differs:\n{}\n{}", self.dump(), other.dump());
-        assert_eq!(self.output.stderr, other.output.stderr, "stderr differs:\n{}\n{}", self.dump(), other.dump());
+        assert_eq!(
+            self.code(),
+            other.code(),
+            "exit codes differ:\n{}\n{}",
+            self.dump(),
+            other.dump()
+        );
+        assert_eq!(
+            self.output.stdout,
+            other.output.stdout,
+            "stdout differs:\n{}\n{}",
+            self.dump(),
+            other.dump()
+        );
+        assert_eq!(
+            self.output.stderr,
+            other.output.stderr,
+            "stderr differs:\n{}\n{}",
+            self.dump(),
+            other.dump()
+        );
     }
 }

@@ -122,7 +122,11 @@ pub fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").to_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_owned();
     Ok((status, body))
 }
 
@@ -156,7 +160,10 @@ fn xml(body: &str, tag: &str) -> Option<String> {
 impl Moto {
     fn start() -> Moto {
         let (auth_port, open_port) = (free_port(), free_port());
-        let servers = vec![spawn_server(auth_port, true), spawn_server(open_port, false)];
+        let servers = vec![
+            spawn_server(auth_port, true),
+            spawn_server(open_port, false),
+        ];
         wait_until_up(auth_port);
         wait_until_up(open_port);
         // moto routes an unsigned request by the credential scope of its Authorization header, so the
@@ -199,7 +206,11 @@ impl Moto {
     pub fn rotate(&self, user: &str, old: &Key) -> Key {
         let created = self.signed_iam(
             &self.admin,
-            &form(&[("Action", "CreateAccessKey"), ("UserName", user), ("Version", "2010-05-08")]),
+            &form(&[
+                ("Action", "CreateAccessKey"),
+                ("UserName", user),
+                ("Version", "2010-05-08"),
+            ]),
         );
         let new = parse_key(&created);
         self.delete_key(user, old);
@@ -232,7 +243,10 @@ impl Moto {
             .into();
         let host = format!("127.0.0.1:{}", self.auth_port);
         let base = [
-            ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
+            (
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            ),
             ("host", host.as_str()),
         ];
         let signable = SignableRequest::new(
@@ -247,7 +261,11 @@ impl Moto {
             "Content-Type".into(),
             "application/x-www-form-urlencoded; charset=utf-8".into(),
         )];
-        headers.extend(instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())));
+        headers.extend(
+            instructions
+                .headers()
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
         let (status, text) = iam_post(self.auth_port, &headers, body);
         assert_eq!(status, 200, "signed IAM call failed: {text}");
         text
@@ -255,9 +273,14 @@ impl Moto {
 }
 
 fn user_requests(name: &str) -> Vec<String> {
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    let policy =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
     vec![
-        form(&[("Action", "CreateUser"), ("UserName", name), ("Version", "2010-05-08")]),
+        form(&[
+            ("Action", "CreateUser"),
+            ("UserName", name),
+            ("Version", "2010-05-08"),
+        ]),
         form(&[
             ("Action", "PutUserPolicy"),
             ("UserName", name),
@@ -265,13 +288,20 @@ fn user_requests(name: &str) -> Vec<String> {
             ("PolicyDocument", policy),
             ("Version", "2010-05-08"),
         ]),
-        form(&[("Action", "CreateAccessKey"), ("UserName", name), ("Version", "2010-05-08")]),
+        form(&[
+            ("Action", "CreateAccessKey"),
+            ("UserName", name),
+            ("Version", "2010-05-08"),
+        ]),
     ]
 }
 
 fn iam_post(port: u16, headers: &[(String, String)], body: &str) -> (u16, String) {
     let mut all = headers.to_vec();
-    if !all.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+    if !all
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
         all.push((
             "Content-Type".into(),
             "application/x-www-form-urlencoded; charset=utf-8".into(),

@@ -4,23 +4,17 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behaviour {
-    Forward = 0,
-    /// Accept, then close at once: a network error for the client.
-    Refuse = 1,
-}
 
 #[derive(Default)]
 struct Shared {
     tfshim_calls: AtomicUsize,
     other_calls: AtomicUsize,
-    behaviour: AtomicUsize,
+    /// Accept, then close at once: a network error for the client.
+    refuse: AtomicBool,
 }
 
 pub struct StsProxy {
@@ -53,13 +47,14 @@ impl StsProxy {
         self.shared.other_calls.load(Ordering::SeqCst)
     }
 
-    pub fn set(&self, b: Behaviour) {
-        self.shared.behaviour.store(b as usize, Ordering::SeqCst);
+    /// From now on, accept connections and close them at once (an unreachable STS).
+    pub fn refuse_connections(&self) {
+        self.shared.refuse.store(true, Ordering::SeqCst);
     }
 }
 
 fn serve(client: TcpStream, upstream: u16, shared: Arc<Shared>) {
-    if shared.behaviour.load(Ordering::SeqCst) == Behaviour::Refuse as usize {
+    if shared.refuse.load(Ordering::SeqCst) {
         let _ = client.shutdown(Shutdown::Both);
         return;
     }
@@ -103,5 +98,8 @@ fn serve(client: TcpStream, upstream: u16, shared: Arc<Shared>) {
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
