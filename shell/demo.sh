@@ -9,82 +9,30 @@
 # (or TFSHIM_BIN=/path/to/tfshim).
 set -euo pipefail
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+say() { if [ -t 2 ]; then printf '\n\033[1m== %s\033[0m\n' "$*" >&2; else printf '\n== %s\n' "$*" >&2; fi; }
 die() { printf 'tfshim demo: %s\n' "$*" >&2; exit 1; }
 
 tfshim=${TFSHIM_BIN:-$(command -v tfshim || true)}
 [ -n "$tfshim" ] || die "tfshim is not on PATH: run \`cargo install --locked --path .\` first, or set TFSHIM_BIN"
 command -v terraform >/dev/null || die "terraform is not on PATH"
-command -v curl >/dev/null || die "curl is not on PATH"
-python=${TFSHIM_TEST_PYTHON:-python3}
-if ! "$python" -c 'import moto.server' 2>/dev/null; then
-  echo "tfshim demo: installing moto[server] from PyPI" >&2
-  "$python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.2,<6'
-fi
+# shellcheck source=moto-lib.sh
+. "$(dirname "$0")/moto-lib.sh"
+moto_ensure
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tfshim-demo.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
+cleanup() { moto_cleanup; rm -rf "$dir"; }
 trap cleanup EXIT
-
-free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_moto() { # port [auth]
-  if [ "${2:-}" = auth ]; then
-    INITIAL_NO_AUTH_ACTION_COUNT=3 "$python" -m moto.server -H 127.0.0.1 -p "$1" >"$dir/moto-$1.log" 2>&1 &
-  else
-    "$python" -m moto.server -H 127.0.0.1 -p "$1" >"$dir/moto-$1.log" 2>&1 &
-  fi
-  pids+=($!)
-  for _ in $(seq 1 200); do
-    curl -sf -o /dev/null "http://127.0.0.1:$1/moto-api/" && return 0
-    sleep 0.1
-  done
-  die "moto did not start on port $1 (see $dir/moto-$1.log)"
-}
 redact() { printf '%s…%s' "${1:0:4}" "${1: -4}"; }
-xml() { sed -n "s:.*<$1>\(.*\)</$1>.*:\1:p" | head -n1; }
 
 say "Starting local STS/IAM (auth enforced) and S3 (moto)"
-auth=$(free_port); s3=$(free_port)
-start_moto "$auth" auth
-start_moto "$s3"
-A="http://127.0.0.1:$auth"
-# moto routes unsigned requests by the Authorization header's scope; the first 3 are not checked.
-dummy='Authorization: AWS4-HMAC-SHA256 Credential=AKIDUMMY/20250101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=00'
-curl -sf -H "$dummy" "$A/" -d 'Action=CreateUser&UserName=demo&Version=2010-05-08' >/dev/null
-curl -sf -H "$dummy" "$A/" -d Action=PutUserPolicy -d UserName=demo -d PolicyName=all -d Version=2010-05-08 \
-  --data-urlencode 'PolicyDocument={"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}' >/dev/null
-k1=$(curl -sf -H "$dummy" "$A/" -d 'Action=CreateAccessKey&UserName=demo&Version=2010-05-08')
-k1_id=$(xml AccessKeyId <<<"$k1"); k1_secret=$(xml SecretAccessKey <<<"$k1")
-curl -sf -X PUT "http://127.0.0.1:$s3/tfstate" >/dev/null
+moto_start "$dir" tfstate
+read -r k1_id k1_secret < <(moto_new_key demo)
 echo "IAM user demo with key $(redact "$k1_id")" >&2
 
 mkdir -p "$dir/home/.aws" "$dir/root"
 : >"$dir/home/.aws/credentials"
 : >"$dir/terraformrc"
-cat >"$dir/root/main.tf" <<EOF
-terraform {
-  backend "s3" {
-    bucket                 = "tfstate"
-    key                    = "demo/terraform.tfstate"
-    region                 = "us-east-1"
-    use_path_style         = true
-    skip_region_validation = true
-    endpoints = {
-      sts = "$A"
-      iam = "$A"
-      s3  = "http://127.0.0.1:$s3"
-    }
-  }
-}
-
-resource "terraform_data" "demo" {
-  input = "hello"
-}
-EOF
+moto_main_tf tfstate demo/terraform.tfstate >"$dir/root/main.tf"
 export HOME="$dir/home" AWS_SHARED_CREDENTIALS_FILE="$dir/home/.aws/credentials" AWS_CONFIG_FILE="$dir/home/.aws/config"
 export TF_CLI_CONFIG_FILE="$dir/terraformrc" CHECKPOINT_DISABLE=1 AWS_EC2_METADATA_DISABLED=true
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
@@ -95,11 +43,9 @@ terraform init -input=false -no-color -backend-config="access_key=$k1_id" -backe
 grep -q "$k1_id" .terraform/terraform.tfstate && echo ".terraform/terraform.tfstate now holds $(redact "$k1_id")" >&2
 
 say "Rotating: new key into ~/.aws/credentials, old key deleted"
-k2=$(curl -sf --aws-sigv4 "aws:amz:us-east-1:iam" --user "$k1_id:$k1_secret" "$A/" -d 'Action=CreateAccessKey&UserName=demo&Version=2010-05-08')
-k2_id=$(xml AccessKeyId <<<"$k2"); k2_secret=$(xml SecretAccessKey <<<"$k2")
+read -r k2_id k2_secret < <(moto_new_key demo)
 printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$k2_id" "$k2_secret" >"$AWS_SHARED_CREDENTIALS_FILE"
-curl -sf --aws-sigv4 "aws:amz:us-east-1:iam" --user "$k2_id:$k2_secret" "$A/" \
-  -d "Action=DeleteAccessKey&UserName=demo&AccessKeyId=$k1_id&Version=2010-05-08" >/dev/null
+moto_delete_key demo "$k1_id"
 echo "new key $(redact "$k2_id") is in the credentials file; $(redact "$k1_id") is deleted" >&2
 
 say "Plain terraform plan: the seed's failure"

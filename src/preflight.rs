@@ -20,7 +20,7 @@ use crate::exec::signal_exit_code;
 use crate::invocation::Invocation;
 use crate::log;
 use crate::repair::{self, Lock, Outcome, Reconfigure};
-use crate::sts::{self, ProfileSettings, Target};
+use crate::sts::{self, ProfileSettings, Session, Target};
 use crate::verdict::Verdict;
 
 /// Default for `TFSHIM_STS_TIMEOUT` (seconds): long enough for a slow link to STS, short enough that
@@ -105,6 +105,7 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
         .map(|c| c.access_key.redacted())
         .unwrap_or_default();
     let mut ambient: Option<sts::Ambient> = None;
+    let mut session: Option<Session> = None;
     loop {
         let step = decide::next(&facts);
         log::debug(|| format!("step: {step:?}"));
@@ -128,15 +129,19 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
                     continue;
                 };
                 log::debug(|| format!("asking STS about the saved key {key} ({target:?})"));
-                facts.saved_verdict = Some(sts::check_static(target, c));
+                let verdict = match Session::new(target.clone()) {
+                    Ok(s) => session.insert(s).check_static(c),
+                    Err(why) => Verdict::unknown(why),
+                };
+                facts.saved_verdict = Some(verdict);
             }
             Step::CheckAmbient => {
-                let (Some(Ok(target)), Some(b)) = (&target, &saved) else {
+                let (Some(s), Some(b)) = (&session, &saved) else {
                     facts.ambient_verdict = Some(Verdict::unknown("no backend"));
                     continue;
                 };
                 let profiles = ProfileSettings::from_backend(b, env_var);
-                let checked = sts::check_ambient(target, &profiles);
+                let checked = s.check_ambient(&profiles);
                 log::debug(|| format!("ambient credentials: {}", checked.verdict));
                 facts.ambient_verdict = Some(checked.verdict.clone());
                 ambient = Some(checked);

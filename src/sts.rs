@@ -10,6 +10,7 @@ use std::env;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aws_credential_types::provider::ProvideCredentials;
 use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_sts::config::retry::RetryConfig;
 use aws_sdk_sts::config::timeout::TimeoutConfig;
@@ -173,78 +174,92 @@ fn expand_home(path: &str, env: &impl Fn(&str) -> Option<String>) -> PathBuf {
     }
 }
 
-/// Checks the saved static key with exactly those credentials.
-pub fn check_static(target: &Target, creds: &StaticCredentials) -> Verdict {
-    let creds = Credentials::new(
-        creds.access_key.expose(),
-        creds.secret_key.expose(),
-        creds.token.as_ref().map(|t| t.expose().to_owned()),
-        None,
-        "tfshim-saved-backend",
-    );
-    run(async {
-        let http = http_client(target)?;
-        let config = sts_config(target, http).credentials_provider(creds).build();
-        Ok(call(aws_sdk_sts::Client::from_conf(config)).await)
-    })
+/// One async runtime and one HTTPS client for all the checks of a run: building them (the TLS trust
+/// store especially) is the expensive part, so the second check reuses the first one's.
+pub struct Session {
+    runtime: tokio::runtime::Runtime,
+    http: SharedHttpClient,
+    target: Target,
 }
 
-/// Checks the credentials terraform would use without the saved key: aws-config's default chain with
-/// the backend's profile settings applied.
-pub fn check_ambient(target: &Target, profiles: &ProfileSettings) -> Ambient {
-    let looked = profiles.describe(|k| env::var(k).ok());
-    let verdict = run(async {
-        let http = http_client(target)?;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(target.region.clone()))
-            .http_client(http.clone())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(timeouts(target.timeout));
-        if let Some(profile) = &profiles.profile {
-            loader = loader.profile_name(profile);
-        }
-        if !profiles.credentials_files.is_empty() || !profiles.config_files.is_empty() {
-            // terraform uses the listed files instead of the defaults, kind by kind.
-            let mut files = EnvConfigFiles::builder()
-                .include_default_credentials_file(profiles.credentials_files.is_empty())
-                .include_default_config_file(profiles.config_files.is_empty());
-            for f in &profiles.credentials_files {
-                files = files.with_file(EnvConfigFileKind::Credentials, f);
-            }
-            for f in &profiles.config_files {
-                files = files.with_file(EnvConfigFileKind::Config, f);
-            }
-            loader = loader.profile_files(files.build());
-        }
-        let shared = loader.load().await;
-        let Some(provider) = shared.credentials_provider() else {
-            return Ok(Verdict::unknown("no credential provider"));
-        };
-        use aws_credential_types::provider::ProvideCredentials;
-        let found = tokio::time::timeout(target.timeout * 2, provider.provide_credentials()).await;
-        let creds = match found {
-            Err(_) => return Ok(Verdict::unknown("timeout while loading credentials")),
-            Ok(Err(_)) => return Ok(Verdict::unknown("no credentials found")),
-            Ok(Ok(c)) => c,
-        };
-        let config = sts_config(target, http).credentials_provider(creds).build();
-        Ok(call(aws_sdk_sts::Client::from_conf(config)).await)
-    });
-    Ambient {
-        verdict,
-        source: looked,
+impl Session {
+    /// `Err` says why no check can be made (e.g. an unreadable CA bundle): no verdict.
+    pub fn new(target: Target) -> Result<Session, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("could not start the async runtime: {e}"))?;
+        let http = http_client(&target)?;
+        Ok(Session {
+            runtime,
+            http,
+            target,
+        })
     }
-}
 
-fn run(fut: impl std::future::Future<Output = Result<Verdict, String>>) -> Verdict {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return Verdict::unknown(format!("could not start the async runtime: {e}")),
-    };
-    runtime.block_on(fut).unwrap_or_else(Verdict::unknown)
+    /// Checks the saved static key with exactly those credentials.
+    pub fn check_static(&self, creds: &StaticCredentials) -> Verdict {
+        let creds = Credentials::new(
+            creds.access_key.expose(),
+            creds.secret_key.expose(),
+            creds.token.as_ref().map(|t| t.expose().to_owned()),
+            None,
+            "tfshim-saved-backend",
+        );
+        let config = sts_config(&self.target, self.http.clone())
+            .credentials_provider(creds)
+            .build();
+        self.runtime
+            .block_on(call(aws_sdk_sts::Client::from_conf(config)))
+    }
+
+    /// Checks the credentials terraform would use without the saved key: aws-config's default chain
+    /// with the backend's profile settings applied.
+    pub fn check_ambient(&self, profiles: &ProfileSettings) -> Ambient {
+        let target = &self.target;
+        let verdict = self.runtime.block_on(async {
+            let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new(target.region.clone()))
+                .http_client(self.http.clone())
+                .retry_config(RetryConfig::disabled())
+                .timeout_config(timeouts(target.timeout));
+            if let Some(profile) = &profiles.profile {
+                loader = loader.profile_name(profile);
+            }
+            if !profiles.credentials_files.is_empty() || !profiles.config_files.is_empty() {
+                // terraform uses the listed files instead of the defaults, kind by kind.
+                let mut files = EnvConfigFiles::builder()
+                    .include_default_credentials_file(profiles.credentials_files.is_empty())
+                    .include_default_config_file(profiles.config_files.is_empty());
+                for f in &profiles.credentials_files {
+                    files = files.with_file(EnvConfigFileKind::Credentials, f);
+                }
+                for f in &profiles.config_files {
+                    files = files.with_file(EnvConfigFileKind::Config, f);
+                }
+                loader = loader.profile_files(files.build());
+            }
+            let shared = loader.load().await;
+            let Some(provider) = shared.credentials_provider() else {
+                return Verdict::unknown("no credential provider");
+            };
+            let found =
+                tokio::time::timeout(target.timeout * 2, provider.provide_credentials()).await;
+            let creds = match found {
+                Err(_) => return Verdict::unknown("timeout while loading credentials"),
+                Ok(Err(_)) => return Verdict::unknown("no credentials found"),
+                Ok(Ok(c)) => c,
+            };
+            let config = sts_config(target, self.http.clone())
+                .credentials_provider(creds)
+                .build();
+            call(aws_sdk_sts::Client::from_conf(config)).await
+        });
+        Ambient {
+            verdict,
+            source: profiles.describe(|k| env::var(k).ok()),
+        }
+    }
 }
 
 fn timeouts(t: Duration) -> TimeoutConfig {
