@@ -216,10 +216,15 @@ impl SavedBackend {
 
     /// A boolean attribute (terraform stores true booleans; old versions may store "true").
     pub fn flag(&self, name: &str) -> bool {
+        self.bool_attr(name).unwrap_or(false)
+    }
+
+    /// A boolean attribute, `None` when unset (so an environment default can apply).
+    pub fn bool_attr(&self, name: &str) -> Option<bool> {
         match self.config.get(name) {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => s == "true",
-            _ => false,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) => Some(s == "true"),
+            _ => None,
         }
     }
 

@@ -62,7 +62,12 @@ const APPLY_VALUED: &[&str] = &[
 /// Classifies the subcommand. `effective` is what the subcommand will see (env args included).
 pub fn classify_command(inv: &Invocation, effective: &[OsString]) -> CommandClass {
     use CommandClass::*;
-    if inv.version_flag || inv.help_flag {
+    // terraform turns `-v`/`-version` anywhere in the merged arguments (TF_CLI_ARGS included) into
+    // `version`, and refuses odd leading options: neither loads the backend.
+    let version_in_env = effective
+        .iter()
+        .any(|a| matches!(a.to_str(), Some("-v" | "-version" | "--version")));
+    if inv.version_flag || inv.help_flag || inv.refused_leading || version_in_env {
         return PassThrough;
     }
     let Some(command) = inv.command.as_deref() else {
@@ -140,6 +145,9 @@ pub enum Step {
     CheckSavedKey,
     /// Ask STS about the credentials terraform would fall back to.
     CheckAmbient,
+    /// The saved key is stale, but the fallback credentials could not be checked (why): change
+    /// nothing, say so, run the command unchanged (fail open).
+    AmbientUnchecked(String),
     /// `warn` mode: the saved key is stale; say so, change nothing, run the command.
     WarnStale,
     /// `warn` mode: an init changes only credentials; say what `fix` would do, run unchanged.
@@ -183,11 +191,13 @@ pub fn next(f: &Facts) -> Step {
         None => Step::CheckSavedKey,
         Some(Verdict::Valid { .. }) => Step::Run,
         Some(Verdict::Unknown { reason }) => Step::RunUnchecked(reason.clone()),
+        Some(Verdict::Missing) => Step::RunUnchecked("no key to check".into()),
         Some(Verdict::Rejected { .. }) if f.mode == Mode::Warn => Step::WarnStale,
         Some(Verdict::Rejected { .. }) => match &f.ambient_verdict {
             None => Step::CheckAmbient,
             Some(Verdict::Valid { .. }) => Step::Repair,
-            Some(_) => Step::Refuse,
+            Some(Verdict::Unknown { reason }) => Step::AmbientUnchecked(reason.clone()),
+            Some(Verdict::Rejected { .. } | Verdict::Missing) => Step::Refuse,
         },
     }
 }
@@ -204,7 +214,7 @@ pub fn init_change(
     }
     let mut credentials_differ = false;
     for (key, value) in &flags.config_pairs {
-        let same = saved_value(key).as_deref() == Some(value.as_str());
+        let same = saved_value(key).as_deref() == Some(value.expose());
         match (same, credential(key)) {
             (true, _) => {}
             (false, true) => credentials_differ = true,
@@ -281,6 +291,8 @@ mod tests {
             &["providers", "lock"],
             &["login"],
             &["no-such-command"],
+            &["-no-color", "plan"],
+            &["-chdir=a", "-chdir=b", "plan"],
         ] {
             assert_eq!(class(args), CommandClass::PassThrough, "{args:?}");
         }
@@ -424,6 +436,14 @@ mod tests {
                 rejected(),
                 unknown(),
                 Mode::Fix,
+                AmbientUnchecked("timeout".into()),
+            ),
+            (
+                plan.clone(),
+                Saved::StaticKey,
+                rejected(),
+                Some(Verdict::Missing),
+                Mode::Fix,
                 Refuse,
             ),
             (
@@ -495,7 +515,7 @@ mod tests {
         let flags = |pairs: &[(&str, &str)], files| InitFlags {
             config_pairs: pairs
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.to_string(), crate::backend::Secret::new(*v)))
                 .collect(),
             config_files: files,
             ..Default::default()

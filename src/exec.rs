@@ -4,10 +4,12 @@
 //! and the exit code with nothing in between. Windows has no `exec`: tfshim ignores Ctrl-C itself
 //! (the console delivers it to terraform too), waits, and exits with terraform's code, as rustup does.
 //!
-//! A repair's `init` must be a child, because tfshim checks the result afterwards. While it runs,
-//! SIGINT/SIGQUIT from the terminal reach terraform directly (same process group), so tfshim only
-//! notes them; SIGTERM/SIGHUP sent to tfshim alone are forwarded to the child once. Either way tfshim
-//! then finishes its check, so the saved backend is never left half-repaired.
+//! A repair's `init` must be a child, because tfshim checks the result afterwards. For the whole
+//! repair — from before the child starts until the check (and any restore) is done — a [`Signals`]
+//! guard catches SIGINT, SIGQUIT, SIGTERM and SIGHUP: the terminal already delivers SIGINT/SIGQUIT to
+//! terraform (same process group), so tfshim only notes them; SIGTERM/SIGHUP sent to tfshim alone are
+//! forwarded to the child once. Either way tfshim finishes its check, so the saved backend is never
+//! left half-repaired, and then exits with the signal's conventional code.
 
 use std::io::{self, Write};
 use std::process::{Command, ExitCode, ExitStatus};
@@ -29,12 +31,10 @@ pub fn exec(mut cmd: Command) -> io::Result<ExitCode> {
     }
 }
 
-/// The outcome of a child run: its status, the first terminating signal tfshim received meanwhile,
-/// and, when asked for, what the child printed.
+/// The outcome of a child run: its status and, when asked for, what it printed.
 #[derive(Debug)]
 pub struct ChildRun {
     pub status: ExitStatus,
-    pub interrupted_by: Option<i32>,
     pub output: Vec<u8>,
 }
 
@@ -42,9 +42,9 @@ pub struct ChildRun {
 /// terraform's errors are).
 const CAPTURE_LIMIT: usize = 1 << 20;
 
-/// Runs `cmd` as a child, as described in the module comment. With `capture`, its stdout and stderr
-/// go, interleaved as written, into [`ChildRun::output`] instead of the terminal.
-pub fn run_child(mut cmd: Command, capture: bool) -> io::Result<ChildRun> {
+/// Runs `cmd` as a child while `signals` is held. With `capture`, its stdout and stderr go,
+/// interleaved as written, into [`ChildRun::output`] instead of the terminal.
+pub fn run_child(mut cmd: Command, capture: bool, signals: &Signals) -> io::Result<ChildRun> {
     let _ = io::stderr().flush();
     let reader = if capture {
         let (reader, writer) = io::pipe()?;
@@ -62,23 +62,19 @@ pub fn run_child(mut cmd: Command, capture: bool) -> io::Result<ChildRun> {
     } else {
         None
     };
-    #[cfg(unix)]
-    let run = unix::run(cmd);
-    #[cfg(windows)]
-    let run = {
-        windows::ignore_ctrl_c();
-        cmd.status().map(|status| ChildRun {
-            status,
-            interrupted_by: None,
-            output: Vec::new(),
-        })
-    };
-    // `cmd` (holding the pipe's write ends) is gone now, so the reader sees the end of the output.
-    let mut run = run?;
-    if let Some(reader) = reader {
-        run.output = reader.join().unwrap_or_default();
-    }
-    Ok(run)
+    let mut child = cmd.spawn()?;
+    // `cmd` holds the pipe's write ends: without it the reader sees the end of the output.
+    drop(cmd);
+    signals.forward_to(child.id());
+    let status = child.wait();
+    signals.forward_to(0);
+    let output = reader
+        .map(|r| r.join().unwrap_or_default())
+        .unwrap_or_default();
+    Ok(ChildRun {
+        status: status?,
+        output,
+    })
 }
 
 /// The conventional exit code of a process ended by `signal`.
@@ -86,11 +82,23 @@ pub fn signal_exit_code(signal: i32) -> u8 {
     (128 + signal).clamp(0, 255) as u8
 }
 
+/// The signal that ended a child, if one did.
+pub fn killed_by(status: &ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    {
+        std::os::unix::process::ExitStatusExt::signal(status)
+    }
+    #[cfg(windows)]
+    {
+        let _ = status;
+        None
+    }
+}
+
+pub use imp::Signals;
+
 #[cfg(unix)]
-mod unix {
-    use super::ChildRun;
-    use std::io;
-    use std::process::Command;
+mod imp {
     use std::sync::atomic::{AtomicI32, Ordering};
 
     static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -107,39 +115,72 @@ mod unix {
         }
     }
 
-    const WATCHED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP];
+    const CAUGHT: [libc::c_int; 4] = [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP];
 
-    pub fn run(mut cmd: Command) -> io::Result<ChildRun> {
-        RECEIVED.store(0, Ordering::SeqCst);
-        let mut child = cmd.spawn()?;
-        CHILD.store(child.id() as i32, Ordering::SeqCst);
-        let mut previous: Vec<libc::sigaction> = Vec::with_capacity(WATCHED.len());
-        // Handlers are installed after the spawn so that the child starts with default dispositions
-        // (an ignored signal would stay ignored across exec).
-        unsafe {
-            for sig in WATCHED {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as *const () as usize;
-                libc::sigemptyset(&mut action.sa_mask);
-                action.sa_flags = libc::SA_RESTART;
-                let mut old: libc::sigaction = std::mem::zeroed();
-                libc::sigaction(sig, &action, &mut old);
-                previous.push(old);
+    /// Catches terminating signals while alive (see the module comment); restores the previous
+    /// dispositions when dropped. Handlers, unlike ignored signals, are reset in a child at exec, so
+    /// terraform starts with default dispositions.
+    pub struct Signals {
+        previous: Vec<(libc::c_int, libc::sigaction)>,
+    }
+
+    impl Signals {
+        pub fn catch() -> Signals {
+            RECEIVED.store(0, Ordering::SeqCst);
+            let mut previous = Vec::with_capacity(CAUGHT.len());
+            for sig in CAUGHT {
+                // SAFETY: plain sigaction(2) calls with a handler that is async-signal-safe.
+                unsafe {
+                    let mut action: libc::sigaction = std::mem::zeroed();
+                    action.sa_sigaction = on_signal as *const () as usize;
+                    libc::sigemptyset(&mut action.sa_mask);
+                    action.sa_flags = libc::SA_RESTART;
+                    let mut old: libc::sigaction = std::mem::zeroed();
+                    if libc::sigaction(sig, &action, &mut old) == 0 {
+                        previous.push((sig, old));
+                    }
+                }
+            }
+            Signals { previous }
+        }
+
+        /// The child that SIGTERM/SIGHUP are forwarded to (0: none).
+        pub fn forward_to(&self, pid: u32) {
+            CHILD.store(pid as i32, Ordering::SeqCst);
+        }
+
+        /// The first signal received since [`Signals::catch`].
+        pub fn received(&self) -> Option<i32> {
+            Some(RECEIVED.load(Ordering::SeqCst)).filter(|s| *s != 0)
+        }
+    }
+
+    impl Drop for Signals {
+        fn drop(&mut self) {
+            CHILD.store(0, Ordering::SeqCst);
+            for (sig, old) in &self.previous {
+                // SAFETY: restores the disposition saved by `catch`.
+                unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
             }
         }
-        let status = child.wait();
-        CHILD.store(0, Ordering::SeqCst);
-        unsafe {
-            for (sig, old) in WATCHED.iter().zip(previous.iter()) {
-                libc::sigaction(*sig, old, std::ptr::null_mut());
-            }
+    }
+}
+
+#[cfg(windows)]
+mod imp {
+    /// On Windows Ctrl-C reaches every process on the console; tfshim ignores it and lets terraform
+    /// handle it.
+    pub struct Signals;
+
+    impl Signals {
+        pub fn catch() -> Signals {
+            super::windows::ignore_ctrl_c();
+            Signals
         }
-        let received = RECEIVED.swap(0, Ordering::SeqCst);
-        Ok(ChildRun {
-            status: status?,
-            interrupted_by: (received != 0).then_some(received),
-            output: Vec::new(),
-        })
+        pub fn forward_to(&self, _pid: u32) {}
+        pub fn received(&self) -> Option<i32> {
+            None
+        }
     }
 }
 

@@ -9,11 +9,14 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
+use crate::backend::Secret;
+
 /// Subcommands with a second word that names the real command (`state list`, `workspace select`).
 const NESTED: &[&str] = &["state", "workspace", "providers", "env"];
 
-/// The parsed view of one terraform command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The parsed view of one terraform command line. Its `Debug` leaves the arguments out: they may hold
+/// secrets (`-backend-config=secret_key=…`, `-var`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Invocation {
     /// Every argument after argv[0], verbatim.
     pub args: Vec<OsString>,
@@ -29,6 +32,21 @@ pub struct Invocation {
     pub nested: Option<String>,
     /// Index into `args` of the first argument after the subcommand (and its nested word).
     pub rest_start: usize,
+    /// Leading options terraform refuses ("Invalid flags before the subcommand"): anything but one
+    /// `-chdir=DIR`, the version and the help flags. Terraform will not run the command.
+    pub refused_leading: bool,
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("arguments", &self.args.len())
+            .field("chdir", &self.chdir)
+            .field("command", &self.command)
+            .field("nested", &self.nested)
+            .field("refused_leading", &self.refused_leading)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Invocation {
@@ -41,6 +59,8 @@ impl Invocation {
         let mut command = None;
         let mut nested = None;
         let mut rest_start = args.len();
+        let mut chdirs = 0;
+        let mut refused_leading = false;
         let mut i = 0;
         while i < args.len() {
             let arg = args[i].as_os_str();
@@ -49,6 +69,9 @@ impl Invocation {
                 if arg.len() > "-chdir=".len() {
                     chdir = Some(PathBuf::from(os_tail(arg, "-chdir=".len())));
                 }
+                // terraform removes only the last one; any other is left as an invalid flag.
+                chdirs += 1;
+                refused_leading |= chdirs > 1 || arg.len() == "-chdir=".len();
                 i += 1;
                 continue;
             }
@@ -62,7 +85,9 @@ impl Invocation {
                 version_flag = true;
             } else if matches!(text, "-h" | "-help" | "--help") {
                 help_flag = true;
-            } else if !text.starts_with('-') {
+            } else if text.starts_with('-') {
+                refused_leading = true;
+            } else {
                 command = Some(text.to_owned());
                 rest_start = i + 1;
                 if NESTED.contains(&text) {
@@ -94,6 +119,7 @@ impl Invocation {
             command,
             nested,
             rest_start,
+            refused_leading,
         }
     }
 
@@ -112,13 +138,15 @@ impl Invocation {
         self.work_dir().join(data)
     }
 
-    /// The name terraform uses for `TF_CLI_ARGS_<name>`: the command words joined by `_`.
+    /// The name terraform uses for `TF_CLI_ARGS_<name>`: the command words joined by `_`, with `-`
+    /// turned into `_` too (`TF_CLI_ARGS_force_unlock`).
     pub fn env_args_name(&self) -> Option<String> {
         let command = self.command.as_deref()?;
-        Some(match &self.nested {
-            Some(n) => format!("TF_CLI_ARGS_{command}_{n}"),
-            None => format!("TF_CLI_ARGS_{command}"),
-        })
+        let words = match &self.nested {
+            Some(n) => format!("{command}_{n}"),
+            None => command.to_owned(),
+        };
+        Some(format!("TF_CLI_ARGS_{}", words.replace('-', "_")))
     }
 
     /// The arguments terraform's subcommand will see: `TF_CLI_ARGS_<cmd>`, then `TF_CLI_ARGS`, then the
@@ -169,8 +197,8 @@ pub struct InitFlags {
     pub reconfigures: bool,
     /// `-backend=false`: init will not touch the backend at all.
     pub backend_disabled: bool,
-    /// `-backend-config=KEY=VALUE` items, in order (values are kept, but only ever shown redacted).
-    pub config_pairs: Vec<(String, String)>,
+    /// `-backend-config=KEY=VALUE` items, in order. Values may be secrets, so they are kept as one.
+    pub config_pairs: Vec<(String, Secret)>,
     /// `-backend-config=FILE` items, which tfshim does not look inside.
     pub config_files: usize,
 }
@@ -203,7 +231,9 @@ pub fn parse_init_flags(args: &[OsString]) -> InitFlags {
                 };
                 // terraform: a value with `=` is KEY=VALUE, anything else is a file path.
                 match value.as_deref().and_then(|v| v.split_once('=')) {
-                    Some((k, v)) => flags.config_pairs.push((k.trim().to_owned(), v.to_owned())),
+                    Some((k, v)) => flags
+                        .config_pairs
+                        .push((k.trim().to_owned(), Secret::new(v))),
                     None => flags.config_files += 1,
                 }
             }
@@ -277,6 +307,12 @@ mod tests {
         assert_eq!(inv.command.as_deref(), Some("plan"));
         // An empty -chdir= is terraform's error to report; tfshim reads it as "no chdir".
         assert_eq!(parse(&["-chdir=", "plan"]).chdir, None);
+        // terraform then refuses to run ("Invalid flags before the subcommand").
+        assert!(parse(&["-chdir=a", "-chdir=b", "plan"]).refused_leading);
+        assert!(parse(&["-chdir=", "plan"]).refused_leading);
+        assert!(parse(&["-no-color", "plan"]).refused_leading);
+        assert!(!parse(&["-chdir=a", "plan", "-no-color"]).refused_leading);
+        assert!(!parse(&["-version"]).refused_leading);
     }
 
     #[test]
@@ -304,6 +340,10 @@ mod tests {
         assert_eq!(
             inv.env_args_name().as_deref(),
             Some("TF_CLI_ARGS_state_list")
+        );
+        assert_eq!(
+            parse(&["force-unlock", "id"]).env_args_name().as_deref(),
+            Some("TF_CLI_ARGS_force_unlock")
         );
         let inv = parse(&["workspace", "-help"]);
         assert_eq!(inv.nested, None);
@@ -408,10 +448,11 @@ mod tests {
         assert_eq!(
             f.config_pairs,
             vec![
-                ("access_key".to_owned(), "AK".to_owned()),
-                ("secret_key".to_owned(), "a=b".to_owned())
+                ("access_key".to_owned(), Secret::new("AK")),
+                ("secret_key".to_owned(), Secret::new("a=b"))
             ]
         );
+        assert!(!format!("{f:?}").contains("a=b"));
         assert_eq!(f.config_files, 1);
         assert!(!f.reconfigures && !f.backend_disabled);
         assert!(parse_init_flags(&os(&["-reconfigure"])).reconfigures);

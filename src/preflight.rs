@@ -128,7 +128,13 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
                     facts.saved_verdict = Some(Verdict::unknown("no key to check"));
                     continue;
                 };
-                log::debug(|| format!("asking STS about the saved key {key} ({target:?})"));
+                log::debug(|| {
+                    format!(
+                        "asking STS at {} ({}) about the saved key {key}",
+                        target.endpoint.as_deref().unwrap_or("the default endpoint"),
+                        target.region
+                    )
+                });
                 let verdict = match Session::new(target.clone()) {
                     Ok(s) => session.insert(s).check_static(c),
                     Err(why) => Verdict::unknown(why),
@@ -145,6 +151,15 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
                 log::debug(|| format!("ambient credentials: {}", checked.verdict));
                 facts.ambient_verdict = Some(checked.verdict.clone());
                 ambient = Some(checked);
+            }
+            Step::AmbientUnchecked(why) => {
+                log::say(&format!(
+                    "the saved S3 backend key {key} was rejected by STS ({}), but the credentials \
+                     terraform would fall back to could not be checked ({why}); nothing was changed, \
+                     running terraform unchanged",
+                    code(&facts.saved_verdict)
+                ));
+                return Ok(unchanged());
             }
             Step::WarnStale => {
                 log::say(&format!(
@@ -237,6 +252,7 @@ fn refuse(key: &str, facts: &Facts, ambient: Option<&sts::Ambient>) -> Result<Ne
             match &a.verdict {
                 Verdict::Rejected { code } => format!("they were rejected too ({code})"),
                 Verdict::Unknown { reason } => reason.clone(),
+                Verdict::Missing => "none were found".into(),
                 Verdict::Valid { .. } => "they work".into(),
             },
             a.source.as_str(),
@@ -252,6 +268,15 @@ fn refuse(key: &str, facts: &Facts, ambient: Option<&sts::Ambient>) -> Result<Ne
         looked
     ));
     Ok(Next::Exit(ExitCode::from(1)))
+}
+
+/// The environment of a terraform that tfshim runs and checks: the recursion counter, and
+/// `TFSHIM_MODE=off`, so that a tfshim found again as that `terraform` (a second copy on PATH, a
+/// wrapper script) passes straight through instead of waiting for the lock this run holds.
+fn repair_env(ctx: &Context) -> Vec<(OsString, OsString)> {
+    let mut env = ctx.child_env.to_vec();
+    env.push(("TFSHIM_MODE".into(), "off".into()));
+    env
 }
 
 /// The global options to repeat for a child terraform: only `-chdir` matters to `init`.
@@ -308,10 +333,15 @@ fn repair_then_run(
         }
     };
     let no_color = decide::wants_no_color(effective);
+    let env = repair_env(ctx);
     let reconfigure = Reconfigure {
         terraform: ctx.terraform,
         data_dir,
-        env: ctx.child_env,
+        env: &env,
+        // The repair's init is tfshim's, not the user's: their extra init flags (`-upgrade`,
+        // `-migrate-state`, `-backend-config=…`) would change what it does.
+        remove_env: &["TF_CLI_ARGS", "TF_CLI_ARGS_init"],
+        users_command: false,
         show_output: show_repair_output(),
     };
     let outcome = reconfigure.run(
@@ -326,7 +356,6 @@ fn repair_then_run(
             args.push(backend_config_arg(file));
             args
         },
-        true,
         &|_| None,
     );
     match outcome? {
@@ -377,29 +406,31 @@ fn reconfigure_init(
             .iter()
             .rev()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.expose().to_owned())
     };
     log::say(
         "this init changes only the backend credentials; adding -reconfigure and keeping every other \
          saved backend setting",
     );
+    let env = repair_env(ctx);
     let reconfigure = Reconfigure {
         terraform: ctx.terraform,
         data_dir,
-        env: ctx.child_env,
-        // The user's own init: its output is theirs.
+        env: &env,
+        remove_env: &[],
+        // The user's own init: its stdin, stdout and output are theirs.
+        users_command: true,
         show_output: true,
     };
     let outcome = reconfigure.run(
         &current,
         &settings,
         |file| inv.with_extra_args(&["-reconfigure".into(), backend_config_arg(file)]),
-        false,
         &given,
     );
     match outcome? {
         Outcome::Done => Ok(Next::Exit(ExitCode::SUCCESS)),
-        Outcome::Failed(code) => Ok(Next::Exit(ExitCode::from(code.clamp(1, 255) as u8))),
+        Outcome::Failed(code) => Ok(Next::Exit(ExitCode::from(code))),
         Outcome::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
     }
 }

@@ -17,46 +17,52 @@
 //! 4. The settings file holds no credential and is removed when the repair ends (`tempfile` deletes it
 //!    on drop; it is created 0600).
 //! 5. One repair at a time per data dir: an exclusive lock on `<data dir>/tfshim.lock` is held from
-//!    re-reading the file to verifying the result. A run that finds the repair already done proceeds.
+//!    re-reading the file to verifying the result; readers take it shared. A run that finds the
+//!    repair already done proceeds. Waits are bounded; past them tfshim runs terraform unchanged.
+//! 6. Terminating signals cannot cut 1–4 short: they are caught for the whole repair (`exec.rs`).
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
 use crate::backend::{SavedBackend, S3_CREDENTIAL_ATTRS};
-use crate::exec::{run_child, ChildRun};
+use crate::exec::{killed_by, run_child, signal_exit_code, ChildRun, Signals};
 use crate::log;
 
-/// Non-credential attributes that are secrets too. They would have to be written to the settings
-/// file, which must hold no secret, so a backend that saved one is not repaired automatically.
-const SENSITIVE_SETTINGS: &[&str] = &["sse_customer_key"];
-const SENSITIVE_NESTED: &[(&str, &str)] =
-    &[("assume_role_with_web_identity", "web_identity_token")];
+/// Non-credential attributes that are secrets too (at any depth: `assume_role_with_web_identity`'s
+/// token, in the object or the one-element-list shape). They would have to be written to the
+/// settings file, which must hold no secret, so a backend that saved one is not repaired
+/// automatically.
+const SENSITIVE_SETTINGS: &[&str] = &["sse_customer_key", "web_identity_token"];
+
+/// The name of the first sensitive attribute set anywhere in `value`.
+fn sensitive_in(value: &Value) -> Option<&'static str> {
+    match value {
+        Value::Object(m) => m.iter().find_map(|(k, v)| {
+            SENSITIVE_SETTINGS
+                .iter()
+                .find(|s| **s == k && !v.is_null())
+                .copied()
+                .or_else(|| sensitive_in(v))
+        }),
+        Value::Array(a) => a.iter().find_map(sensitive_in),
+        _ => None,
+    }
+}
 
 /// The settings to hand back to terraform: every saved attribute that is set and is not a credential,
 /// with nulls dropped inside nested objects too. Pure.
 pub fn preserved_settings(config: &Map<String, Value>) -> Result<Map<String, Value>, String> {
-    if let Some(name) = SENSITIVE_SETTINGS
-        .iter()
-        .find(|n| config.get(**n).is_some_and(|v| !v.is_null()))
-    {
+    if let Some(name) = sensitive_in(&Value::Object(config.clone())) {
         return Err(format!(
             "the saved backend also holds `{name}`, a secret tfshim will not write to a file"
         ));
-    }
-    for (block, name) in SENSITIVE_NESTED {
-        if let Some(Value::Object(m)) = config.get(*block) {
-            if m.get(*name).is_some_and(|v| !v.is_null()) {
-                return Err(format!(
-                    "the saved backend also holds `{block}.{name}`, a secret tfshim will not write to a file"
-                ));
-            }
-        }
     }
     Ok(config
         .iter()
@@ -129,10 +135,14 @@ pub struct Reconfigure<'a> {
     pub terraform: &'a Path,
     /// The data dir holding the saved file (and the lock).
     pub data_dir: &'a Path,
-    /// Environment to add to the child (the recursion counter).
+    /// Environment to add to the child (the recursion counter, `TFSHIM_MODE=off`).
     pub env: &'a [(OsString, OsString)],
-    /// Stream terraform's output (CI, debug, the user's own init); otherwise it is captured and shown
-    /// only if terraform fails.
+    /// Environment variables the child must not see.
+    pub remove_env: &'a [&'a str],
+    /// The user's own init (its stdin, stdout and output are theirs), or the repair's own (stdin
+    /// closed, stdout to stderr, output held back unless `show_output`).
+    pub users_command: bool,
+    /// Stream terraform's output (CI, debug); otherwise it is captured and shown only if it fails.
     pub show_output: bool,
 }
 
@@ -141,42 +151,87 @@ pub struct Reconfigure<'a> {
 pub enum Outcome {
     /// Terraform succeeded and the invariants hold.
     Done,
-    /// Terraform exited non-zero (the old file is back); its exit code.
-    Failed(i32),
+    /// Terraform exited non-zero (the old file is back); the exit code to pass on.
+    Failed(u8),
     /// A signal arrived while terraform ran; the file is either repaired or back as it was.
     Interrupted(i32),
 }
 
+/// How long a run waits for another tfshim's repair of the same directory before giving up (and
+/// running terraform unchanged): a repair is one `init`, normally seconds.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+const LOCK_FILE: &str = "tfshim.lock";
+const RESTORE_PREFIX: &str = ".tfshim-restore-";
+
 /// Holds the per-data-dir lock while alive (the lock is released when the file is closed).
 pub struct Lock(#[allow(dead_code)] File);
 
+/// Polls `try` until it succeeds or `LOCK_WAIT` has passed; says once that it is waiting.
+fn wait_for(
+    what: &str,
+    mut attempt: impl FnMut() -> Result<(), fs::TryLockError>,
+) -> io::Result<bool> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut said = false;
+    loop {
+        match attempt() {
+            Ok(()) => return Ok(true),
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() >= deadline => return Ok(false),
+            Err(fs::TryLockError::WouldBlock) => {
+                if !said {
+                    log::say(&format!(
+                        "another tfshim is repairing this directory; waiting {what}"
+                    ));
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
 impl Lock {
     /// A shared hold on an existing lock file, so that a reader never sees the saved file half-way
-    /// through another tfshim's repair. No lock file (no repair ever ran here) or no access: `None`.
+    /// through another tfshim's repair. No lock file (no repair ever ran here), no access, or a
+    /// repair that takes too long: `None`, and the caller reads anyway (a half-written file then
+    /// fails to parse, and tfshim fails open).
     pub fn shared_if_exists(data_dir: &Path) -> Option<Lock> {
-        let file = File::open(data_dir.join("tfshim.lock")).ok()?;
-        file.lock_shared().ok()?;
-        Some(Lock(file))
+        let file = File::open(data_dir.join(LOCK_FILE)).ok()?;
+        match wait_for("to read the saved backend", || file.try_lock_shared()) {
+            Ok(true) => Some(Lock(file)),
+            _ => None,
+        }
     }
 
-    /// Takes `<data dir>/tfshim.lock`, waiting (and saying so) while another tfshim holds it.
+    /// Takes `<data dir>/tfshim.lock`, waiting (and saying so) while another tfshim holds it, for
+    /// at most two minutes. Removes what an earlier, killed repair may have left in the data dir.
     pub fn acquire(data_dir: &Path) -> Result<Lock> {
-        let path = data_dir.join("tfshim.lock");
+        let path = data_dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
             .with_context(|| format!("cannot create the lock file {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                log::say("another tfshim is repairing this directory; waiting for it");
-                file.lock()
-                    .with_context(|| format!("cannot lock {}", path.display()))?;
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        let locked = wait_for("for it to finish", || file.try_lock())
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        if !locked {
+            bail!(
+                "another tfshim has held {} for {} s; if none is running, delete that file",
+                path.display(),
+                LOCK_WAIT.as_secs()
+            );
+        }
+        if let Ok(entries) = fs::read_dir(data_dir) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(RESTORE_PREFIX)
+                {
+                    let _ = fs::remove_file(entry.path());
+                }
             }
         }
         Ok(Lock(file))
@@ -185,41 +240,35 @@ impl Lock {
 
 impl<'a> Reconfigure<'a> {
     /// Writes `settings` (from [`preserved_settings`]) to the settings file, runs the terraform command
-    /// line `args` builds from the file's path, then verifies the invariants. The caller holds the [`Lock`] and passes
-    /// the saved backend it read under it.
-    ///
-    /// `stdout_to_stderr`: the repair's own init must not write to the user's stdout (which may be a
-    /// `plan -json` piped elsewhere); a user's own init keeps its stdout. Captured output that is shown
-    /// after a failure goes to stderr for the same reason.
+    /// line `args` builds from the file's path, then verifies the invariants, restoring the old file
+    /// when they fail. The caller holds the [`Lock`] and passes the saved backend it read under it.
+    /// Terminating signals are caught from before the settings file exists until the end, so that
+    /// the check and the restore always run.
     pub fn run(
         &self,
         old: &SavedBackend,
         settings: &Map<String, Value>,
         args: impl FnOnce(OsString) -> Vec<OsString>,
-        stdout_to_stderr: bool,
         expected_credentials: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Outcome> {
+        let signals = Signals::catch();
         let file = write_settings(settings, self.data_dir)?;
         let mut cmd = Command::new(self.terraform);
         cmd.args(args(file.path().as_os_str().to_owned()))
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null());
-        if stdout_to_stderr {
-            cmd.stdout(Stdio::from(io::stderr()));
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        for name in self.remove_env {
+            cmd.env_remove(name);
         }
-        let run = run_child(cmd, !self.show_output);
+        if !self.users_command {
+            // The repair's own init must not write to the user's stdout (which may be a
+            // `plan -json` piped elsewhere) nor wait for input.
+            cmd.stdin(Stdio::null()).stdout(Stdio::from(io::stderr()));
+        }
+        let capture = !self.users_command && !self.show_output;
+        let run = run_child(cmd, capture, &signals);
         drop(file); // invariant 4: gone before anything else can fail
-        let ChildRun {
-            status,
-            interrupted_by,
-            output,
-        } = match run {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("could not run {}", self.terraform.display()))
-            }
-        };
+        let ChildRun { status, output } =
+            run.with_context(|| format!("could not run {}", self.terraform.display()))?;
         if !status.success() && !output.is_empty() {
             let _ = io::stderr().write_all(&output);
         }
@@ -227,33 +276,36 @@ impl<'a> Reconfigure<'a> {
             .map_err(|e| e.to_string())
             .and_then(|new| new.ok_or_else(|| "the saved backend is gone".to_owned()))
             .and_then(|new| check_invariants(old, &new, expected_credentials));
-        match (status.success(), verified, interrupted_by) {
-            (true, Ok(()), None) => Ok(Outcome::Done),
-            (true, Ok(()), Some(sig)) => Ok(Outcome::Interrupted(sig)),
-            (ok, Err(why), sig) => {
+        let interrupted = signals.received().or_else(|| killed_by(&status));
+        let failed_code = || match killed_by(&status) {
+            Some(sig) => signal_exit_code(sig),
+            None => status.code().unwrap_or(1).clamp(1, 255) as u8,
+        };
+        let outcome = match (status.success(), verified) {
+            // Repaired and verified: keep it, even if a signal came in meanwhile.
+            (true, Ok(())) => match interrupted {
+                None => Outcome::Done,
+                Some(sig) => Outcome::Interrupted(sig),
+            },
+            (false, Ok(())) if interrupted.is_some() => {
+                Outcome::Interrupted(interrupted.unwrap_or(0))
+            }
+            (succeeded, verdict) => {
                 restore(old)?;
-                match sig {
-                    Some(sig) => Ok(Outcome::Interrupted(sig)),
-                    None if ok => bail!(
+                match (interrupted, verdict) {
+                    (Some(sig), _) => Outcome::Interrupted(sig),
+                    (None, Err(why)) if succeeded => bail!(
                         "terraform's reconfigure succeeded but {why}; the saved backend {} was put \
                          back as it was. Run `terraform init -reconfigure` with the backend settings \
                          you need yourself",
                         old.path.display()
                     ),
-                    None => Ok(Outcome::Failed(status.code().unwrap_or(1))),
+                    (None, _) => Outcome::Failed(failed_code()),
                 }
             }
-            (false, Ok(()), sig) => {
-                // terraform failed, yet the file verifies: it was not touched, or fully repaired.
-                match sig {
-                    Some(sig) => Ok(Outcome::Interrupted(sig)),
-                    None => {
-                        restore(old)?;
-                        Ok(Outcome::Failed(status.code().unwrap_or(1)))
-                    }
-                }
-            }
-        }
+        };
+        drop(signals);
+        Ok(outcome)
     }
 }
 
@@ -291,7 +343,7 @@ pub fn restore(old: &SavedBackend) -> Result<()> {
     let dir = old.path.parent().unwrap_or(Path::new("."));
     let put_back = || -> io::Result<()> {
         let mut tmp = tempfile::Builder::new()
-            .prefix(".tfshim-restore-")
+            .prefix(RESTORE_PREFIX)
             .tempfile_in(dir)?;
         tmp.write_all(&old.raw)?;
         tmp.as_file().sync_all()?;
@@ -357,6 +409,11 @@ mod tests {
         assert!(err.contains("sse_customer_key") && !err.contains("c2VjcmV0"));
         let b = saved(
             r#"{"assume_role_with_web_identity":{"web_identity_token":"tok"}}"#,
+            1,
+        );
+        assert!(preserved_settings(&b.config).is_err());
+        let b = saved(
+            r#"{"assume_role_with_web_identity":[{"web_identity_token":"tok"}]}"#,
             1,
         );
         assert!(preserved_settings(&b.config).is_err());

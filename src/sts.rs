@@ -68,11 +68,15 @@ impl Target {
             return Err("the backend sets `insecure = true`, which tfshim cannot reproduce".into());
         }
         let non_empty = |k: &str| env(k).filter(|v| !v.is_empty());
+        // terraform 1.11's order (s3/backend.go), then the SDK-wide variable.
         let endpoint = b
             .sts_endpoint()
             .map(str::to_owned)
             .or_else(|| non_empty("AWS_ENDPOINT_URL_STS"))
+            .or_else(|| non_empty("AWS_STS_ENDPOINT"))
             .or_else(|| non_empty("AWS_ENDPOINT_URL"));
+        let env_flag =
+            |name: &str| non_empty(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let region = b
             .sts_region()
             .map(str::to_owned)
@@ -103,8 +107,12 @@ impl Target {
             region,
             ca_bundle,
             proxy,
-            use_fips: b.flag("use_fips_endpoint"),
-            use_dual_stack: b.flag("use_dualstack_endpoint"),
+            use_fips: b
+                .bool_attr("use_fips_endpoint")
+                .unwrap_or_else(|| env_flag("AWS_USE_FIPS_ENDPOINT")),
+            use_dual_stack: b
+                .bool_attr("use_dualstack_endpoint")
+                .unwrap_or_else(|| env_flag("AWS_USE_DUALSTACK_ENDPOINT")),
             timeout,
         })
     }
@@ -241,13 +249,13 @@ impl Session {
             }
             let shared = loader.load().await;
             let Some(provider) = shared.credentials_provider() else {
-                return Verdict::unknown("no credential provider");
+                return Verdict::Missing;
             };
             let found =
                 tokio::time::timeout(target.timeout * 2, provider.provide_credentials()).await;
             let creds = match found {
                 Err(_) => return Verdict::unknown("timeout while loading credentials"),
-                Ok(Err(_)) => return Verdict::unknown("no credentials found"),
+                Ok(Err(_)) => return Verdict::Missing,
                 Ok(Ok(c)) => c,
             };
             let config = sts_config(target, self.http.clone())
@@ -425,6 +433,29 @@ mod tests {
         let target = Target::from_backend(&b, env_of(&[]), t).unwrap();
         assert_eq!(target.endpoint, None);
         assert_eq!(target.region, "us-east-1");
+        // The deprecated variable still counts, after the new one.
+        let old_env = env_of(&[
+            ("AWS_STS_ENDPOINT", "http://deprecated"),
+            ("AWS_ENDPOINT_URL", "http://all"),
+        ]);
+        let target = Target::from_backend(&b, &old_env, t).unwrap();
+        assert_eq!(target.endpoint.as_deref(), Some("http://deprecated"));
+    }
+
+    #[test]
+    fn fips_and_dual_stack_from_attributes_then_environment() {
+        let t = Duration::from_secs(1);
+        let env = env_of(&[
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "true"),
+        ]);
+        let target = Target::from_backend(&backend("{}"), &env, t).unwrap();
+        assert!(target.use_fips && target.use_dual_stack);
+        let b = backend(r#"{"use_fips_endpoint":false,"use_dualstack_endpoint":null}"#);
+        let target = Target::from_backend(&b, &env, t).unwrap();
+        assert!(!target.use_fips && target.use_dual_stack);
+        let target = Target::from_backend(&backend("{}"), env_of(&[]), t).unwrap();
+        assert!(!target.use_fips && !target.use_dual_stack);
     }
 
     #[test]

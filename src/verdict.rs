@@ -28,6 +28,8 @@ pub enum Verdict {
     Rejected { code: String },
     /// No verdict could be reached; why, in a few words (`timeout`, `HTTP 503`, …).
     Unknown { reason: String },
+    /// There were no credentials to check (the ambient chain found none).
+    Missing,
 }
 
 impl Verdict {
@@ -44,6 +46,7 @@ impl fmt::Display for Verdict {
             Verdict::Valid { arn } => write!(f, "valid ({arn})"),
             Verdict::Rejected { code } => write!(f, "rejected ({code})"),
             Verdict::Unknown { reason } => write!(f, "unverified ({reason})"),
+            Verdict::Missing => write!(f, "none found"),
         }
     }
 }

@@ -334,3 +334,144 @@ fn concurrent_runs_repair_once() {
     );
     assert_only_keys_removed(&before, &sb.saved_backend());
 }
+
+#[test]
+fn slow_sts_fails_open_within_the_timeout() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_bytes();
+    // STS answers after 3 s: too slow for tfshim's 1 s, fast enough for terraform.
+    sb.sts.delay(Duration::from_secs(3));
+    sb.env("TFSHIM_STS_TIMEOUT", "1");
+    let start = Instant::now();
+    let run = sb.tfshim(&["plan", "-input=false"]);
+    run.success();
+    let lines = run.tfshim_lines();
+    assert_eq!(lines.len(), 1, "{}", run.stderr());
+    assert!(lines[0].contains("(timeout)"), "{}", lines[0]);
+    assert_eq!(sb.saved_bytes(), before);
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn hash_change_breaks_the_invariant_and_restores_the_old_file() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    sb.rotate();
+    let before = sb.saved_bytes();
+    // The .tf backend block changed since the last init: terraform's reconfigure succeeds, but the
+    // result belongs to a different block (another hash), so tfshim must undo it.
+    let tf = sb.main_tf(Layout::default());
+    std::fs::write(
+        sb.work.join("main.tf"),
+        tf.replace(
+            "use_path_style = true",
+            "use_path_style = true\n    encrypt = true",
+        ),
+    )
+    .unwrap();
+    sb.record_terraform_calls();
+    let run = sb.tfshim(&["plan", "-input=false"]);
+    run.code_is(1)
+        .stderr_has("the backend hash changed")
+        .stderr_has("was put back as it was");
+    assert_eq!(sb.reconfigures(), 1, "the reconfigure did run");
+    assert_eq!(sb.saved_bytes(), before, "…and was undone byte-for-byte");
+}
+
+#[cfg(unix)]
+fn signal_during_repair(signal: i32) -> (Sandbox, std::process::Output, Vec<u8>) {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    sb.rotate();
+    let before = sb.saved_bytes();
+    let marker = sb.root.path().join("repair-started");
+    // The repair's init announces itself, then takes 2 s before terraform runs.
+    sb.wrap_terraform(&format!(
+        "case \"$*\" in *\"init -reconfigure\"*) touch '{}'; sleep 2 ;; esac",
+        marker.display()
+    ));
+    let mut cmd = sb.tfshim_cmd();
+    cmd.args(["plan", "-input=false"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "the repair never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Sent to tfshim alone, as `kill` or a CI runner would.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let out = child.wait_with_output().unwrap();
+    for s in &sb.secrets {
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(s.as_str()));
+    }
+    // No settings file and no restore copy is left behind.
+    assert_eq!(std::fs::read_dir(sb.tmp_dir()).unwrap().count(), 0);
+    let leftovers: Vec<_> = std::fs::read_dir(sb.data_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tfshim"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    (sb, out, before)
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_during_repair_is_forwarded_and_the_file_restored() {
+    let (sb, out, before) = signal_during_repair(libc::SIGTERM);
+    // The wrapper (terraform's stand-in) died of the forwarded SIGTERM before terraform ran.
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM), "{out:?}");
+    assert_eq!(sb.saved_bytes(), before);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_during_repair_lets_the_repair_finish() {
+    let (sb, out, _) = signal_during_repair(libc::SIGINT);
+    // SIGINT is the terminal's to deliver to terraform; tfshim only notes it, lets the running
+    // init finish, verifies it, and stops with the signal's code instead of running the plan.
+    assert_eq!(out.status.code(), Some(128 + libc::SIGINT), "{out:?}");
+    let saved = sb.saved_text();
+    assert!(!saved.contains("\"access_key\": \"AKIA"), "fully repaired");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_tfshim_found_again_as_terraform_does_not_deadlock() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_backend();
+    sb.rotate();
+    // The `terraform` tfshim runs is itself tfshim (a wrapper calling it), which finds the real one.
+    sb.wrap_terraform(&format!(
+        "TFSHIM_TERRAFORM=\"$REAL\"; export TFSHIM_TERRAFORM; REAL='{}'",
+        crate::support::TFSHIM
+    ));
+    let mut cmd = sb.tfshim_cmd();
+    cmd.args(["plan", "-input=false"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tfshim behind tfshim hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_only_keys_removed(&before, &sb.saved_backend());
+}

@@ -147,14 +147,20 @@ impl Sandbox {
     /// to a file, so tests can count the `init -reconfigure`s a repair ran.
     #[cfg(unix)]
     pub fn record_terraform_calls(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
         let log = self.root.path().join("terraform-calls.log");
-        let wrapper = self.root.path().join("terraform-recorder");
+        self.wrap_terraform(&format!("echo \"$*\" >> '{}'", log.display()));
+    }
+
+    /// Makes tfshim run terraform through a shell script (`body`, then `exec` of the real terraform;
+    /// `$REAL` names it), e.g. to slow down or observe a repair.
+    #[cfg(unix)]
+    pub fn wrap_terraform(&mut self, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let wrapper = self.root.path().join("terraform-wrapper");
         fs::write(
             &wrapper,
             format!(
-                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-                log.display(),
+                "#!/bin/sh\nREAL='{}'\n{body}\nexec \"$REAL\" \"$@\"\n",
                 real_terraform().display()
             ),
         )
@@ -201,6 +207,7 @@ impl Sandbox {
             .env("AWS_CONFIG_FILE", self.home.join(".aws/config"))
             .env("TF_CLI_CONFIG_FILE", self.root.path().join("terraformrc"))
             .env("TFSHIM_STS_TIMEOUT", "5")
+            .env("TMPDIR", self.tmp_dir())
             .stdin(Stdio::null());
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
@@ -278,6 +285,13 @@ impl Sandbox {
             self.saved_text().contains(&self.key.id),
             "init did not save the key"
         );
+    }
+
+    /// The `TMPDIR` of every command (so a test can see what tfshim leaves there).
+    pub fn tmp_dir(&self) -> PathBuf {
+        let dir = self.root.path().join("tmp");
+        fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -1,10 +1,10 @@
 //! A TCP proxy in front of moto's STS, one per test: it counts `GetCallerIdentity` requests, telling
-//! tfshim's (its user agent carries `app/tfshim`) from terraform's, and can be switched to refuse
-//! connections, to simulate an unreachable STS.
+//! tfshim's (its user agent carries `app/tfshim`) from terraform's, and can be made slow or refuse
+//! connections, to simulate a slow or an unreachable STS.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -15,6 +15,8 @@ struct Shared {
     other_calls: AtomicUsize,
     /// Accept, then close at once: a network error for the client.
     refuse: AtomicBool,
+    /// Hold every new connection this long before forwarding it (a slow STS).
+    delay_ms: AtomicU64,
 }
 
 pub struct StsProxy {
@@ -47,6 +49,13 @@ impl StsProxy {
         self.shared.other_calls.load(Ordering::SeqCst)
     }
 
+    /// From now on, answer every request only after `delay` (a slow STS).
+    pub fn delay(&self, delay: Duration) {
+        self.shared
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
     /// From now on, accept connections and close them at once (an unreachable STS).
     pub fn refuse_connections(&self) {
         self.shared.refuse.store(true, Ordering::SeqCst);
@@ -57,6 +66,10 @@ fn serve(client: TcpStream, upstream: u16, shared: Arc<Shared>) {
     if shared.refuse.load(Ordering::SeqCst) {
         let _ = client.shutdown(Shutdown::Both);
         return;
+    }
+    let delay = shared.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        thread::sleep(Duration::from_millis(delay));
     }
     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
