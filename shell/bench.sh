@@ -8,9 +8,10 @@
 #   own overhead     a null `terraform` (a C program that exits at once) run directly, through a bash
 #                    `exec "$REAL" "$@"` wrapper, and through tfshim (`version`, found on PATH): tfshim's
 #                    cost isolated from terraform's own start-up.
-#   no saved key     `plan` in a root whose backend holds no key: terraform vs tfshim, and tfshim in
-#                    front of the null terraform (its preflight alone).
-#   valid saved key  the same with a key saved by `init -backend-config`; STS requests counted on moto.
+#   preflight alone  tfshim in front of the null terraform: pass-through, `plan` in a root without a
+#                    saved key, `plan` in a root with a valid saved key (STS requests counted on moto).
+#   no saved key     `plan` in a root whose backend holds no key: terraform vs tfshim.
+#   valid saved key  the same with a key saved by `init -backend-config`.
 #   repair           `tfshim plan` in a root whose saved key was rotated away vs the manual fix,
 #                    `terraform init -reconfigure -backend-config=FILE && terraform plan`.
 # Also: peak RSS of tfshim before exec (GNU time, with the null terraform) and the release binary size.
@@ -99,17 +100,21 @@ PATH="$dir/nullbin:$PATH" REAL=$null hf overhead $((runs * 10)) -N \
   -n "bash exec wrapper" "$dir/wrapper version" \
   -n "tfshim (pass-through)" "$tfshim version"
 
-echo "tfshim bench: preflight without a saved key" >&2
+echo "tfshim bench: the preflight alone (tfshim in front of the null terraform)" >&2
+TFSHIM_TERRAFORM=$null hf preflight $((runs * 5)) -N \
+  -n "tfshim version (pass-through)" "$tfshim version" \
+  -n "tfshim plan, no saved key (reads the saved backend)" "$tfshim -chdir=$dir/nokey plan" \
+  -n "tfshim plan, valid saved key (one STS call)" "$tfshim -chdir=$dir/key plan"
+
+echo "tfshim bench: plan with the real terraform, no saved key" >&2
 (cd "$dir/nokey" && hf nokey "$runs" -N \
   -n "terraform plan" "terraform plan -input=false -no-color" \
-  -n "tfshim plan" "$tfshim plan -input=false -no-color" \
-  -n "tfshim plan, null terraform (preflight alone)" "env TFSHIM_TERRAFORM=$null $tfshim plan")
+  -n "tfshim plan" "$tfshim plan -input=false -no-color")
 
-echo "tfshim bench: preflight with a valid saved key" >&2
+echo "tfshim bench: plan with the real terraform, valid saved key" >&2
 (cd "$dir/key" && hf key "$runs" -N \
   -n "terraform plan" "terraform plan -input=false -no-color" \
-  -n "tfshim plan" "$tfshim plan -input=false -no-color" \
-  -n "tfshim plan, null terraform (preflight alone)" "env TFSHIM_TERRAFORM=$null $tfshim plan")
+  -n "tfshim plan" "$tfshim plan -input=false -no-color")
 
 # STS requests of one preflight: moto logs each request; with the null terraform only tfshim sends any.
 count_requests() { # root
@@ -145,8 +150,8 @@ def load(name):
             for r in json.load(open(os.path.join(out, name + ".json")))["results"]]
 print("| group | command | median ms | mean ± sd ms | vs first row |")
 print("|---|---|---:|---:|---:|")
-for group, name in [("own overhead", "overhead"), ("no saved key", "nokey"),
-                    ("valid saved key", "key"), ("repair", "repair")]:
+for group, name in [("own overhead", "overhead"), ("preflight alone", "preflight"),
+                    ("no saved key", "nokey"), ("valid saved key", "key"), ("repair", "repair")]:
     rows = load(name)
     base = rows[0][1]
     for cmd, med, mean, sd in rows:

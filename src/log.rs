@@ -5,11 +5,15 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
+static START: OnceLock<Instant> = OnceLock::new();
 
 /// Reads `TFSHIM_LOG` once, at start-up.
 pub fn init(value: Option<&str>) {
+    START.get_or_init(Instant::now);
     DEBUG.store(
         matches!(value.map(str::trim), Some("debug" | "trace")),
         Ordering::Relaxed,
@@ -26,9 +30,12 @@ pub fn say(message: &str) {
     let _ = writeln!(err, "tfshim: {message}");
 }
 
-/// A decision, shown only with `TFSHIM_LOG=debug`.
+/// A decision, shown only with `TFSHIM_LOG=debug`, with the time since start-up.
 pub fn debug(message: impl FnOnce() -> String) {
     if debug_enabled() {
-        say(&format!("debug: {}", message()));
+        let ms = START
+            .get()
+            .map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0);
+        say(&format!("debug: +{ms:.1}ms {}", message()));
     }
 }

@@ -83,5 +83,6 @@ fn proxy(engine: Engine, args: Vec<OsString>) -> Result<ExitCode> {
     };
     let mut cmd = Command::new(&located.path);
     cmd.args(final_args).envs(child_env);
+    log::debug(|| "exec terraform".into());
     exec::exec(cmd).map_err(|e| anyhow::anyhow!("could not run {}: {e}", located.path.display()))
 }

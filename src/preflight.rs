@@ -136,9 +136,13 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
                     )
                 });
                 let verdict = match Session::new(target.clone()) {
-                    Ok(s) => session.insert(s).check_static(c),
+                    Ok(s) => {
+                        log::debug(|| "STS client ready".into());
+                        session.insert(s).check_static(c)
+                    }
                     Err(why) => Verdict::unknown(why),
                 };
+                log::debug(|| format!("saved key {key}: {verdict}"));
                 facts.saved_verdict = Some(verdict);
             }
             Step::CheckAmbient => {
@@ -358,6 +362,7 @@ fn repair_then_run(
         },
         &|_| None,
     );
+    log::debug(|| format!("repair: {outcome:?}"));
     match outcome? {
         Outcome::Done => {
             log::say("the backend was re-initialised; running your command");
