@@ -209,6 +209,18 @@ impl SavedBackend {
         }))
     }
 
+    /// A backend configuration that was not read from a data dir (e.g. the copy inside a plan file),
+    /// to use the same accessors on it.
+    pub fn from_config(path: PathBuf, kind: String, config: Map<String, Value>) -> SavedBackend {
+        SavedBackend {
+            path,
+            raw: Vec::new(),
+            kind,
+            config,
+            hash: Value::Null,
+        }
+    }
+
     /// A string attribute, `None` when unset, null or empty.
     pub fn string(&self, name: &str) -> Option<&str> {
         string_in(&self.config, name)

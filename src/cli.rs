@@ -3,20 +3,37 @@
 //! else on the command line is terraform's and is never parsed by clap.
 
 use std::ffi::OsString;
-use std::process::{Command, ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 
+use crate::doctor;
 use crate::locate::Located;
 
-/// tfshim: a drop-in `terraform` proxy that heals S3 backends whose saved access key was rotated away.
+const ENVIRONMENT: &str = "\
+ENVIRONMENT:
+  TFSHIM_MODE=fix|warn|off   fix (default): check the saved S3 key and repair a stale one;
+                             warn: check and tell, change nothing; off: pure pass-through
+  TFSHIM_TERRAFORM=PATH      the real terraform (absolute path or a name on PATH)
+  TFSHIM_ENGINE=terraform|tofu  the engine when invoked as `tfshim` (a link's name decides otherwise)
+  TFSHIM_STS_TIMEOUT=SECS    timeout of each STS check (default 5; fractions allowed)
+  TFSHIM_QUIET=1             no security warnings on stderr during proxied runs
+  TFSHIM_REPORT=PATH         write each run's decision as JSON (doctor's schema) to PATH, mode 0600
+  TFSHIM_LOG=debug           print tfshim's decisions (never secrets) with timings
+  TFSHIM_RECURSION_COUNT     set by tfshim on the terraform it runs; stops loops
+
+EXIT CODES (doctor): 0 nothing to do, 3 a repair is due, 4 stale key and no working credentials,
+1 doctor failed. Proxied runs exit with terraform's code; 1 when tfshim refuses or a repair fails,
+127 when no terraform is found.";
+
+/// tfshim: a drop-in `terraform` that heals S3 backends whose saved access key was rotated away.
 ///
 /// Every command line that does not start with `shim` is terraform's and is passed on untouched.
-/// Environment: TFSHIM_MODE=off|warn|fix (default fix), TFSHIM_TERRAFORM (the real binary),
-/// TFSHIM_ENGINE=terraform|tofu, TFSHIM_STS_TIMEOUT (seconds, default 5), TFSHIM_LOG=debug.
 #[derive(Debug, Parser)]
-#[command(name = "tfshim shim", version, disable_help_subcommand = true)]
+#[command(name = "tfshim shim", version, disable_help_subcommand = true, after_help = ENVIRONMENT)]
 pub struct ShimCli {
     #[command(subcommand)]
     pub command: ShimCommand,
@@ -28,11 +45,33 @@ pub enum ShimCommand {
     Which,
     /// Print tfshim's version and the wrapped binary's.
     Version,
+    /// Diagnose the saved backend and the credentials, changing nothing.
+    ///
+    /// Exit codes: 0 nothing to do, 3 a repair is due, 4 the saved key is stale and no working
+    /// credentials were found, 1 doctor itself failed.
+    Doctor {
+        /// The Terraform root to look at (terraform's `-chdir=DIR` is accepted too).
+        #[arg(long, value_name = "DIR")]
+        chdir: Option<PathBuf>,
+        /// One JSON object on stdout (schema in the README).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a completion script for tfshim's own commands.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: Shell,
+    },
 }
 
 /// Parses `args` (everything after `shim`). Help and parse errors exit through clap, as usual.
 pub fn parse(args: &[OsString]) -> ShimCli {
-    ShimCli::parse_from(std::iter::once(OsString::from("tfshim shim")).chain(args.iter().cloned()))
+    // terraform's single-dash `-chdir=DIR`, so `terraform shim doctor -chdir=x` reads naturally.
+    let args = args.iter().map(|a| match a.to_str() {
+        Some(s) if s.starts_with("-chdir") => OsString::from(format!("-{s}")),
+        _ => a.clone(),
+    });
+    ShimCli::parse_from(std::iter::once(OsString::from("tfshim shim")).chain(args))
 }
 
 pub fn run(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
@@ -46,24 +85,19 @@ pub fn run(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
             println!("tfshim {}", env!("CARGO_PKG_VERSION"));
             match located {
                 Ok(l) => {
-                    let version = Command::new(&l.path)
-                        .arg("version")
-                        .stdin(Stdio::null())
-                        .stderr(Stdio::null())
-                        .env("CHECKPOINT_DISABLE", "1")
-                        .output()
-                        .ok()
-                        .and_then(|o| {
-                            String::from_utf8_lossy(&o.stdout)
-                                .lines()
-                                .next()
-                                .map(str::to_owned)
-                        })
-                        .unwrap_or_else(|| "version unknown".into());
+                    let version =
+                        doctor::version_of(&l.path).unwrap_or_else(|| "version unknown".into());
                     println!("wraps {} ({version})", l.path.display());
                 }
                 Err(e) => println!("wraps nothing: {e:#}"),
             }
+        }
+        ShimCommand::Doctor { chdir, json } => return doctor::run(chdir, json, located),
+        ShimCommand::Completions { shell } => {
+            // Completions for `tfshim shim …`; terraform's own arguments complete through
+            // terraform's completion (see shell/).
+            let mut cmd = clap::Command::new("tfshim").subcommand(ShimCli::command().name("shim"));
+            clap_complete::generate(shell, &mut cmd, "tfshim", &mut std::io::stdout());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -43,6 +43,8 @@ pub enum CommandClass {
     LoadsBackend,
     /// `init`, with its flags.
     Init(InitFlags),
+    /// `apply PLANFILE`: terraform uses the backend copy inside the plan file, not the saved one.
+    ApplyPlanFile(OsString),
 }
 
 /// Flags of `apply`/`destroy` that take a separate value, to find the plan-file argument.
@@ -81,10 +83,11 @@ pub fn classify_command(inv: &Invocation, effective: &[OsString]) -> CommandClas
         ) => LoadsBackend,
         ("force-unlock", _) => LoadsBackend,
         // A local plan file carries its own copy of the backend configuration.
-        ("apply" | "destroy", _) => match first_positional(effective, APPLY_VALUED) {
-            Some(_) => PassThrough,
+        ("apply", _) => match first_positional(effective, APPLY_VALUED) {
+            Some(plan) => ApplyPlanFile(plan.to_owned()),
             None => LoadsBackend,
         },
+        ("destroy", _) => LoadsBackend,
         // `show PATH` reads a file; a bare `show` reads the latest state.
         ("show", _) => match first_positional(effective, &[]) {
             Some(_) => PassThrough,
@@ -166,7 +169,7 @@ pub fn next(f: &Facts) -> Step {
         return Step::Run;
     }
     match &f.class {
-        CommandClass::PassThrough => return Step::Run,
+        CommandClass::PassThrough | CommandClass::ApplyPlanFile(_) => return Step::Run,
         CommandClass::Init(flags) if flags.backend_disabled || flags.reconfigures => {
             // The user already takes charge of the backend (`-reconfigure`, `-migrate-state`), or
             // init leaves it alone.
@@ -283,8 +286,6 @@ mod tests {
             &["fmt"],
             &["get"],
             &["test"],
-            &["apply", "plan.out"],
-            &["apply", "-var", "a=b", "plan.out"],
             &["show", "plan.out"],
             &["workspace", "show"],
             &["state"],

@@ -39,3 +39,34 @@ pub fn debug(message: impl FnOnce() -> String) {
         say(&format!("debug: +{ms:.1}ms {}", message()));
     }
 }
+
+/// An event worth a CI reviewer's attention (a repair, a security warning): one line on stderr and,
+/// under GitHub Actions, a `::warning` workflow annotation too (the runner reads workflow commands
+/// from stderr as well, so stdout stays terraform's).
+pub fn warn(message: &str) {
+    say(message);
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "::warning title=tfshim::{}",
+            escape_annotation(message)
+        );
+    }
+}
+
+/// Workflow-command escaping of a message (`%`, CR, LF).
+fn escape_annotation(message: &str) -> String {
+    message
+        .replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn annotation_escaping() {
+        assert_eq!(super::escape_annotation("50%\nnext"), "50%25%0Anext");
+    }
+}

@@ -2,16 +2,22 @@
 //! the only place that exits.
 
 mod backend;
+mod chain;
 mod cli;
 mod decide;
+mod doctor;
 mod exec;
+mod facts;
 mod invocation;
 mod locate;
 mod log;
+mod planfile;
 mod preflight;
 mod repair;
+mod report;
 mod sts;
 mod verdict;
+mod warnings;
 
 use std::env;
 use std::ffi::OsString;
@@ -74,6 +80,7 @@ fn proxy(engine: Engine, args: Vec<OsString>) -> Result<ExitCode> {
         let ctx = preflight::Context {
             mode,
             terraform: &located.path,
+            found: format!("{} {}", located.engine.binary_name(), located.source),
             child_env: &child_env,
         };
         match preflight::run(&ctx, &inv)? {

@@ -9,23 +9,20 @@ use std::env;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use serde_json::Value;
 
 use crate::backend::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
-use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Saved, Step};
+use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
+use crate::doctor;
 use crate::exec::signal_exit_code;
+use crate::facts::{env_var, Findings};
 use crate::invocation::Invocation;
 use crate::log;
 use crate::repair::{self, Lock, Outcome, Reconfigure};
-use crate::sts::{self, ProfileSettings, Session, Target};
+use crate::report::{self, Action, Report};
 use crate::verdict::Verdict;
-
-/// Default for `TFSHIM_STS_TIMEOUT` (seconds): long enough for a slow link to STS, short enough that
-/// an unreachable endpoint costs the user little.
-const DEFAULT_TIMEOUT_SECS: f64 = 5.0;
 
 /// What to do once the preflight is over.
 pub enum Next {
@@ -48,43 +45,27 @@ fn show_repair_output() -> bool {
 pub struct Context<'a> {
     pub mode: Mode,
     pub terraform: &'a Path,
+    /// How the binary was found (for the report).
+    pub found: String,
     /// Environment to add to terraform children (the recursion counter).
     pub child_env: &'a [(OsString, OsString)],
 }
 
-fn env_var(name: &str) -> Option<String> {
-    env::var(name).ok()
-}
-
-/// `TFSHIM_STS_TIMEOUT` in seconds (fractions allowed).
-fn sts_timeout() -> Duration {
-    let secs = env_var("TFSHIM_STS_TIMEOUT")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .unwrap_or(DEFAULT_TIMEOUT_SECS);
-    Duration::from_secs_f64(secs.min(300.0))
-}
-
 pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
-    let unchanged = || Next::Run(inv.args.clone());
     let effective = inv.effective_args(env_var);
     let class = decide::classify_command(inv, &effective);
-    if class == CommandClass::PassThrough {
-        log::debug(|| "this command does not load the backend; passing through".into());
-        return Ok(unchanged());
+    if let CommandClass::ApplyPlanFile(plan) = &class {
+        check_plan_file(inv, plan);
     }
-    let data_dir = inv.data_dir(env::var_os("TF_DATA_DIR").as_deref());
-    let (saved_fact, saved) = read_saved(&data_dir);
-    let creds = saved.as_ref().and_then(SavedBackend::s3_static_credentials);
-    let timeout = sts_timeout();
-    let target = saved
-        .as_ref()
-        .map(|b| Target::from_backend(b, env_var, timeout));
-    let saved_fact = match (&saved_fact, &target, &creds) {
-        (Saved::StaticKey, Some(Err(why)), _) => Saved::Uncheckable(why.clone()),
-        _ => saved_fact,
-    };
-    let init_change = match (&class, &saved) {
+    if matches!(
+        class,
+        CommandClass::PassThrough | CommandClass::ApplyPlanFile(_)
+    ) {
+        log::debug(|| "this command does not load the saved backend; passing through".into());
+        return Ok(Next::Run(inv.args.clone()));
+    }
+    let mut f = Findings::gather(inv.data_dir(env::var_os("TF_DATA_DIR").as_deref()));
+    let init_change = match (&class, &f.backend) {
         (CommandClass::Init(flags), Some(b)) => decide::init_change(
             flags,
             |k| b.config.get(k).and_then(render),
@@ -95,142 +76,147 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
     let mut facts = Facts {
         mode: ctx.mode,
         class,
-        saved: saved_fact,
+        saved: f.saved.clone(),
         init_change,
         saved_verdict: None,
         ambient_verdict: None,
     };
-    let key = creds
-        .as_ref()
-        .map(|c| c.access_key.redacted())
-        .unwrap_or_default();
-    let mut ambient: Option<sts::Ambient> = None;
-    let mut session: Option<Session> = None;
-    loop {
+    let step = loop {
         let step = decide::next(&facts);
         log::debug(|| format!("step: {step:?}"));
         match step {
-            Step::Run => return Ok(unchanged()),
-            Step::RunUnchecked(why) => {
-                match &creds {
-                    Some(_) if facts.saved_verdict.is_some() => log::say(&format!(
-                        "could not check the saved backend key {key} ({why}); running terraform unchanged"
-                    )),
-                    _ => log::say(&format!(
-                        "could not check the saved backend in {} ({why}); running terraform unchanged",
-                        data_dir.display()
-                    )),
-                }
-                return Ok(unchanged());
-            }
-            Step::CheckSavedKey => {
-                let (Some(Ok(target)), Some(c)) = (&target, &creds) else {
-                    facts.saved_verdict = Some(Verdict::unknown("no key to check"));
-                    continue;
-                };
-                log::debug(|| {
-                    format!(
-                        "asking STS at {} ({}) about the saved key {key}",
-                        target.endpoint.as_deref().unwrap_or("the default endpoint"),
-                        target.region
-                    )
-                });
-                let verdict = match Session::new(target.clone()) {
-                    Ok(s) => {
-                        log::debug(|| "STS client ready".into());
-                        session.insert(s).check_static(c)
-                    }
-                    Err(why) => Verdict::unknown(why),
-                };
-                log::debug(|| format!("saved key {key}: {verdict}"));
-                facts.saved_verdict = Some(verdict);
-            }
-            Step::CheckAmbient => {
-                let (Some(s), Some(b)) = (&session, &saved) else {
-                    facts.ambient_verdict = Some(Verdict::unknown("no backend"));
-                    continue;
-                };
-                let profiles = ProfileSettings::from_backend(b, env_var);
-                let checked = s.check_ambient(&profiles);
-                log::debug(|| format!("ambient credentials: {}", checked.verdict));
-                facts.ambient_verdict = Some(checked.verdict.clone());
-                ambient = Some(checked);
-            }
-            Step::AmbientUnchecked(why) => {
-                log::say(&format!(
-                    "the saved S3 backend key {key} was rejected by STS ({}), but the credentials \
-                     terraform would fall back to could not be checked ({why}); nothing was changed, \
-                     running terraform unchanged",
-                    code(&facts.saved_verdict)
-                ));
-                return Ok(unchanged());
-            }
-            Step::WarnStale => {
-                log::say(&format!(
-                    "the saved S3 backend key {key} was rejected by STS ({}); TFSHIM_MODE=warn, so \
-                     nothing is changed. Fix: `terraform init -reconfigure` with your backend settings, \
-                     or run once with TFSHIM_MODE=fix",
-                    code(&facts.saved_verdict)
-                ));
-                return Ok(unchanged());
-            }
-            Step::WarnCredentialChange => {
-                log::say(
-                    "this init changes only the backend credentials; TFSHIM_MODE=warn, so terraform \
-                     will ask for -migrate-state/-reconfigure (TFSHIM_MODE=fix adds -reconfigure and \
-                     keeps every other setting)",
-                );
-                return Ok(unchanged());
-            }
-            Step::Repair => {
-                let Some(c) = &creds else {
-                    return Ok(unchanged());
-                };
-                log::say(&format!(
-                    "the saved S3 backend key {key} was rejected by STS ({}); re-initialising the \
-                     backend without it",
-                    code(&facts.saved_verdict)
-                ));
-                return repair_then_run(ctx, inv, &effective, &data_dir, c);
-            }
-            Step::ReconfigureInit => {
-                return reconfigure_init(ctx, inv, &effective, &data_dir);
-            }
-            Step::Refuse => return refuse(&key, &facts, ambient.as_ref()),
+            Step::CheckSavedKey => facts.saved_verdict = Some(f.check_saved()),
+            Step::CheckAmbient => facts.ambient_verdict = Some(f.check_ambient().verdict),
+            final_step => break final_step,
         }
+    };
+    let next = act(ctx, inv, &effective, &mut f, &facts, &step);
+    // The run's decision, for CI: written whatever happened next.
+    if let Some(path) = env::var_os("TFSHIM_REPORT").filter(|p| !p.is_empty()) {
+        let action = Action::of(&step, &f);
+        let report = Report::new(&f, None, action, warnings_for(&f, inv, &step));
+        let mut json = report.to_json();
+        json["terraform"] = serde_json::json!({
+            "path": ctx.terraform.display().to_string(), "found": ctx.found, "version": null,
+        });
+        if let Err(e) = report::write_file(Path::new(&path), &json) {
+            log::say(&format!("{e:#}"));
+        }
+    }
+    next
+}
+
+/// The security warnings worth saying on this run: none after a repair (the secrets are gone then),
+/// and none with `TFSHIM_QUIET=1`.
+fn warnings_for(f: &Findings, inv: &Invocation, step: &Step) -> Vec<crate::warnings::Warning> {
+    if matches!(step, Step::Repair | Step::ReconfigureInit) {
+        return Vec::new();
+    }
+    doctor::security_warnings(f, inv.work_dir())
+}
+
+fn quiet() -> bool {
+    env::var_os("TFSHIM_QUIET").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Carries out a final step.
+fn act(
+    ctx: &Context,
+    inv: &Invocation,
+    effective: &[OsString],
+    f: &mut Findings,
+    facts: &Facts,
+    step: &Step,
+) -> Result<Next> {
+    let unchanged = || Next::Run(inv.args.clone());
+    let key = f.key();
+    if !quiet() {
+        for w in warnings_for(f, inv, step) {
+            log::warn(&w.message);
+        }
+    }
+    match step {
+        Step::Run => Ok(unchanged()),
+        Step::RunUnchecked(why) => {
+            if f.saved_verdict.is_some() {
+                log::say(&format!(
+                    "could not check the saved backend key {key} ({why}); running terraform unchanged"
+                ));
+            } else {
+                log::say(&format!(
+                    "could not check the saved backend in {} ({why}); running terraform unchanged",
+                    f.data_dir.display()
+                ));
+            }
+            Ok(unchanged())
+        }
+        Step::AmbientUnchecked(why) => {
+            log::warn(&format!(
+                "the saved S3 backend key {key} was rejected by STS ({}), but the credentials \
+                 terraform would fall back to could not be checked ({why}); nothing was changed, \
+                 running terraform unchanged",
+                code(&facts.saved_verdict)
+            ));
+            Ok(unchanged())
+        }
+        Step::WarnStale => {
+            log::warn(&format!(
+                "the saved S3 backend key {key} was rejected by STS ({}); TFSHIM_MODE=warn, so \
+                 nothing is changed. Fix: `terraform init -reconfigure` with your backend settings, \
+                 or run once with TFSHIM_MODE=fix",
+                code(&facts.saved_verdict)
+            ));
+            Ok(unchanged())
+        }
+        Step::WarnCredentialChange => {
+            log::say(
+                "this init changes only the backend credentials; TFSHIM_MODE=warn, so terraform \
+                 will ask for -migrate-state/-reconfigure (TFSHIM_MODE=fix adds -reconfigure and \
+                 keeps every other setting)",
+            );
+            Ok(unchanged())
+        }
+        Step::Repair => {
+            let Some(creds) = f.creds.clone() else {
+                return Ok(unchanged());
+            };
+            log::warn(&format!(
+                "the saved S3 backend key {key} was rejected by STS ({}); re-initialising the \
+                 backend without it",
+                code(&facts.saved_verdict)
+            ));
+            repair_then_run(ctx, inv, effective, &f.data_dir, &creds)
+        }
+        Step::ReconfigureInit => reconfigure_init(ctx, inv, effective, &f.data_dir),
+        Step::Refuse => refuse(&key, facts, f),
+        Step::CheckSavedKey | Step::CheckAmbient => unreachable!("gathered by the caller"),
     }
 }
 
-/// Reads the saved backend and says what it offers.
-fn read_saved(data_dir: &Path) -> (Saved, Option<SavedBackend>) {
-    let read = {
-        let _reading = Lock::shared_if_exists(data_dir);
-        SavedBackend::read(data_dir)
+/// `apply PLANFILE` uses the backend settings saved in the plan file, keys included: if that key is
+/// now rejected, terraform will fail, and only a new plan helps. Says so in one line; changes nothing.
+fn check_plan_file(inv: &Invocation, plan: &std::ffi::OsStr) {
+    let path = inv.work_dir().join(plan);
+    let Ok(Some(plan_backend)) = crate::planfile::read(&path) else {
+        return;
     };
-    match read {
-        Ok(None) => {
-            log::debug(|| format!("no saved backend in {}", data_dir.display()));
-            (Saved::NothingToCheck, None)
-        }
-        Err(e) => (
-            Saved::Unreadable(format!(
-                "{}: {e}",
-                data_dir.join("terraform.tfstate").display()
-            )),
-            None,
-        ),
-        Ok(Some(b)) => {
-            let fact = match (
-                b.s3_static_credentials(),
-                b.flag("skip_credentials_validation"),
-            ) {
-                (None, _) => Saved::NothingToCheck,
-                (Some(_), true) => Saved::ValidationSkipped,
-                (Some(_), false) => Saved::StaticKey,
-            };
-            log::debug(|| format!("saved backend: {b:?} → {fact:?}"));
-            (fact, Some(b))
-        }
+    // The same accessors as a saved backend's, to aim the check where terraform will.
+    let backend = plan_backend.into_backend(&path);
+    let Some(creds) = backend.s3_static_credentials() else {
+        return;
+    };
+    let target = crate::sts::Target::from_backend(&backend, env_var, crate::facts::sts_timeout());
+    let verdict = match target.map(crate::sts::Session::new) {
+        Ok(Ok(session)) => session.check_static(&creds),
+        _ => return,
+    };
+    if let Verdict::Rejected { code } = verdict {
+        log::warn(&format!(
+            "the plan file {} embeds the S3 backend key {}, which STS now rejects ({code}); \
+             terraform will fail to apply it: make a new plan (`terraform plan -out=…`) and apply that",
+            path.display(),
+            creds.access_key
+        ));
     }
 }
 
@@ -250,26 +236,24 @@ fn code(v: &Option<Verdict>) -> String {
     }
 }
 
-fn refuse(key: &str, facts: &Facts, ambient: Option<&sts::Ambient>) -> Result<Next> {
-    let (why, looked) = match ambient {
-        Some(a) => (
-            match &a.verdict {
-                Verdict::Rejected { code } => format!("they were rejected too ({code})"),
-                Verdict::Unknown { reason } => reason.clone(),
-                Verdict::Missing => "none were found".into(),
-                Verdict::Valid { .. } => "they work".into(),
-            },
-            a.source.as_str(),
-        ),
-        None => ("they were not checked".into(), "nowhere"),
+fn refuse(key: &str, facts: &Facts, f: &Findings) -> Result<Next> {
+    let why = match f.ambient.as_ref().map(|a| &a.verdict) {
+        Some(Verdict::Rejected { code }) => format!("they were rejected too ({code})"),
+        Some(Verdict::Unknown { reason }) => reason.clone(),
+        Some(Verdict::Missing) => "none were found".into(),
+        Some(Verdict::Valid { .. }) => "they work".into(),
+        None => "they were not checked".into(),
     };
-    log::say(&format!(
+    let looked = f
+        .profiles()
+        .map(|p| p.describe(env_var))
+        .unwrap_or_else(|| "nowhere".into());
+    log::warn(&format!(
         "the saved S3 backend key {key} was rejected by STS ({}), and no working credentials were \
-         found to replace it ({why}; looked in {}). Nothing was changed. Put the rotated key where \
-         terraform finds it — e.g. `~/.aws/credentials` or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY — \
-         and run the command again",
+         found to replace it ({why}; looked in {looked}). Nothing was changed. Put the rotated key \
+         where terraform finds it — e.g. `~/.aws/credentials` or AWS_ACCESS_KEY_ID/\
+         AWS_SECRET_ACCESS_KEY — and run the command again",
         code(&facts.saved_verdict),
-        looked
     ));
     Ok(Next::Exit(ExitCode::from(1)))
 }

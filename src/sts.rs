@@ -23,6 +23,7 @@ use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClie
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use crate::backend::{SavedBackend, StaticCredentials};
+use crate::chain::{self, expand_home, ProfileSettings};
 use crate::verdict::{classify, Failure, FailureKind, Verdict};
 
 /// Where and how to reach STS, as terraform's S3 backend would.
@@ -52,7 +53,7 @@ pub enum Proxy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ambient {
     pub verdict: Verdict,
-    /// Where the chain found credentials, or where it looked.
+    /// Which source of the chain supplies them (`chain::source`).
     pub source: String,
 }
 
@@ -115,70 +116,6 @@ impl Target {
                 .unwrap_or_else(|| env_flag("AWS_USE_DUALSTACK_ENDPOINT")),
             timeout,
         })
-    }
-}
-
-/// Where the ambient chain should read profiles from, as the backend says.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProfileSettings {
-    pub profile: Option<String>,
-    pub credentials_files: Vec<PathBuf>,
-    pub config_files: Vec<PathBuf>,
-}
-
-impl ProfileSettings {
-    pub fn from_backend(b: &SavedBackend, env: impl Fn(&str) -> Option<String>) -> ProfileSettings {
-        let mut credentials_files = b.strings("shared_credentials_files");
-        credentials_files.extend(b.strings("shared_credentials_file"));
-        ProfileSettings {
-            profile: b.string("profile").map(str::to_owned),
-            credentials_files: credentials_files
-                .iter()
-                .map(|p| expand_home(p, &env))
-                .collect(),
-            config_files: b
-                .strings("shared_config_files")
-                .iter()
-                .map(|p| expand_home(p, &env))
-                .collect(),
-        }
-    }
-
-    /// Where the default chain looks, for messages.
-    pub fn describe(&self, env: impl Fn(&str) -> Option<String>) -> String {
-        let profile = self
-            .profile
-            .clone()
-            .or_else(|| env("AWS_PROFILE"))
-            .unwrap_or_else(|| "default".to_owned());
-        let show = |files: &[PathBuf], var: &str, default: &str| -> String {
-            if files.is_empty() {
-                env(var).unwrap_or_else(|| default.to_owned())
-            } else {
-                files
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
-        format!(
-            "the environment (AWS_ACCESS_KEY_ID), profile `{profile}` in {} and {}, web identity, \
-             container and instance credentials",
-            show(
-                &self.credentials_files,
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "~/.aws/credentials"
-            ),
-            show(&self.config_files, "AWS_CONFIG_FILE", "~/.aws/config"),
-        )
-    }
-}
-
-fn expand_home(path: &str, env: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    match (path.strip_prefix("~/"), env("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(path),
     }
 }
 
@@ -265,7 +202,11 @@ impl Session {
         });
         Ambient {
             verdict,
-            source: profiles.describe(|k| env::var(k).ok()),
+            source: chain::source(
+                profiles,
+                |k| env::var(k).ok(),
+                |p| std::fs::read_to_string(p).ok(),
+            ),
         }
     }
 }
@@ -479,22 +420,5 @@ mod tests {
         assert_eq!(target.ca_bundle, Some(PathBuf::from("/etc/env.pem")));
         assert_eq!(target.proxy, Proxy::FromEnv);
         assert!(Target::from_backend(&backend(r#"{"insecure":true}"#), &env, t).is_err());
-    }
-
-    #[test]
-    fn profile_settings() {
-        let env = env_of(&[("HOME", "/h")]);
-        let b = backend(
-            r#"{"profile":"ops","shared_credentials_files":["~/creds"],"shared_config_files":null}"#,
-        );
-        let p = ProfileSettings::from_backend(&b, &env);
-        assert_eq!(p.profile.as_deref(), Some("ops"));
-        assert_eq!(p.credentials_files, vec![PathBuf::from("/h/creds")]);
-        assert!(p.config_files.is_empty());
-        let d = p.describe(&env);
-        assert!(
-            d.contains("profile `ops` in /h/creds and ~/.aws/config"),
-            "{d}"
-        );
     }
 }

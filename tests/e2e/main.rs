@@ -3,6 +3,7 @@
 
 mod support;
 
+mod doctor;
 mod heal;
 mod passthrough;
 mod seed;

@@ -207,6 +207,9 @@ impl Sandbox {
             .env("AWS_CONFIG_FILE", self.home.join(".aws/config"))
             .env("TF_CLI_CONFIG_FILE", self.root.path().join("terraformrc"))
             .env("TFSHIM_STS_TIMEOUT", "5")
+            // The security warnings have their own tests (doctor.rs); elsewhere they would only
+            // add a line to every run with a saved key.
+            .env("TFSHIM_QUIET", "1")
             .env("TMPDIR", self.tmp_dir())
             .stdin(Stdio::null());
         for (k, v) in &self.extra_env {

@@ -1,0 +1,173 @@
+//! Gathering what the decision needs: the saved backend, its static key, and — only when asked — the
+//! STS verdicts on that key and on the credentials terraform would fall back to. Shared by the proxy's
+//! preflight (which asks lazily, so a directory without a saved key costs no request) and by
+//! `shim doctor` (which shows the same facts instead of acting on them).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::backend::{SavedBackend, StaticCredentials};
+use crate::chain::ProfileSettings;
+use crate::decide::Saved;
+use crate::log;
+use crate::repair::Lock;
+use crate::sts::{Ambient, Session, Target};
+use crate::verdict::Verdict;
+
+/// Default for `TFSHIM_STS_TIMEOUT` (seconds): long enough for a slow link to STS, short enough that
+/// an unreachable endpoint costs the user little.
+const DEFAULT_TIMEOUT_SECS: f64 = 5.0;
+
+pub fn env_var(name: &str) -> Option<String> {
+    env::var(name).ok()
+}
+
+/// `TFSHIM_STS_TIMEOUT` in seconds (fractions allowed).
+pub fn sts_timeout() -> Duration {
+    let secs = env_var("TFSHIM_STS_TIMEOUT")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    Duration::from_secs_f64(secs.min(300.0))
+}
+
+/// The facts about one data dir, gathered so far.
+pub struct Findings {
+    pub data_dir: PathBuf,
+    pub saved: Saved,
+    pub backend: Option<SavedBackend>,
+    pub creds: Option<StaticCredentials>,
+    pub target: Option<Result<Target, String>>,
+    pub saved_verdict: Option<Verdict>,
+    pub ambient: Option<Ambient>,
+    session: Option<Session>,
+}
+
+impl Findings {
+    /// Reads the saved backend (no network).
+    pub fn gather(data_dir: PathBuf) -> Findings {
+        let (saved, backend) = read_saved(&data_dir);
+        let creds = backend
+            .as_ref()
+            .and_then(SavedBackend::s3_static_credentials);
+        let target = backend
+            .as_ref()
+            .filter(|b| b.kind == "s3")
+            .map(|b| Target::from_backend(b, env_var, sts_timeout()));
+        let saved = match (saved, &target) {
+            (Saved::StaticKey, Some(Err(why))) => Saved::Uncheckable(why.clone()),
+            (fact, _) => fact,
+        };
+        Findings {
+            data_dir,
+            saved,
+            backend,
+            creds,
+            target,
+            saved_verdict: None,
+            ambient: None,
+            session: None,
+        }
+    }
+
+    /// The saved key, redacted (`AKIA…QXGR`), or empty.
+    pub fn key(&self) -> String {
+        self.creds
+            .as_ref()
+            .map(|c| c.access_key.redacted())
+            .unwrap_or_default()
+    }
+
+    /// The profile settings of the saved backend.
+    pub fn profiles(&self) -> Option<ProfileSettings> {
+        self.backend
+            .as_ref()
+            .map(|b| ProfileSettings::from_backend(b, env_var))
+    }
+
+    fn session(&mut self) -> Result<&Session, String> {
+        if self.session.is_none() {
+            let target = match &self.target {
+                Some(Ok(t)) => t.clone(),
+                Some(Err(why)) => return Err(why.clone()),
+                None => return Err("no S3 backend".into()),
+            };
+            self.session = Some(Session::new(target)?);
+        }
+        Ok(self.session.as_ref().expect("set above"))
+    }
+
+    /// Asks STS about the saved key (once).
+    pub fn check_saved(&mut self) -> Verdict {
+        if let Some(v) = &self.saved_verdict {
+            return v.clone();
+        }
+        let verdict = match self.creds.clone() {
+            None => Verdict::Missing,
+            Some(creds) => match self.session() {
+                Ok(s) => s.check_static(&creds),
+                Err(why) => Verdict::unknown(why),
+            },
+        };
+        log::debug(|| format!("saved key {}: {verdict}", self.key()));
+        self.saved_verdict = Some(verdict.clone());
+        verdict
+    }
+
+    /// Asks STS about the credentials terraform would fall back to (once).
+    pub fn check_ambient(&mut self) -> Ambient {
+        if let Some(a) = &self.ambient {
+            return a.clone();
+        }
+        let profiles = self.profiles().unwrap_or_default();
+        let ambient = match self.session() {
+            Ok(s) => s.check_ambient(&profiles),
+            Err(why) => Ambient {
+                verdict: Verdict::unknown(why),
+                source: "not checked".into(),
+            },
+        };
+        log::debug(|| {
+            format!(
+                "ambient credentials ({}): {}",
+                ambient.source, ambient.verdict
+            )
+        });
+        self.ambient = Some(ambient.clone());
+        ambient
+    }
+}
+
+/// Reads the saved backend and says what it offers.
+fn read_saved(data_dir: &Path) -> (Saved, Option<SavedBackend>) {
+    let read = {
+        let _reading = Lock::shared_if_exists(data_dir);
+        SavedBackend::read(data_dir)
+    };
+    match read {
+        Ok(None) => {
+            log::debug(|| format!("no saved backend in {}", data_dir.display()));
+            (Saved::NothingToCheck, None)
+        }
+        Err(e) => (
+            Saved::Unreadable(format!(
+                "{}: {e}",
+                data_dir.join(crate::backend::SAVED_FILE).display()
+            )),
+            None,
+        ),
+        Ok(Some(b)) => {
+            let fact = match (
+                b.s3_static_credentials(),
+                b.flag("skip_credentials_validation"),
+            ) {
+                (None, _) => Saved::NothingToCheck,
+                (Some(_), true) => Saved::ValidationSkipped,
+                (Some(_), false) => Saved::StaticKey,
+            };
+            log::debug(|| format!("saved backend: {b:?} → {fact:?}"));
+            (fact, Some(b))
+        }
+    }
+}

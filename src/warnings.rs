@@ -1,0 +1,180 @@
+//! Security warnings about what the saved backend exposes: static keys kept in plain text (the
+//! seed's root cause), secrets of other backends, and a data dir that git tracks or does not ignore
+//! (the seed's author saw the saved file "change in git": the keys had been committed).
+//!
+//! The checks on the saved configuration are pure; the git check runs `git` and is made only when the
+//! saved backend holds a secret, so it costs nothing elsewhere.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::backend::SavedBackend;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// A stable identifier (`plaintext-keys`, `secret-in-backend`, `state-tracked-by-git`,
+    /// `data-dir-not-ignored`, `stale-plan-key`).
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Attributes of other backends that hold secrets in the saved configuration.
+const OTHER_SECRETS: &[(&str, &[&str])] = &[
+    (
+        "azurerm",
+        &[
+            "access_key",
+            "sas_token",
+            "client_secret",
+            "client_certificate_password",
+        ],
+    ),
+    ("gcs", &["credentials", "access_token", "encryption_key"]),
+    ("http", &["password"]),
+    ("consul", &["access_token"]),
+    ("remote", &["token"]),
+    ("cloud", &["token"]),
+    ("cos", &["secret_key", "security_token"]),
+    ("oss", &["secret_key", "security_token"]),
+    ("kubernetes", &["token", "password", "client_key"]),
+];
+
+/// Secrets saved in the backend configuration. Pure.
+pub fn backend_warnings(b: &SavedBackend) -> Vec<Warning> {
+    let file = b.path.display();
+    let mut out = Vec::new();
+    if let Some(creds) = b.s3_static_credentials() {
+        out.push(Warning {
+            code: "plaintext-keys",
+            message: format!(
+                "the S3 key {} and its secret are saved in plain text in {file} (they came from \
+                 `-backend-config=access_key=…`); prefer the credential chain (environment, profile, \
+                 SSO) and `terraform init -reconfigure` without keys",
+                creds.access_key
+            ),
+        });
+    }
+    let secret_attrs: Vec<&str> = OTHER_SECRETS
+        .iter()
+        .filter(|(kind, _)| *kind == b.kind)
+        .flat_map(|(_, attrs)| attrs.iter().copied())
+        .filter(|a| b.string(a).is_some())
+        .collect();
+    let pg_password = b.kind == "pg" && b.string("conn_str").is_some_and(conn_str_has_password);
+    if !secret_attrs.is_empty() || pg_password {
+        let mut names = secret_attrs.join(", ");
+        if pg_password {
+            names = "conn_str (with a password)".into();
+        }
+        out.push(Warning {
+            code: "secret-in-backend",
+            message: format!(
+                "the {} backend's {names} is saved in plain text in {file}; prefer the backend's \
+                 environment variables to `-backend-config` for secrets",
+                b.kind
+            ),
+        });
+    }
+    out
+}
+
+/// Whether a PostgreSQL connection string carries a password (`user:pw@` or `password=`).
+fn conn_str_has_password(conn: &str) -> bool {
+    let lower = conn.to_ascii_lowercase();
+    if lower.contains("password=") {
+        return true;
+    }
+    conn.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+/// Git's view of the saved file: tracked (committed, secrets included) or not ignored. Runs `git`
+/// in `work_dir`; no git, no repository: no warning.
+pub fn git_warnings(work_dir: &Path, saved_file: &Path) -> Vec<Warning> {
+    let git = |args: &[&str]| -> Option<i32> {
+        Command::new("git")
+            .arg("-C")
+            .arg(work_dir)
+            .args(args)
+            .arg(saved_file.strip_prefix(work_dir).unwrap_or(saved_file))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .code()
+    };
+    let file = saved_file.display();
+    if git(&["ls-files", "--error-unmatch", "--"]) == Some(0) {
+        return vec![Warning {
+            code: "state-tracked-by-git",
+            message: format!(
+                "{file} is tracked by git, so the secrets in it are in your history: `git rm --cached` \
+                 it, add the data dir to .gitignore, and rotate the key"
+            ),
+        }];
+    }
+    // check-ignore: 0 ignored, 1 not ignored, 128 no repository.
+    if git(&["check-ignore", "-q", "--"]) == Some(1) {
+        return vec![Warning {
+            code: "data-dir-not-ignored",
+            message: format!(
+                "{file} holds secrets and is not ignored by git: add the data dir (e.g. `.terraform/`) \
+                 to .gitignore"
+            ),
+        }];
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn backend(kind: &str, config: &str) -> SavedBackend {
+        let text =
+            format!(r#"{{"version":3,"backend":{{"type":"{kind}","config":{config},"hash":1}}}}"#);
+        SavedBackend::parse(
+            PathBuf::from(".terraform/terraform.tfstate"),
+            text.into_bytes(),
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    #[test]
+    fn s3_static_keys() {
+        let w = backend_warnings(&backend(
+            "s3",
+            r#"{"access_key":"AKIAIOSFODNN7EXAMPLE","secret_key":"wJalrXUtnFEMI"}"#,
+        ));
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].code, "plaintext-keys");
+        assert!(w[0].message.contains("AKIA…MPLE"));
+        assert!(!w[0].message.contains("wJalr") && !w[0].message.contains("IOSFODNN"));
+        assert!(backend_warnings(&backend("s3", r#"{"access_key":null}"#)).is_empty());
+    }
+
+    #[test]
+    fn other_backends() {
+        for (kind, config) in [
+            ("azurerm", r#"{"sas_token":"sv=x"}"#),
+            ("gcs", r#"{"credentials":"{...}"}"#),
+            ("http", r#"{"password":"pw"}"#),
+            ("consul", r#"{"access_token":"t"}"#),
+            ("remote", r#"{"token":"t"}"#),
+            ("pg", r#"{"conn_str":"postgres://u:pw@db/x"}"#),
+            ("pg", r#"{"conn_str":"host=db password=pw"}"#),
+        ] {
+            let w = backend_warnings(&backend(kind, config));
+            assert_eq!(w.len(), 1, "{kind} {config}");
+            assert_eq!(w[0].code, "secret-in-backend");
+            assert!(!w[0].message.contains("pw") && !w[0].message.contains("sv=x"));
+        }
+        assert!(backend_warnings(&backend("pg", r#"{"conn_str":"postgres://u@db/x"}"#)).is_empty());
+        assert!(backend_warnings(&backend("azurerm", r#"{"access_key":null}"#)).is_empty());
+        assert!(backend_warnings(&backend("local", r#"{"path":"x"}"#)).is_empty());
+    }
+}
