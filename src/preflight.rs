@@ -20,7 +20,7 @@ use crate::exec::signal_exit_code;
 use crate::facts::{env_var, Findings};
 use crate::invocation::Invocation;
 use crate::log;
-use crate::repair::{self, Lock, Outcome, Reconfigure};
+use crate::repair::{self, Lock, Outcome, Reconfigure, Removal};
 use crate::report::{self, Action, Report};
 use crate::verdict::Verdict;
 
@@ -278,12 +278,6 @@ fn global_args(inv: &Invocation) -> Vec<OsString> {
     args
 }
 
-fn backend_config_arg(file: OsString) -> OsString {
-    let mut a = OsString::from("-backend-config=");
-    a.push(file);
-    a
-}
-
 /// Repairs (under the lock), then hands back the user's command.
 fn repair_then_run(
     ctx: &Context,
@@ -292,72 +286,39 @@ fn repair_then_run(
     data_dir: &Path,
     creds: &StaticCredentials,
 ) -> Result<Next> {
-    let _lock = match Lock::acquire(data_dir) {
-        Ok(l) => l,
-        Err(e) => {
-            log::say(&format!("{e:#}; running terraform unchanged"));
-            return Ok(Next::Run(inv.args.clone()));
+    let env = repair_env(ctx);
+    let job = repair::KeyRemoval {
+        terraform: ctx.terraform,
+        global_args: global_args(inv),
+        data_dir,
+        env: &env,
+        no_color: decide::wants_no_color(effective),
+        show_output: show_repair_output(),
+    };
+    let result = job.run(creds);
+    log::debug(|| format!("repair: {result:?}"));
+    match result? {
+        Removal::Done => {
+            log::say("the backend was re-initialised; running your command");
         }
-    };
-    // Re-read under the lock: another tfshim may have repaired it while we waited.
-    let current = match SavedBackend::read(data_dir) {
-        Ok(Some(b)) => b,
-        _ => return Ok(Next::Run(inv.args.clone())),
-    };
-    let still_stale = current
-        .s3_static_credentials()
-        .is_some_and(|c| c.access_key == creds.access_key && c.secret_key == creds.secret_key);
-    if !still_stale {
-        log::say("another run has already re-initialised the backend; continuing");
-        return Ok(Next::Run(inv.args.clone()));
-    }
-    let settings = match repair::preserved_settings(&current.config) {
-        Ok(s) => s,
-        Err(why) => {
+        Removal::AlreadyDone => {
+            log::say("another run has already re-initialised the backend; continuing");
+        }
+        Removal::Skipped(why) => {
             log::say(&format!(
                 "cannot repair automatically: {why}; running terraform unchanged"
             ));
-            return Ok(Next::Run(inv.args.clone()));
         }
-    };
-    let no_color = decide::wants_no_color(effective);
-    let env = repair_env(ctx);
-    let reconfigure = Reconfigure {
-        terraform: ctx.terraform,
-        data_dir,
-        env: &env,
-        // The repair's init is tfshim's, not the user's: their extra init flags (`-upgrade`,
-        // `-migrate-state`, `-backend-config=…`) would change what it does.
-        remove_env: &["TF_CLI_ARGS", "TF_CLI_ARGS_init"],
-        users_command: false,
-        show_output: show_repair_output(),
-    };
-    let outcome = reconfigure.run(
-        &current,
-        &settings,
-        |file| {
-            let mut args = global_args(inv);
-            args.extend(["init", "-reconfigure", "-input=false"].map(OsString::from));
-            if no_color {
-                args.push("-no-color".into());
-            }
-            args.push(backend_config_arg(file));
-            args
-        },
-        &|_| None,
-    );
-    log::debug(|| format!("repair: {outcome:?}"));
-    match outcome? {
-        Outcome::Done => {
-            log::say("the backend was re-initialised; running your command");
-            Ok(Next::Run(inv.args.clone()))
+        Removal::Failed(code) => {
+            return Err(anyhow!(
+                "the repair's `terraform init -reconfigure` failed (exit {code}; its output is \
+                 above), so the saved backend was left as it was. Fix what it reports, then run \
+                 your command again"
+            ))
         }
-        Outcome::Failed(code) => Err(anyhow!(
-            "the repair's `terraform init -reconfigure` failed (exit {code}; its output is above), so \
-             the saved backend was left as it was. Fix what it reports, then run your command again"
-        )),
-        Outcome::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
+        Removal::Interrupted(sig) => return Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
     }
+    Ok(Next::Run(inv.args.clone()))
 }
 
 /// A credential-only `init`: the user's own init, plus `-reconfigure` and the preserved settings.
@@ -414,7 +375,7 @@ fn reconfigure_init(
     let outcome = reconfigure.run(
         &current,
         &settings,
-        |file| inv.with_extra_args(&["-reconfigure".into(), backend_config_arg(file)]),
+        |file| inv.with_extra_args(&["-reconfigure".into(), repair::backend_config_arg(file)]),
         &given,
     );
     match outcome? {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::backend::{SavedBackend, S3_CREDENTIAL_ATTRS};
+use crate::backend::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
 use crate::exec::{killed_by, run_child, signal_exit_code, ChildRun, Signals};
 use crate::log;
 
@@ -306,6 +306,98 @@ impl<'a> Reconfigure<'a> {
         };
         drop(signals);
         Ok(outcome)
+    }
+}
+
+/// `-backend-config=FILE`.
+pub fn backend_config_arg(file: OsString) -> OsString {
+    let mut a = OsString::from("-backend-config=");
+    a.push(file);
+    a
+}
+
+/// The repair itself: `terraform [-chdir=…] init -reconfigure -input=false -backend-config=FILE`
+/// in one data dir, under its lock, so that the rejected saved key is gone and nothing else changed.
+/// Used by the proxy (before the user's command) and by `shim sweep` (for every stale root).
+pub struct KeyRemoval<'a> {
+    pub terraform: &'a Path,
+    /// Global options for terraform (`-chdir=ROOT`).
+    pub global_args: Vec<OsString>,
+    pub data_dir: &'a Path,
+    /// Environment for the child (recursion counter, `TFSHIM_MODE=off`).
+    pub env: &'a [(OsString, OsString)],
+    pub no_color: bool,
+    /// Stream terraform's output instead of holding it back (shown anyway if it fails).
+    pub show_output: bool,
+}
+
+/// What became of a [`KeyRemoval`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// Re-initialised and verified.
+    Done,
+    /// Another run had already removed that key (found under the lock).
+    AlreadyDone,
+    /// Not attempted, and why (the lock, or a secret that cannot go into the settings file).
+    Skipped(String),
+    /// terraform's init failed; the old file is back. Its exit code.
+    Failed(u8),
+    /// A signal arrived; the file is either as before or fully repaired.
+    Interrupted(i32),
+}
+
+impl KeyRemoval<'_> {
+    /// Removes `rejected` from the saved backend, if it is still the one saved.
+    pub fn run(&self, rejected: &StaticCredentials) -> Result<Removal> {
+        let _lock = match Lock::acquire(self.data_dir) {
+            Ok(l) => l,
+            Err(e) => return Ok(Removal::Skipped(format!("{e:#}"))),
+        };
+        // Re-read under the lock: another tfshim may have repaired it while we waited.
+        let current = match SavedBackend::read(self.data_dir) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(Removal::Skipped("the saved backend is gone".into())),
+            Err(e) => return Ok(Removal::Skipped(format!("the saved backend changed: {e}"))),
+        };
+        let still_saved = current.s3_static_credentials().is_some_and(|c| {
+            c.access_key == rejected.access_key && c.secret_key == rejected.secret_key
+        });
+        if !still_saved {
+            return Ok(Removal::AlreadyDone);
+        }
+        let settings = match preserved_settings(&current.config) {
+            Ok(s) => s,
+            Err(why) => return Ok(Removal::Skipped(why)),
+        };
+        let reconfigure = Reconfigure {
+            terraform: self.terraform,
+            data_dir: self.data_dir,
+            env: self.env,
+            // The repair's init is tfshim's, not the user's: their extra init flags (`-upgrade`,
+            // `-migrate-state`, `-backend-config=…`) would change what it does.
+            remove_env: &["TF_CLI_ARGS", "TF_CLI_ARGS_init"],
+            users_command: false,
+            show_output: self.show_output,
+        };
+        let outcome = reconfigure.run(
+            &current,
+            &settings,
+            |file| {
+                let mut args = self.global_args.clone();
+                args.extend(["init", "-reconfigure", "-input=false"].map(OsString::from));
+                if self.no_color {
+                    args.push("-no-color".into());
+                }
+                args.push(backend_config_arg(file));
+                args
+            },
+            &|_| None,
+        )?;
+        Ok(match outcome {
+            Outcome::Done => Removal::Done,
+            Outcome::Failed(code) => Removal::Failed(code),
+            Outcome::Interrupted(sig) => Removal::Interrupted(sig),
+        })
     }
 }
 
