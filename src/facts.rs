@@ -18,6 +18,8 @@ use crate::verdict::Verdict;
 /// Default for `TFSHIM_STS_TIMEOUT` (seconds): long enough for a slow link to STS, short enough that
 /// an unreachable endpoint costs the user little.
 const DEFAULT_TIMEOUT_SECS: f64 = 5.0;
+/// The timeout of checks made after terraform itself has reached STS.
+const PATIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn env_var(name: &str) -> Option<String> {
     env::var(name).ok()
@@ -96,6 +98,15 @@ impl Findings {
             self.session = Some(Session::new(target)?);
         }
         Ok(self.session.as_ref().expect("set above"))
+    }
+
+    /// Gives later checks a long timeout: after terraform itself reached STS, a slow STS is not a
+    /// reason to give up (the reactive fallback).
+    pub fn be_patient(&mut self) {
+        if let Some(Ok(target)) = &mut self.target {
+            target.timeout = target.timeout.max(PATIENT_TIMEOUT);
+        }
+        self.session = None;
     }
 
     /// Asks STS about the saved key (once).

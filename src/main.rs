@@ -13,6 +13,7 @@ mod locate;
 mod log;
 mod planfile;
 mod preflight;
+mod reactive;
 mod repair;
 mod report;
 mod sts;

@@ -14,12 +14,13 @@ use anyhow::{anyhow, Result};
 use serde_json::Value;
 
 use crate::backend::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
-use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
+use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Saved, Step};
 use crate::doctor;
 use crate::exec::signal_exit_code;
 use crate::facts::{env_var, Findings};
 use crate::invocation::Invocation;
 use crate::log;
+use crate::reactive;
 use crate::repair::{self, Lock, Outcome, Reconfigure, Removal};
 use crate::report::{self, Action, Report};
 use crate::verdict::Verdict;
@@ -135,7 +136,9 @@ fn act(
             log::warn(&w.message);
         }
     }
+    let reactive = reactive_eligible(facts, f, inv, step);
     match step {
+        Step::Run if reactive => watch_then_retry(ctx, inv, effective, f),
         Step::Run => Ok(unchanged()),
         Step::RunUnchecked(why) => {
             if f.saved_verdict.is_some() {
@@ -147,6 +150,9 @@ fn act(
                     "could not check the saved backend in {} ({why}); running terraform unchanged",
                     f.data_dir.display()
                 ));
+            }
+            if reactive {
+                return watch_then_retry(ctx, inv, effective, f);
             }
             Ok(unchanged())
         }
@@ -190,6 +196,87 @@ fn act(
         Step::ReconfigureInit => reconfigure_init(ctx, inv, effective, &f.data_dir),
         Step::Refuse => refuse(&key, facts, f),
         Step::CheckSavedKey | Step::CheckAmbient => unreachable!("gathered by the caller"),
+    }
+}
+
+/// The reactive fallback applies: `fix` mode, not `TFSHIM_RETRY=0`, an `init` or a `plan`, a saved
+/// static key, and no verdict on it from the preflight (or validation skipped by the backend).
+fn reactive_eligible(facts: &Facts, f: &Findings, inv: &Invocation, step: &Step) -> bool {
+    let enabled = facts.mode == Mode::Fix && env_var("TFSHIM_RETRY").as_deref() != Some("0");
+    let command =
+        matches!(facts.class, CommandClass::Init(_)) || inv.command.as_deref() == Some("plan");
+    let no_verdict = match step {
+        Step::RunUnchecked(_) => true,
+        Step::Run => f.saved == Saved::ValidationSkipped,
+        _ => false,
+    };
+    enabled && command && no_verdict && f.creds.is_some()
+}
+
+/// Runs the command as a watched child; if terraform reports the saved key rejected, repairs (after
+/// checking the fallback credentials, patiently: terraform did reach STS) and runs it once more.
+fn watch_then_retry(
+    ctx: &Context,
+    inv: &Invocation,
+    effective: &[OsString],
+    f: &mut Findings,
+) -> Result<Next> {
+    let mut cmd = std::process::Command::new(ctx.terraform);
+    cmd.args(&inv.args)
+        .envs(ctx.child_env.iter().map(|(k, v)| (k, v)));
+    let watched = reactive::run_watched(cmd)?;
+    let code = match (
+        watched.status.code(),
+        crate::exec::killed_by(&watched.status),
+    ) {
+        (Some(c), _) => c.clamp(0, 255) as u8,
+        (None, Some(sig)) => signal_exit_code(sig),
+        (None, None) => 1,
+    };
+    let exit = Ok(Next::Exit(ExitCode::from(code)));
+    if watched.status.success()
+        || watched.interrupted_by.is_some()
+        || !reactive::is_rejected_key_failure(&watched.stderr_tail)
+    {
+        return exit;
+    }
+    let key = f.key();
+    log::warn(&format!(
+        "terraform reports that the saved S3 backend key {key} was rejected; re-initialising the \
+         backend without it and running the command again"
+    ));
+    f.be_patient();
+    let ambient = f.check_ambient();
+    if !matches!(ambient.verdict, Verdict::Valid { .. }) {
+        log::say(&format!(
+            "no working credentials to replace it ({}; looked in {}); nothing was changed",
+            ambient.verdict,
+            f.profiles()
+                .map(|p| p.describe(env_var))
+                .unwrap_or_default()
+        ));
+        return exit;
+    }
+    let Some(creds) = f.creds.clone() else {
+        return exit;
+    };
+    match remove_key(ctx, inv, effective, &f.data_dir, &creds)? {
+        Removal::Done | Removal::AlreadyDone => {
+            log::say("the backend was re-initialised; running your command again");
+            Ok(Next::Run(inv.args.clone()))
+        }
+        Removal::Skipped(why) => {
+            log::say(&format!("cannot repair automatically: {why}"));
+            exit
+        }
+        Removal::Failed(code) => {
+            log::say(&format!(
+                "the repair's `terraform init -reconfigure` failed (exit {code}); the saved \
+                 backend was left as it was"
+            ));
+            exit
+        }
+        Removal::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
     }
 }
 
@@ -278,14 +365,14 @@ fn global_args(inv: &Invocation) -> Vec<OsString> {
     args
 }
 
-/// Repairs (under the lock), then hands back the user's command.
-fn repair_then_run(
+/// The repair, as the proxy runs it (its stdout on stderr; its output held back unless in CI).
+fn remove_key(
     ctx: &Context,
     inv: &Invocation,
     effective: &[OsString],
     data_dir: &Path,
     creds: &StaticCredentials,
-) -> Result<Next> {
+) -> Result<Removal> {
     let env = repair_env(ctx);
     let job = repair::KeyRemoval {
         terraform: ctx.terraform,
@@ -297,7 +384,18 @@ fn repair_then_run(
     };
     let result = job.run(creds);
     log::debug(|| format!("repair: {result:?}"));
-    match result? {
+    result
+}
+
+/// Repairs (under the lock), then hands back the user's command.
+fn repair_then_run(
+    ctx: &Context,
+    inv: &Invocation,
+    effective: &[OsString],
+    data_dir: &Path,
+    creds: &StaticCredentials,
+) -> Result<Next> {
+    match remove_key(ctx, inv, effective, data_dir, creds)? {
         Removal::Done => {
             log::say("the backend was re-initialised; running your command");
         }

@@ -6,4 +6,5 @@ mod support;
 mod doctor;
 mod heal;
 mod passthrough;
+mod reactive;
 mod seed;

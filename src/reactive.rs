@@ -1,0 +1,128 @@
+//! The reactive fallback: when the preflight could not reach a verdict (STS too slow for tfshim's short
+//! timeout, or `skip_credentials_validation`), tfshim runs `init`/`plan` as a child and watches its
+//! stderr — shown live, colours and all — for terraform's own report that the saved key was rejected.
+//! If it appears, the caller repairs and retries once.
+//!
+//! Only `init` and `plan`: they change nothing remote, so running them twice is harmless. `apply` and
+//! `destroy` are never retried. `TFSHIM_RETRY=0` turns this off.
+
+use std::io::{self, Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use crate::exec::Signals;
+
+/// How much of terraform's stderr is kept to look for the signature: the error is at the end.
+const KEPT: usize = 64 * 1024;
+
+/// terraform's message for a rejected saved key, in the shapes of 0.12 (`error calling
+/// sts:GetCallerIdentity: InvalidClientTokenId: …`), 0.13–1.5 (`error validating provider
+/// credentials: error calling sts:GetCallerIdentity: …`) and 1.6+ (`operation error STS:
+/// GetCallerIdentity, https response error StatusCode: 403, …, api error InvalidClientTokenId: …`).
+/// A 403 whose code terraform could not read (`UnknownError`: moto's error body, FACTS.md) counts too.
+fn signature() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"(?s)GetCallerIdentity.{0,600}?(InvalidClientTokenId|SignatureDoesNotMatch|ExpiredTokenException|ExpiredToken|UnrecognizedClientException|StatusCode: 403.{0,300}?api error UnknownError)",
+        )
+        .expect("a valid regex")
+    })
+}
+
+fn ansi() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\x1b\[[0-9;]*[A-Za-z]").expect("a valid regex"))
+}
+
+/// Whether terraform's stderr says the saved key was rejected. Pure.
+pub fn is_rejected_key_failure(stderr: &str) -> bool {
+    let plain = ansi().replace_all(stderr, "");
+    // Clock skew also says SignatureDoesNotMatch; that is not the key's fault.
+    signature().is_match(&plain) && !plain.contains("Signature expired")
+}
+
+/// The outcome of a watched run.
+pub struct Watched {
+    pub status: ExitStatus,
+    /// A terminating signal tfshim received meanwhile.
+    pub interrupted_by: Option<i32>,
+    /// The end of what terraform wrote to stderr.
+    pub stderr_tail: String,
+}
+
+/// Runs `cmd` with its stderr copied live to tfshim's stderr and its tail kept.
+pub fn run_watched(mut cmd: Command) -> io::Result<Watched> {
+    let signals = Signals::catch();
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let mut pipe = child.stderr.take().expect("stderr is piped");
+    let copier = std::thread::spawn(move || {
+        let mut tail: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 8192];
+        let mut out = io::stderr();
+        loop {
+            let n = match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let _ = out.write_all(&buf[..n]);
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 2 * KEPT {
+                tail.drain(..tail.len() - KEPT);
+            }
+        }
+        tail
+    });
+    signals.forward_to(child.id());
+    let status = child.wait();
+    signals.forward_to(0);
+    let tail = copier.join().unwrap_or_default();
+    Ok(Watched {
+        status: status?,
+        interrupted_by: signals.received(),
+        stderr_tail: String::from_utf8_lossy(&tail).into_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_shape() {
+        for text in [
+            "Error: error using credentials to get account ID: error calling sts:GetCallerIdentity: \
+             InvalidClientTokenId: The security token included in the request is invalid.\n\tstatus code: 403",
+            "Error: error validating provider credentials: error calling sts:GetCallerIdentity: \
+             SignatureDoesNotMatch: The request signature we calculated does not match",
+            "Error: validating provider credentials: retrieving caller identity from STS: operation \
+             error STS: GetCallerIdentity, https response error StatusCode: 403, RequestID: x, api \
+             error InvalidClientTokenId: The security token included in the request is invalid.",
+            "\x1b[31m│\x1b[0m \x1b[1mError: \x1b[0mvalidating provider credentials: retrieving caller \
+             identity from STS: operation error STS: GetCallerIdentity, https response error \
+             StatusCode: 403, RequestID: x, api error UnknownError: UnknownError",
+            "operation error STS: GetCallerIdentity, https response error StatusCode: 400, api error \
+             ExpiredToken: The security token included in the request is expired",
+        ] {
+            assert!(is_rejected_key_failure(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn other_failures_are_not_it() {
+        for text in [
+            "Error: Backend initialization required, please run \"terraform init\"",
+            "operation error STS: GetCallerIdentity, exceeded maximum number of attempts, 5, https \
+             response error StatusCode: 503, api error ServiceUnavailable",
+            "operation error STS: GetCallerIdentity, https response error StatusCode: 403, api error \
+             SignatureDoesNotMatch: Signature expired: 20200501T143723Z is now earlier than …",
+            "Error: No valid credential sources found",
+            "InvalidClientTokenId without the operation",
+        ] {
+            assert!(!is_rejected_key_failure(text), "{text}");
+        }
+    }
+}
