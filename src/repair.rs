@@ -432,21 +432,23 @@ fn write_settings(
 /// Invariant 3: puts the old bytes back atomically (a temp file in the same directory, renamed over
 /// the saved file, with the old permissions), then checks them.
 pub fn restore(old: &SavedBackend) -> Result<()> {
-    let dir = old.path.parent().unwrap_or(Path::new("."));
+    // Through a symlink, the file it points to is restored and the link stays a link.
+    let path = fs::canonicalize(&old.path).unwrap_or_else(|_| old.path.clone());
+    let dir = path.parent().unwrap_or(Path::new("."));
     let put_back = || -> io::Result<()> {
         let mut tmp = tempfile::Builder::new()
             .prefix(RESTORE_PREFIX)
             .tempfile_in(dir)?;
         tmp.write_all(&old.raw)?;
         tmp.as_file().sync_all()?;
-        if let Ok(meta) = fs::metadata(&old.path) {
+        if let Ok(meta) = fs::metadata(&path) {
             let _ = fs::set_permissions(tmp.path(), meta.permissions());
         }
-        tmp.persist(&old.path).map_err(|e| e.error)?;
+        tmp.persist(&path).map_err(|e| e.error)?;
         Ok(())
     };
     put_back()
-        .or_else(|_| fs::write(&old.path, &old.raw))
+        .or_else(|_| fs::write(&path, &old.raw))
         .with_context(|| {
             format!(
                 "could not restore {}; its previous contents are lost to tfshim: run `terraform init \

@@ -309,7 +309,7 @@ fn concurrent_runs_repair_once() {
     let before = sb.saved_backend();
     sb.rotate();
     sb.record_terraform_calls();
-    let children: Vec<_> = (0..4)
+    let children: Vec<_> = (0..8)
         .map(|_| {
             let mut cmd = sb.tfshim_cmd();
             cmd.args(["plan", "-input=false", "-lock-timeout=60s"])

@@ -4,6 +4,7 @@
 mod support;
 
 mod doctor;
+mod faults;
 mod heal;
 mod passthrough;
 mod reactive;

@@ -27,7 +27,11 @@ fn reactive_fallback_heals_what_the_preflight_could_not_see() {
         // terraform's own error was shown live before the retry.
         .stderr_has("GetCallerIdentity");
     assert_eq!(sb.reconfigures(), 1, "{:?}", sb.terraform_calls());
-    let plans = sb.terraform_calls().iter().filter(|c| c.starts_with("plan")).count();
+    let plans = sb
+        .terraform_calls()
+        .iter()
+        .filter(|c| c.starts_with("plan"))
+        .count();
     assert_eq!(plans, 2, "the plan ran twice: failed, then retried");
     let after = sb.saved_backend();
     assert!(after["config"]["access_key"].is_null());

@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use moto::{moto, Key, BUCKET};
-pub use proxy::StsProxy;
+pub use proxy::{Fault, StsProxy};
 
 pub const TFSHIM: &str = env!("CARGO_BIN_EXE_tfshim");
 

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ struct Shared {
     refuse: AtomicBool,
     /// Hold every new connection this long before forwarding it (a slow STS).
     delay_ms: AtomicU64,
+    /// What tfshim's requests get instead of moto's answer.
+    fault: Mutex<Option<Fault>>,
 }
 
 pub struct StsProxy {
@@ -56,45 +58,66 @@ impl StsProxy {
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// From now on, tfshim's requests (only) meet `fault`; terraform's still reach moto.
+    pub fn fault_for_tfshim(&self, fault: Fault) {
+        *self.shared.fault.lock().unwrap() = Some(fault);
+    }
+
     /// From now on, accept connections and close them at once (an unreachable STS).
     pub fn refuse_connections(&self) {
         self.shared.refuse.store(true, Ordering::SeqCst);
     }
 }
 
-fn serve(client: TcpStream, upstream: u16, shared: Arc<Shared>) {
+/// What the proxy does to tfshim's own requests (terraform's always reach moto).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this HTTP status and body.
+    Status(u16, String),
+    /// Read the request, then close the connection without an answer.
+    Close,
+    /// Read the request, then never answer (a black hole).
+    Hang,
+}
+
+/// Reads one HTTP request (head and `Content-Length` body) from `stream`, or what came before EOF.
+fn read_request(stream: &mut TcpStream) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return data;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return data,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn serve(mut client: TcpStream, upstream: u16, shared: Arc<Shared>) {
     if shared.refuse.load(Ordering::SeqCst) {
         let _ = client.shutdown(Shutdown::Both);
         return;
     }
-    let delay = shared.delay_ms.load(Ordering::SeqCst);
-    if delay > 0 {
-        thread::sleep(Duration::from_millis(delay));
-    }
-    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-        return;
-    };
-    let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-    let (mut s_read, mut c_write) = (server, client);
-    let back = thread::spawn(move || {
-        let _ = std::io::copy(&mut s_read, &mut c_write);
-        let _ = c_write.shutdown(Shutdown::Write);
-    });
-    // Client → server, counting requests as they pass (before they are forwarded).
+    // The first request tells who is asking (tfshim's user agent carries `app/tfshim`).
+    let first = read_request(&mut client);
     let mut seen = Vec::new();
     let mut counted = 0;
-    let mut buf = [0u8; 16 * 1024];
-    let _ = c_read.set_read_timeout(Some(Duration::from_secs(120)));
-    loop {
-        let n = match c_read.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        seen.extend_from_slice(&buf[..n]);
+    let mut tally = |bytes: &[u8]| {
+        seen.extend_from_slice(bytes);
         let total = count(&seen, b"GetCallerIdentity");
         if total > counted {
-            let by_tfshim = count(&seen, b"app/tfshim") > 0;
-            let counter = if by_tfshim {
+            let counter = if count(&seen, b"app/tfshim") > 0 {
                 &shared.tfshim_calls
             } else {
                 &shared.other_calls
@@ -102,6 +125,49 @@ fn serve(client: TcpStream, upstream: u16, shared: Arc<Shared>) {
             counter.fetch_add(total - counted, Ordering::SeqCst);
             counted = total;
         }
+    };
+    tally(&first);
+    let fault = shared.fault.lock().unwrap().clone();
+    if let (true, Some(fault)) = (count(&first, b"app/tfshim") > 0, fault) {
+        match fault {
+            Fault::Status(status, body) => {
+                let _ = write!(
+                    client,
+                    "HTTP/1.1 {status} Fault\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+            Fault::Close => {}
+            Fault::Hang => thread::sleep(Duration::from_secs(60)),
+        }
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
+    let delay = shared.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        thread::sleep(Duration::from_millis(delay));
+    }
+    let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    if server.write_all(&first).is_err() {
+        return;
+    }
+    let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let (mut s_read, mut c_write) = (server, client);
+    let back = thread::spawn(move || {
+        let _ = std::io::copy(&mut s_read, &mut c_write);
+        let _ = c_write.shutdown(Shutdown::Write);
+    });
+    // Client → server, counting requests as they pass (before they are forwarded).
+    let mut buf = [0u8; 16 * 1024];
+    let _ = c_read.set_read_timeout(Some(Duration::from_secs(120)));
+    loop {
+        let n = match c_read.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        tally(&buf[..n]);
         if s_write.write_all(&buf[..n]).is_err() {
             break;
         }
