@@ -13,6 +13,8 @@ mod locate;
 mod log;
 mod planfile;
 mod preflight;
+#[cfg(test)]
+mod properties;
 mod reactive;
 mod repair;
 mod report;

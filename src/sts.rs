@@ -38,8 +38,9 @@ pub struct Target {
     pub timeout: Duration,
 }
 
-/// The backend's own proxy settings, or the usual environment variables.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The backend's own proxy settings, or the usual environment variables. Its `Debug` hides the
+/// user-info part of proxy URLs (`http://user:password@proxy`).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Proxy {
     FromEnv,
     Explicit {
@@ -47,6 +48,30 @@ pub enum Proxy {
         https: Option<String>,
         no_proxy: Option<String>,
     },
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hide = |url: &Option<String>| {
+            url.as_deref().map(|u| match (u.split_once("://"), u.rfind('@')) {
+                (Some((scheme, _)), Some(at)) => format!("{scheme}://…{}", &u[at..]),
+                _ => u.to_owned(),
+            })
+        };
+        match self {
+            Proxy::FromEnv => f.write_str("FromEnv"),
+            Proxy::Explicit {
+                http,
+                https,
+                no_proxy,
+            } => f
+                .debug_struct("Explicit")
+                .field("http", &hide(http))
+                .field("https", &hide(https))
+                .field("no_proxy", no_proxy)
+                .finish(),
+        }
+    }
 }
 
 /// The ambient credentials' verdict and a description of where they came from.
