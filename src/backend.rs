@@ -297,6 +297,42 @@ fn string_in<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Helpers for the unit tests of every module that reads a saved backend or the environment.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+
+    /// A saved backend of `kind` with this `config` JSON and `hash`.
+    pub fn saved(kind: &str, config: &str, hash: u64) -> SavedBackend {
+        let text = format!(
+            r#"{{"version":3,"backend":{{"type":"{kind}","config":{config},"hash":{hash}}}}}"#
+        );
+        SavedBackend::parse(
+            PathBuf::from(".terraform/terraform.tfstate"),
+            text.into_bytes(),
+        )
+        .expect("valid JSON")
+        .expect("a backend")
+    }
+
+    /// An S3 backend with this `config` JSON.
+    pub fn s3(config: &str) -> SavedBackend {
+        saved("s3", config, 1)
+    }
+
+    /// An environment made of these pairs.
+    pub fn env_of(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

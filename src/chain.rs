@@ -178,23 +178,7 @@ pub fn source(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
-
-    fn backend(config: &str) -> SavedBackend {
-        let text =
-            format!(r#"{{"version":3,"backend":{{"type":"s3","config":{config},"hash":1}}}}"#);
-        SavedBackend::parse(PathBuf::from("t"), text.into_bytes())
-            .unwrap()
-            .unwrap()
-    }
+    use crate::backend::testing::{env_of, s3 as backend};
 
     #[test]
     fn profile_settings() {

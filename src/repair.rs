@@ -472,14 +472,9 @@ pub fn restore(old: &SavedBackend) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn saved(config: &str, hash: u64) -> SavedBackend {
-        let text =
-            format!(r#"{{"version":3,"backend":{{"type":"s3","config":{config},"hash":{hash}}}}}"#);
-        SavedBackend::parse(PathBuf::from("t"), text.into_bytes())
-            .unwrap()
-            .unwrap()
+        crate::backend::testing::saved("s3", config, hash)
     }
 
     const OLD: &str = r#"{"access_key":"AKIAOLD","secret_key":"S","token":null,"bucket":"b","key":"k",

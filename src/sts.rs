@@ -53,10 +53,11 @@ pub enum Proxy {
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hide = |url: &Option<String>| {
-            url.as_deref().map(|u| match (u.split_once("://"), u.rfind('@')) {
-                (Some((scheme, _)), Some(at)) => format!("{scheme}://…{}", &u[at..]),
-                _ => u.to_owned(),
-            })
+            url.as_deref()
+                .map(|u| match (u.split_once("://"), u.rfind('@')) {
+                    (Some((scheme, _)), Some(at)) => format!("{scheme}://…{}", &u[at..]),
+                    _ => u.to_owned(),
+                })
         };
         match self {
             Proxy::FromEnv => f.write_str("FromEnv"),
@@ -357,23 +358,7 @@ fn proxy_config(proxy: &Proxy) -> Result<ProxyConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn backend(config: &str) -> SavedBackend {
-        let text =
-            format!(r#"{{"version":3,"backend":{{"type":"s3","config":{config},"hash":1}}}}"#);
-        SavedBackend::parse(PathBuf::from("t"), text.into_bytes())
-            .unwrap()
-            .unwrap()
-    }
-
-    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use crate::backend::testing::{env_of, s3 as backend};
 
     #[test]
     fn endpoint_and_region_precedence() {

@@ -131,17 +131,9 @@ pub fn git_warnings(work_dir: &Path, saved_file: &Path) -> Vec<Warning> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn backend(kind: &str, config: &str) -> SavedBackend {
-        let text =
-            format!(r#"{{"version":3,"backend":{{"type":"{kind}","config":{config},"hash":1}}}}"#);
-        SavedBackend::parse(
-            PathBuf::from(".terraform/terraform.tfstate"),
-            text.into_bytes(),
-        )
-        .unwrap()
-        .unwrap()
+        crate::backend::testing::saved(kind, config, 1)
     }
 
     #[test]

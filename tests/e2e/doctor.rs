@@ -14,6 +14,16 @@ fn doctor(sb: &Sandbox) -> (Run, Value) {
     (run, json)
 }
 
+/// The codes of a report's warnings.
+fn warning_codes(report: &Value) -> Vec<Value> {
+    report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].clone())
+        .collect()
+}
+
 /// The documented schema (README, "shim doctor --json").
 #[track_caller]
 fn assert_schema(j: &Value) {
@@ -118,12 +128,7 @@ fn git_tracked_saved_file_is_flagged() {
     git(&sb.work, &["add", "-f", ".terraform/terraform.tfstate"]);
     git(&sb.work, &["commit", "-qm", "oops"]);
     let (_, j) = doctor(&sb);
-    let codes: Vec<_> = j["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["code"].clone())
-        .collect();
+    let codes = warning_codes(&j);
     assert!(
         codes.contains(&Value::from("state-tracked-by-git")),
         "{codes:?}"
@@ -153,21 +158,11 @@ fn ignored_data_dir_is_not_flagged() {
     git(&sb.work, &["init", "-q"]);
     std::fs::write(sb.work.join(".gitignore"), ".terraform/\n").unwrap();
     let (_, j) = doctor(&sb);
-    let codes: Vec<_> = j["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["code"].clone())
-        .collect();
+    let codes = warning_codes(&j);
     assert_eq!(codes, vec![Value::from("plaintext-keys")]);
     std::fs::remove_file(sb.work.join(".gitignore")).unwrap();
     let (_, j) = doctor(&sb);
-    let codes: Vec<_> = j["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["code"].clone())
-        .collect();
+    let codes = warning_codes(&j);
     assert!(
         codes.contains(&Value::from("data-dir-not-ignored")),
         "{codes:?}"
