@@ -12,6 +12,7 @@ use clap_complete::Shell;
 
 use crate::doctor;
 use crate::locate::Located;
+use crate::sweep;
 
 const ENVIRONMENT: &str = "\
 ENVIRONMENT:
@@ -57,6 +58,27 @@ pub enum ShimCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check every Terraform root under DIR, each distinct saved key once; repair with --fix.
+    ///
+    /// A root is a directory holding `.terraform/terraform.tfstate` (`.git`, `node_modules` and the
+    /// data dirs' own module caches are not searched). Exit codes: 0 nothing to do, 3 a repair is due,
+    /// 4 some saved key is stale and no working credentials were found; with --fix: 0 every stale root
+    /// repaired, 1 a repair failed, 4 some root cannot be repaired.
+    Sweep {
+        /// The directory to search.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Repair every stale root, one at a time, exactly as a proxied `plan` would.
+        #[arg(long)]
+        fix: bool,
+        /// One JSON document on stdout at the end (schema in the README).
+        #[arg(long)]
+        json: bool,
+        /// STS checks in flight at once.
+        #[arg(long, value_name = "N", default_value_t = sweep::DEFAULT_JOBS,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+        jobs: usize,
+    },
     /// Print a completion script for tfshim's own commands.
     Completions {
         /// bash, zsh, fish, powershell or elvish.
@@ -93,6 +115,20 @@ pub fn run(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
             }
         }
         ShimCommand::Doctor { chdir, json } => return doctor::run(chdir, json, located),
+        ShimCommand::Sweep {
+            dir,
+            fix,
+            json,
+            jobs,
+        } => {
+            let opts = sweep::Options {
+                dir,
+                fix,
+                json,
+                jobs,
+            };
+            return sweep::run(opts, located);
+        }
         ShimCommand::Completions { shell } => {
             // Completions for `tfshim shim …`; terraform's own arguments complete through
             // terraform's completion (see shell/).

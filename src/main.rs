@@ -19,6 +19,7 @@ mod reactive;
 mod repair;
 mod report;
 mod sts;
+mod sweep;
 mod verdict;
 mod warnings;
 

@@ -9,3 +9,4 @@ mod heal;
 mod passthrough;
 mod reactive;
 mod seed;
+mod sweep;

@@ -1,0 +1,962 @@
+//! `tfshim shim sweep [DIR] [--fix] [--json] [--jobs N]`: the proxy's check and repair, for every
+//! Terraform root under a directory at once (issue #7).
+//!
+//! A rotation usually kills one key that dozens or hundreds of roots saved. Running `plan` in each
+//! (or `shim doctor` in each) would ask STS about the same key again and again, so the sweep reads
+//! every saved backend first (no network), groups the roots by what a check depends on — the saved
+//! credentials and where terraform would send the STS call ([`Target`]) — and asks STS once per
+//! group, a few groups at a time. The fallback credentials are checked once per distinct
+//! (target, profile settings) among the rejected groups. The cost grows with the distinct keys, not
+//! with the roots.
+//!
+//! Everything after the checks is the proxy's own code: [`decide::next`] chooses each root's action
+//! from the same facts, [`report`] renders verdicts the way `shim doctor` does, and `--fix` repairs
+//! with [`KeyRemoval`] (same lock, same preserved settings, same invariants, same rollback), one root
+//! at a time: each repair is a `terraform init`, and the lock already serialises a root with any
+//! proxied run in it.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+
+use crate::backend::{StaticCredentials, SAVED_FILE};
+use crate::chain::ProfileSettings;
+use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Saved};
+use crate::exec::signal_exit_code;
+use crate::facts::Findings;
+use crate::locate::{self, Located};
+use crate::log;
+use crate::repair::{KeyRemoval, Removal};
+use crate::report::{self, Action, Report};
+use crate::sts::{Ambient, Session, Target};
+use crate::verdict::Verdict;
+
+/// The data dir name a sweep looks for. `TF_DATA_DIR` is per invocation, not per tree, so it is not
+/// honoured here: a root is a directory holding `.terraform/terraform.tfstate`.
+const DATA_DIR: &str = ".terraform";
+/// Directories never descended into: version control internals, JavaScript dependencies (huge, and
+/// never a root), and data dirs themselves (their `modules/` holds downloaded copies of modules —
+/// possibly with their authors' `.terraform` — and `providers/` holds large binaries).
+const SKIPPED_DIRS: &[&str] = &[".git", "node_modules", DATA_DIR];
+
+/// Exit codes, as `shim doctor`'s: a repair is due / stale keys with nothing to replace them.
+const REPAIR_DUE: u8 = 3;
+const CANNOT_REPAIR: u8 = 4;
+/// With `--fix`: a repair failed or was not attempted.
+const REPAIR_FAILED: u8 = 1;
+
+/// Default of `--jobs`: STS checks in flight at once. Small, to stay far below STS's request rate
+/// limits and not to look like a burst to whoever watches the account.
+pub const DEFAULT_JOBS: usize = 4;
+
+pub struct Options {
+    pub dir: PathBuf,
+    pub fix: bool,
+    pub json: bool,
+    pub jobs: usize,
+}
+
+/// What became of one stale root under `--fix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Repaired(String),
+    Failed(String),
+    Skipped(String),
+}
+
+impl Outcome {
+    fn word(&self) -> &'static str {
+        match self {
+            Outcome::Repaired(_) => "repaired",
+            Outcome::Failed(_) => "failed",
+            Outcome::Skipped(_) => "skipped",
+        }
+    }
+    fn reason(&self) -> &str {
+        match self {
+            Outcome::Repaired(r) | Outcome::Failed(r) | Outcome::Skipped(r) => r,
+        }
+    }
+}
+
+/// One root and everything learnt about it.
+struct Root {
+    path: PathBuf,
+    findings: Findings,
+    /// Index into the saved-key groups, when its key is checked.
+    group: Option<usize>,
+    action: Action,
+    action_reason: String,
+    outcome: Option<Outcome>,
+}
+
+pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
+    // Fail before any request when a repair is asked for and no terraform can do it (exit 127).
+    let terraform = if opts.fix { Some(located?) } else { None };
+    if !opts.dir.is_dir() {
+        bail!("{} is not a directory", opts.dir.display());
+    }
+    let progress = Progress::new(io::stderr().is_terminal());
+
+    let paths = find_roots(&opts.dir, &mut |_| progress.update(false, |p| p.roots += 1));
+    let mut roots: Vec<Root> = paths
+        .into_iter()
+        .map(|path| {
+            let mut findings = Findings::gather(path.join(DATA_DIR));
+            if let Some(Ok(target)) = &mut findings.target {
+                anchor_target(target, &path);
+            }
+            Root {
+                path,
+                findings,
+                group: None,
+                action: Action::None,
+                action_reason: String::new(),
+                outcome: None,
+            }
+        })
+        .collect();
+
+    // The saved keys: one STS request per distinct (credentials, target).
+    let mut keys: Vec<(StaticCredentials, Target)> = Vec::new();
+    for root in &mut roots {
+        let f = &root.findings;
+        if let (Saved::StaticKey, Some(creds), Some(Ok(target))) = (&f.saved, &f.creds, &f.target) {
+            root.group = Some(group_of(&mut keys, (creds.clone(), target.clone())));
+        }
+    }
+    progress.update(true, |p| p.keys_total = keys.len());
+    let key_verdicts = bounded(&keys, opts.jobs, |(creds, target), sessions| {
+        let verdict = match sessions.get(target) {
+            Ok(s) => s.check_static(creds),
+            Err(why) => Verdict::unknown(why),
+        };
+        log::debug(|| format!("saved key {}: {verdict}", creds.access_key));
+        progress.update(true, |p| p.keys_checked += 1);
+        verdict
+    });
+
+    // The fallback credentials, only where a saved key was rejected: once per (target, profiles).
+    let mut fallbacks: Vec<(Target, ProfileSettings)> = Vec::new();
+    let mut fallback_of = vec![None; roots.len()];
+    for (i, root) in roots.iter_mut().enumerate() {
+        let Some(g) = root.group else { continue };
+        root.findings.saved_verdict = Some(key_verdicts[g].clone());
+        if matches!(key_verdicts[g], Verdict::Rejected { .. }) {
+            let mut profiles = root.findings.profiles().unwrap_or_default();
+            anchor_profiles(&mut profiles, &root.path);
+            fallback_of[i] = Some(group_of(&mut fallbacks, (keys[g].1.clone(), profiles)));
+        }
+    }
+    let ambients = bounded(
+        &fallbacks,
+        opts.jobs,
+        |(target, profiles), sessions| match sessions.get(target) {
+            Ok(s) => s.check_ambient(profiles),
+            Err(why) => Ambient {
+                verdict: Verdict::unknown(why),
+                source: "not checked".into(),
+            },
+        },
+    );
+    for (root, fallback) in roots.iter_mut().zip(&fallback_of) {
+        if let Some(a) = fallback {
+            root.findings.ambient = Some(ambients[*a].clone());
+        }
+        let (action, reason) = action_of(&root.findings);
+        root.action = action;
+        root.action_reason = reason;
+    }
+
+    let mut interrupted = None;
+    if let Some(located) = &terraform {
+        interrupted = repair_all(&mut roots, &located.path, &progress)?;
+    }
+    progress.clear();
+
+    let summary = Summary::of(&roots, keys.len(), fallbacks.len(), opts.fix);
+    if opts.json {
+        let doc = to_json(&opts.dir, &roots, &summary);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!(
+            "{}",
+            to_human(&opts.dir, &roots, &summary, report::stdout_color())
+        );
+    }
+    if let Some(sig) = interrupted {
+        return Ok(ExitCode::from(signal_exit_code(sig)));
+    }
+    Ok(ExitCode::from(summary.exit_code()))
+}
+
+/// The root's action, decided by the proxy's own decision function as for the next `plan`.
+fn action_of(f: &Findings) -> (Action, String) {
+    let facts = Facts {
+        mode: Mode::Fix,
+        class: CommandClass::LoadsBackend,
+        saved: f.saved.clone(),
+        init_change: InitChange::Same,
+        saved_verdict: f.saved_verdict.clone(),
+        ambient_verdict: f.ambient.as_ref().map(|a| a.verdict.clone()),
+    };
+    Action::of(&decide::next(&facts), f)
+}
+
+/// The index of `item` in `groups`, appending it when new. A linear search: neither the credentials
+/// nor the target are hashable, and the number of distinct keys in a tree is small.
+fn group_of<T: PartialEq>(groups: &mut Vec<T>, item: T) -> usize {
+    match groups.iter().position(|g| *g == item) {
+        Some(i) => i,
+        None => {
+            groups.push(item);
+            groups.len() - 1
+        }
+    }
+}
+
+/// terraform reads a relative `custom_ca_bundle` from the root it runs in (`-chdir`), not from where
+/// the sweep started.
+fn anchor_target(target: &mut Target, root: &Path) {
+    if let Some(ca) = &mut target.ca_bundle {
+        if ca.is_relative() {
+            *ca = root.join(&*ca);
+        }
+    }
+}
+
+/// The same for relative shared credentials and config files.
+fn anchor_profiles(profiles: &mut ProfileSettings, root: &Path) {
+    for f in profiles
+        .credentials_files
+        .iter_mut()
+        .chain(profiles.config_files.iter_mut())
+    {
+        if f.is_relative() {
+            *f = root.join(&*f);
+        }
+    }
+}
+
+/// Every root under `dir` (`dir` included), sorted. Symbolic links are not followed (a link back up
+/// the tree would loop, and a linked root is swept where it really is); unreadable directories are
+/// passed over. `found` hears of each root as it is found (for the progress line).
+pub fn find_roots(dir: &Path, found: &mut dyn FnMut(&Path)) -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        if current.join(DATA_DIR).join(SAVED_FILE).is_file() {
+            found(&current);
+            roots.push(current.clone());
+        }
+        let entries = match fs::read_dir(&current) {
+            Ok(e) => e,
+            Err(e) => {
+                log::debug(|| format!("sweep: cannot read {}: {e}", current.display()));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let name = entry.file_name();
+            if is_dir && !SKIPPED_DIRS.iter().any(|s| name == *s) {
+                pending.push(entry.path());
+            }
+        }
+    }
+    roots.sort();
+    roots
+}
+
+/// One [`Session`] per target for one worker thread (a session owns a current-thread runtime and the
+/// HTTPS client, the expensive part to build).
+#[derive(Default)]
+struct Sessions(Vec<(Target, Result<Session, String>)>);
+
+impl Sessions {
+    fn get(&mut self, target: &Target) -> Result<&Session, String> {
+        let i = match self.0.iter().position(|(t, _)| t == target) {
+            Some(i) => i,
+            None => {
+                self.0.push((target.clone(), Session::new(target.clone())));
+                self.0.len() - 1
+            }
+        };
+        self.0[i].1.as_ref().map_err(Clone::clone)
+    }
+}
+
+/// `check(item)` for every item, on at most `jobs` scoped threads, results in the items' order.
+fn bounded<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    check: impl Fn(&T, &mut Sessions) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let workers = jobs.clamp(1, items.len().max(1));
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut sessions = Sessions::default();
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, check(item, &mut sessions)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("an STS check panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The environment of the terraform a repair runs: as the proxy's (`TFSHIM_MODE=off`, so that a
+/// tfshim found as `terraform` passes through; the recursion counter, so that a loop stops).
+fn repair_env() -> Result<Vec<(OsString, OsString)>> {
+    let count =
+        locate::next_recursion_count(env::var_os(locate::RECURSION_VAR).as_deref())?.to_string();
+    Ok(vec![
+        (OsString::from(locate::RECURSION_VAR), OsString::from(count)),
+        (OsString::from("TFSHIM_MODE"), OsString::from("off")),
+    ])
+}
+
+/// Repairs every root whose action is `reconfigure`, one at a time. Returns the signal that
+/// interrupted a repair, if one did (the rest are then skipped).
+fn repair_all(roots: &mut [Root], terraform: &Path, progress: &Progress) -> Result<Option<i32>> {
+    let env = repair_env()?;
+    // Successful inits would bury the report; a failed one's output is shown anyway.
+    let show_output = log::debug_enabled();
+    let no_color =
+        !io::stderr().is_terminal() || env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let due = roots
+        .iter()
+        .filter(|r| r.action == Action::Reconfigure)
+        .count();
+    progress.update(true, |p| p.repairs_due = due);
+    let mut interrupted = None;
+    for root in roots.iter_mut() {
+        if root.action != Action::Reconfigure {
+            continue;
+        }
+        if interrupted.is_some() {
+            root.outcome = Some(Outcome::Skipped("the sweep was interrupted".into()));
+            continue;
+        }
+        let Some(creds) = root.findings.creds.clone() else {
+            continue;
+        };
+        let mut chdir = OsString::from("-chdir=");
+        chdir.push(&root.path);
+        let job = KeyRemoval {
+            terraform,
+            global_args: vec![chdir],
+            data_dir: &root.findings.data_dir,
+            env: &env,
+            no_color,
+            show_output,
+        };
+        // A failed init prints its output and the restore says so: not across the live line.
+        progress.clear();
+        let result = job.run(&creds);
+        log::debug(|| format!("repair of {}: {result:?}", root.path.display()));
+        let outcome = match result {
+            Ok(Removal::Done) => Outcome::Repaired("re-initialised without the saved key".into()),
+            Ok(Removal::AlreadyDone) => {
+                Outcome::Repaired("another run had already removed the saved key".into())
+            }
+            Ok(Removal::Skipped(why)) => Outcome::Skipped(why),
+            Ok(Removal::Failed(code)) => Outcome::Failed(format!(
+                "terraform init -reconfigure failed (exit {code}); the saved backend was left as it was"
+            )),
+            Ok(Removal::Interrupted(sig)) => {
+                interrupted = Some(sig);
+                Outcome::Failed(format!(
+                    "interrupted by signal {sig}; the saved backend is as before or fully repaired"
+                ))
+            }
+            Err(e) => Outcome::Failed(format!("{e:#}")),
+        };
+        let repaired = matches!(outcome, Outcome::Repaired(_));
+        progress.update(true, |p| p.repaired += usize::from(repaired));
+        root.outcome = Some(outcome);
+    }
+    Ok(interrupted)
+}
+
+/// Counts for the summary and the exit code.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Summary {
+    roots: usize,
+    keys_checked: usize,
+    fallbacks_checked: usize,
+    fix: bool,
+    valid: usize,
+    rejected: usize,
+    unverified: usize,
+    none: usize,
+    reconfigure: usize,
+    cannot_repair: usize,
+    repaired: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+impl Summary {
+    fn of(roots: &[Root], keys_checked: usize, fallbacks_checked: usize, fix: bool) -> Summary {
+        let mut s = Summary {
+            roots: roots.len(),
+            keys_checked,
+            fallbacks_checked,
+            fix,
+            ..Summary::default()
+        };
+        for root in roots {
+            match verdict_of(&root.findings).0 {
+                "valid" => s.valid += 1,
+                "rejected" => s.rejected += 1,
+                "none" => s.none += 1,
+                _ => s.unverified += 1,
+            }
+            match root.action {
+                Action::None => {}
+                Action::Reconfigure => s.reconfigure += 1,
+                Action::CannotRepair => s.cannot_repair += 1,
+            }
+            match &root.outcome {
+                Some(Outcome::Repaired(_)) => s.repaired += 1,
+                Some(Outcome::Failed(_)) => s.failed += 1,
+                Some(Outcome::Skipped(_)) => s.skipped += 1,
+                None => {}
+            }
+        }
+        s
+    }
+
+    /// Without `--fix`: 4 if some root cannot be repaired, else 3 if a repair is due, else 0. With
+    /// `--fix`: 1 if a repair failed or was skipped, else 4 if some root cannot be repaired, else 0.
+    fn exit_code(&self) -> u8 {
+        if self.fix && self.failed + self.skipped > 0 {
+            REPAIR_FAILED
+        } else if self.cannot_repair > 0 {
+            CANNOT_REPAIR
+        } else if !self.fix && self.reconfigure > 0 {
+            REPAIR_DUE
+        } else {
+            0
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "roots": self.roots,
+            "valid": self.valid,
+            "rejected": self.rejected,
+            "unverified": self.unverified,
+            "none": self.none,
+            "reconfigure": self.reconfigure,
+            "cannot_repair": self.cannot_repair,
+            "repaired": self.repaired,
+            "failed": self.failed,
+            "skipped": self.skipped,
+        })
+    }
+}
+
+/// The saved key's verdict word, code and reason, as `shim doctor` words them; a data dir whose saved
+/// file cannot be read is `unverified` (doctor says `none` for its absent key, but here the file is
+/// the subject).
+fn verdict_of(f: &Findings) -> (&'static str, Value, Value) {
+    if let Saved::Unreadable(why) = &f.saved {
+        return ("unverified", Value::Null, json!(why));
+    }
+    let report = Report::new(f, None, (Action::None, String::new()), Vec::new());
+    let saved = &report.saved;
+    let word = match saved["verdict"].as_str() {
+        Some("valid") => "valid",
+        Some("rejected") => "rejected",
+        Some("none") => "none",
+        _ => "unverified",
+    };
+    let reason = match word {
+        "none" => Value::Null,
+        _ => saved["reason"].clone(),
+    };
+    (word, saved["code"].clone(), reason)
+}
+
+fn to_json(dir: &Path, roots: &[Root], summary: &Summary) -> Value {
+    let roots: Vec<Value> = roots
+        .iter()
+        .map(|r| {
+            let f = &r.findings;
+            let (verdict, code, reason) = verdict_of(f);
+            json!({
+                "path": r.path.display().to_string(),
+                "backend": f.backend.as_ref().map(|b| b.kind.clone()),
+                "access_key": f.creds.as_ref().map(|c| c.access_key.redacted()),
+                "verdict": verdict,
+                "code": code,
+                "reason": reason,
+                "action": r.action.as_str(),
+                "action_reason": r.action_reason,
+                "result": r.outcome.as_ref().map(Outcome::word),
+                "result_reason": r.outcome.as_ref().map(Outcome::reason),
+            })
+        })
+        .collect();
+    json!({
+        "tfshim_version": env!("CARGO_PKG_VERSION"),
+        "dir": dir.display().to_string(),
+        "fix": summary.fix,
+        "roots": roots,
+        "keys_checked": summary.keys_checked,
+        "fallbacks_checked": summary.fallbacks_checked,
+        "summary": summary.to_json(),
+    })
+}
+
+/// Paths named in one note; the table lists them all.
+const NOTE_PATHS: usize = 5;
+
+fn to_human(dir: &Path, roots: &[Root], summary: &Summary, color: bool) -> String {
+    let paint = |text: &str, code: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut rows = vec![[
+        "PATH".to_owned(),
+        "BACKEND".into(),
+        "KEY".into(),
+        "VERDICT".into(),
+        "ACTION".into(),
+        "RESULT".into(),
+    ]];
+    // Explanations, each said once for all the roots it applies to (a rotated key is usually saved
+    // in many roots).
+    let mut notes: Vec<(String, Vec<String>)> = Vec::new();
+    let mut note = |message: String, path: &str| match notes.iter_mut().find(|n| n.0 == message) {
+        Some(n) => n.1.push(path.to_owned()),
+        None => notes.push((message, vec![path.to_owned()])),
+    };
+    for r in roots {
+        let f = &r.findings;
+        let (verdict, code, reason) = verdict_of(f);
+        let verdict = match code.as_str() {
+            Some(code) => format!("{verdict} ({code})"),
+            None => verdict.to_owned(),
+        };
+        let path = relative(&r.path, dir);
+        if let Some(why) = reason.as_str() {
+            // An unreadable file's reason starts with its path, which the note already names.
+            let file = f.data_dir.join(SAVED_FILE).display().to_string();
+            let why = match why.strip_prefix(&format!("{file}: ")) {
+                Some(rest) => format!("{DATA_DIR}/{SAVED_FILE}: {rest}"),
+                None => why.to_owned(),
+            };
+            note(why, &path);
+        }
+        if let Some(Outcome::Failed(why) | Outcome::Skipped(why)) = &r.outcome {
+            note(why.clone(), &path);
+        }
+        if r.action == Action::CannotRepair {
+            let looked = f
+                .profiles()
+                .map(|p| p.describe(crate::facts::env_var))
+                .unwrap_or_default();
+            note(
+                format!(
+                    "{}; put the rotated key where terraform finds it (looked in {looked})",
+                    r.action_reason
+                ),
+                &path,
+            );
+        }
+        rows.push([
+            path,
+            f.backend
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |b| b.kind.clone()),
+            f.creds
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |c| c.access_key.redacted()),
+            verdict,
+            r.action.as_str().to_owned(),
+            r.outcome
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |o| o.word().to_owned()),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            let pad = " ".repeat(w - cell.chars().count());
+            let shown = if n == 0 {
+                cell.clone()
+            } else {
+                match (i, cell.split(' ').next().unwrap_or("")) {
+                    (3, "valid") | (5, "repaired") => paint(cell, "32"),
+                    (3, "rejected") | (4, "cannot-repair") | (5, "failed") => paint(cell, "31"),
+                    (3, "unverified") | (4, "reconfigure") | (5, "skipped") => paint(cell, "33"),
+                    _ => cell.clone(),
+                }
+            };
+            line.push_str(&shown);
+            if i + 1 < row.len() {
+                line.push_str(&pad);
+                line.push_str("  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    for (message, paths) in notes {
+        let mut shown = paths.iter().take(NOTE_PATHS).cloned().collect::<Vec<_>>();
+        if paths.len() > NOTE_PATHS {
+            shown.push(format!("and {} more", paths.len() - NOTE_PATHS));
+        }
+        out.push_str(&format!("note: {}: {message}\n", shown.join(", ")));
+    }
+    out.push_str(&summary_line(summary));
+    out.push('\n');
+    out
+}
+
+/// `path` as found under `dir`, for the table: `apps/web`, or `.` for `dir` itself.
+fn relative(path: &Path, dir: &Path) -> String {
+    match path.strip_prefix(dir) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".to_owned(),
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path.display().to_string(),
+    }
+}
+
+fn summary_line(s: &Summary) -> String {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut line = format!(
+        "{}, {} checked, {}: {} valid, {} rejected, {} unverified, {} without a saved key",
+        plural(s.roots, "root", "roots"),
+        plural(s.keys_checked, "distinct key", "distinct keys"),
+        plural(s.fallbacks_checked, "fallback check", "fallback checks"),
+        s.valid,
+        s.rejected,
+        s.unverified,
+        s.none,
+    );
+    if s.fix {
+        line.push_str(&format!(
+            "; {} repaired, {} failed, {} skipped",
+            s.repaired, s.failed, s.skipped
+        ));
+    } else if s.reconfigure > 0 {
+        line.push_str(&format!(
+            "; {} due (run again with --fix)",
+            plural(s.reconfigure, "repair", "repairs")
+        ));
+    }
+    if s.cannot_repair > 0 {
+        line.push_str(&format!(
+            "; {} cannot be repaired (no working fallback credentials)",
+            s.cannot_repair
+        ));
+    }
+    line
+}
+
+/// The live line on stderr (a terminal only; nothing otherwise): roots found, keys checked, repairs.
+struct Progress {
+    state: Option<Mutex<Counts>>,
+}
+
+#[derive(Default)]
+struct Counts {
+    roots: usize,
+    keys_total: usize,
+    keys_checked: usize,
+    repairs_due: usize,
+    repaired: usize,
+    drawn_at: Option<Instant>,
+    /// Characters on the line now (0: nothing drawn).
+    width: usize,
+}
+
+impl Counts {
+    fn line(&self) -> String {
+        let mut line = format!(
+            "tfshim: sweep: {} roots found, {}/{} keys checked",
+            self.roots, self.keys_checked, self.keys_total
+        );
+        if self.repairs_due > 0 {
+            line.push_str(&format!(
+                ", {}/{} repaired",
+                self.repaired, self.repairs_due
+            ));
+        }
+        line
+    }
+}
+
+/// Redraws at most this often while walking a big tree.
+const REDRAW: Duration = Duration::from_millis(50);
+
+impl Progress {
+    fn new(on: bool) -> Progress {
+        Progress {
+            state: on.then(|| Mutex::new(Counts::default())),
+        }
+    }
+
+    /// Applies `change` and redraws: at once when `now` (a finished phase, a checked key, a repair),
+    /// otherwise at most every [`REDRAW`].
+    fn update(&self, now: bool, change: impl FnOnce(&mut Counts)) {
+        let Some(state) = &self.state else { return };
+        let Ok(mut c) = state.lock() else { return };
+        change(&mut c);
+        if !now && c.drawn_at.is_some_and(|t| t.elapsed() < REDRAW) {
+            return;
+        }
+        let line = c.line();
+        // Spaces rather than an erase sequence, which not every terminal understands.
+        let pad = " ".repeat(c.width.saturating_sub(line.chars().count()));
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "\r{line}{pad}");
+        let _ = err.flush();
+        c.drawn_at = Some(Instant::now());
+        c.width = line.chars().count();
+    }
+
+    fn clear(&self) {
+        let Some(state) = &self.state else { return };
+        let Ok(mut c) = state.lock() else { return };
+        if c.width > 0 {
+            let mut err = io::stderr().lock();
+            let _ = write!(err, "\r{}\r", " ".repeat(c.width));
+            let _ = err.flush();
+            c.width = 0;
+            c.drawn_at = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{AccessKeyId, Secret};
+
+    fn saved_file(dir: &Path, text: &str) {
+        fs::create_dir_all(dir.join(DATA_DIR)).unwrap();
+        fs::write(dir.join(DATA_DIR).join(SAVED_FILE), text).unwrap();
+    }
+
+    #[test]
+    fn walking_finds_roots_and_skips_caches() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        for root in ["", "a", "a/nested", "b/c d", "x/broken"] {
+            saved_file(&d.join(root), "{}");
+        }
+        // Not roots: no saved file, or inside skipped directories.
+        fs::create_dir_all(d.join("empty/.terraform")).unwrap();
+        for skipped in [
+            ".git/modules/m",
+            "node_modules/pkg",
+            "a/.terraform/modules/m",
+            "a/.terraform/providers/p",
+        ] {
+            saved_file(&d.join(skipped), "{}");
+        }
+        let mut seen = 0;
+        let roots = find_roots(d, &mut |_| seen += 1);
+        let rel: Vec<String> = roots
+            .iter()
+            .map(|r| r.strip_prefix(d).unwrap().display().to_string())
+            .collect();
+        assert_eq!(rel, ["", "a", "a/nested", "b/c d", "x/broken"]);
+        assert_eq!(seen, 5);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn walking_does_not_follow_links() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        saved_file(&d.join("real"), "{}");
+        std::os::unix::fs::symlink(d, d.join("real/loop")).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("alias")).unwrap();
+        let roots = find_roots(d, &mut |_| {});
+        assert_eq!(roots, vec![d.join("real")]);
+    }
+
+    fn creds(id: &str, secret: &str) -> StaticCredentials {
+        StaticCredentials {
+            access_key: AccessKeyId::new(id),
+            secret_key: Secret::new(secret),
+            token: None,
+        }
+    }
+
+    fn target(endpoint: &str) -> Target {
+        Target {
+            endpoint: Some(endpoint.into()),
+            region: "us-east-1".into(),
+            ca_bundle: None,
+            proxy: crate::sts::Proxy::FromEnv,
+            use_fips: false,
+            use_dual_stack: false,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn grouping_by_credentials_and_target() {
+        let mut groups = Vec::new();
+        let a = (creds("AKIAAAAAAAAAAAAAAAAA", "s1"), target("http://sts"));
+        let items = [
+            a.clone(),
+            a.clone(),
+            // Same id, another secret: another check (either may be the one STS rejects).
+            (creds("AKIAAAAAAAAAAAAAAAAA", "s2"), target("http://sts")),
+            // Same key, another endpoint: another check (another STS may answer differently).
+            (creds("AKIAAAAAAAAAAAAAAAAA", "s1"), target("http://other")),
+            a.clone(),
+        ];
+        let ids: Vec<usize> = items
+            .into_iter()
+            .map(|i| group_of(&mut groups, i))
+            .collect();
+        assert_eq!(ids, [0, 0, 1, 2, 0]);
+        assert_eq!(groups.len(), 3);
+    }
+
+    #[test]
+    fn relative_paths_are_the_roots() {
+        let mut t = target("http://sts");
+        t.ca_bundle = Some(PathBuf::from("ca.pem"));
+        anchor_target(&mut t, Path::new("/tree/root"));
+        assert_eq!(t.ca_bundle, Some(PathBuf::from("/tree/root/ca.pem")));
+        let mut p = ProfileSettings {
+            profile: None,
+            credentials_files: vec!["creds".into(), "/abs/creds".into()],
+            config_files: vec!["conf".into()],
+        };
+        anchor_profiles(&mut p, Path::new("/r"));
+        assert_eq!(
+            p.credentials_files,
+            [PathBuf::from("/r/creds"), PathBuf::from("/abs/creds")]
+        );
+        assert_eq!(p.config_files, [PathBuf::from("/r/conf")]);
+    }
+
+    #[test]
+    fn bounded_keeps_order_and_limits_threads() {
+        let items: Vec<usize> = (0..23).collect();
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let out = bounded(&items, 3, |i, _| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            running.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert!(peak.load(Ordering::SeqCst) <= 3);
+        assert!(bounded(&[] as &[usize], 4, |i, _| *i).is_empty());
+    }
+
+    fn root_with(saved: &str, action: Action, outcome: Option<Outcome>) -> Root {
+        let t = tempfile::tempdir().unwrap();
+        saved_file(t.path(), saved);
+        Root {
+            path: t.path().to_path_buf(),
+            findings: Findings::gather(t.path().join(DATA_DIR)),
+            group: None,
+            action,
+            action_reason: String::new(),
+            outcome,
+        }
+    }
+
+    const NO_KEY: &str =
+        r#"{"version":3,"backend":{"type":"s3","config":{"bucket":"b"},"hash":1}}"#;
+
+    #[test]
+    fn verdicts_and_exit_codes() {
+        let broken = root_with("{not json", Action::None, None);
+        assert_eq!(verdict_of(&broken.findings).0, "unverified");
+        assert!(verdict_of(&broken.findings)
+            .2
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"));
+        let plain = root_with(NO_KEY, Action::None, None);
+        assert_eq!(verdict_of(&plain.findings).0, "none");
+        let code = |roots: &[Root], fix| Summary::of(roots, 0, 0, fix).exit_code();
+        assert_eq!(code(&[], false), 0);
+        let due = || root_with(NO_KEY, Action::Reconfigure, None);
+        let stuck = || root_with(NO_KEY, Action::CannotRepair, None);
+        assert_eq!(code(&[due()], false), REPAIR_DUE);
+        assert_eq!(code(&[due(), stuck()], false), CANNOT_REPAIR);
+        let fixed = || {
+            root_with(
+                NO_KEY,
+                Action::Reconfigure,
+                Some(Outcome::Repaired(String::new())),
+            )
+        };
+        let failed = || {
+            root_with(
+                NO_KEY,
+                Action::Reconfigure,
+                Some(Outcome::Failed(String::new())),
+            )
+        };
+        assert_eq!(code(&[fixed()], true), 0);
+        assert_eq!(code(&[fixed(), stuck()], true), CANNOT_REPAIR);
+        assert_eq!(code(&[fixed(), failed(), stuck()], true), REPAIR_FAILED);
+    }
+
+    #[test]
+    fn progress_line() {
+        let mut c = Counts {
+            roots: 200,
+            keys_total: 3,
+            keys_checked: 1,
+            ..Counts::default()
+        };
+        assert_eq!(c.line(), "tfshim: sweep: 200 roots found, 1/3 keys checked");
+        c.repairs_due = 4;
+        c.repaired = 2;
+        assert!(c.line().ends_with(", 2/4 repaired"));
+        // Off a terminal nothing is kept, so nothing can be drawn.
+        assert!(Progress::new(false).state.is_none());
+    }
+}
