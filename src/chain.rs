@@ -33,6 +33,21 @@ impl ProfileSettings {
         }
     }
 
+    /// Relative shared credentials and config files, as terraform reads them: from the directory it
+    /// runs in (`-chdir`).
+    pub fn anchored(mut self, work_dir: &Path) -> ProfileSettings {
+        for f in self
+            .credentials_files
+            .iter_mut()
+            .chain(self.config_files.iter_mut())
+        {
+            if f.is_relative() {
+                *f = work_dir.join(&*f);
+            }
+        }
+        self
+    }
+
     /// The profile name the chain uses.
     pub fn profile_name(&self, env: &impl Fn(&str) -> Option<String>) -> String {
         self.profile

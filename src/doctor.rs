@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Result;
 
-use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Saved};
+use crate::decide::Saved;
 use crate::facts::Findings;
 use crate::locate::Located;
 use crate::report::{self, Action, Report, TerraformInfo};
@@ -24,23 +24,13 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
         Some(d) => work_dir.join(d),
         None => work_dir.join(".terraform"),
     };
-    let mut f = Findings::gather(data_dir);
+    let mut f = Findings::gather(&work_dir, data_dir);
     if f.saved == Saved::StaticKey {
         f.check_saved();
     }
     if matches!(f.target, Some(Ok(_))) {
         f.check_ambient();
     }
-    let facts = Facts {
-        mode: Mode::Fix,
-        class: CommandClass::LoadsBackend,
-        saved: f.saved.clone(),
-        init_change: InitChange::Same,
-        saved_verdict: f.saved_verdict.clone(),
-        ambient_verdict: f.ambient.as_ref().map(|a| a.verdict.clone()),
-    };
-    // With every verdict known, the decision is final at once.
-    let step = decide::next(&facts);
     let mut warnings = Vec::new();
     let terraform = match located {
         Ok(l) => Some(TerraformInfo {
@@ -57,7 +47,7 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
         }
     };
     warnings.extend(security_warnings(&f, &work_dir));
-    let action = Action::of(&step, &f);
+    let action = report::next_plan(&f);
     let report = Report::new(&f, terraform, action, warnings);
     if json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);

@@ -36,6 +36,8 @@ pub fn sts_timeout() -> Duration {
 
 /// The facts about one data dir, gathered so far.
 pub struct Findings {
+    /// The directory terraform runs in (relative paths in the backend are read from there).
+    pub work_dir: PathBuf,
     pub data_dir: PathBuf,
     pub saved: Saved,
     pub backend: Option<SavedBackend>,
@@ -47,8 +49,8 @@ pub struct Findings {
 }
 
 impl Findings {
-    /// Reads the saved backend (no network).
-    pub fn gather(data_dir: PathBuf) -> Findings {
+    /// Reads the saved backend in `data_dir` of the root `work_dir` (no network).
+    pub fn gather(work_dir: &Path, data_dir: PathBuf) -> Findings {
         let (saved, backend) = read_saved(&data_dir);
         let creds = backend
             .as_ref()
@@ -56,12 +58,13 @@ impl Findings {
         let target = backend
             .as_ref()
             .filter(|b| b.kind == "s3")
-            .map(|b| Target::from_backend(b, env_var, sts_timeout()));
+            .map(|b| Target::from_backend(b, env_var, sts_timeout()).map(|t| t.anchored(work_dir)));
         let saved = match (saved, &target) {
             (Saved::StaticKey, Some(Err(why))) => Saved::Uncheckable(why.clone()),
             (fact, _) => fact,
         };
         Findings {
+            work_dir: work_dir.to_path_buf(),
             data_dir,
             saved,
             backend,
@@ -85,7 +88,7 @@ impl Findings {
     pub fn profiles(&self) -> Option<ProfileSettings> {
         self.backend
             .as_ref()
-            .map(|b| ProfileSettings::from_backend(b, env_var))
+            .map(|b| ProfileSettings::from_backend(b, env_var).anchored(&self.work_dir))
     }
 
     fn session(&mut self) -> Result<&Session, String> {

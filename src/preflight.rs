@@ -65,7 +65,10 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
         log::debug(|| "this command does not load the saved backend; passing through".into());
         return Ok(Next::Run(inv.args.clone()));
     }
-    let mut f = Findings::gather(inv.data_dir(env::var_os("TF_DATA_DIR").as_deref()));
+    let mut f = Findings::gather(
+        inv.work_dir(),
+        inv.data_dir(env::var_os("TF_DATA_DIR").as_deref()),
+    );
     let init_change = match (&class, &f.backend) {
         (CommandClass::Init(flags), Some(b)) => decide::init_change(
             flags,

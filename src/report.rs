@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::decide::Step;
+use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
 use crate::facts::Findings;
 use crate::verdict::Verdict;
 use crate::warnings::Warning;
@@ -64,6 +64,21 @@ impl Action {
             },
         }
     }
+}
+
+/// What the next backend-loading command would do with these findings (for `shim doctor` and `shim
+/// sweep`, which gather every verdict first): the proxy's own decision.
+pub fn next_plan(f: &Findings) -> (Action, String) {
+    let facts = Facts {
+        mode: Mode::Fix,
+        class: CommandClass::LoadsBackend,
+        saved: f.saved.clone(),
+        init_change: InitChange::Same,
+        saved_verdict: f.saved_verdict.clone(),
+        ambient_verdict: f.ambient.as_ref().map(|a| a.verdict.clone()),
+    };
+    // With every verdict known, the decision is final at once.
+    Action::of(&decide::next(&facts), f)
 }
 
 pub struct Report {

@@ -7,7 +7,7 @@
 //! short timeout: a preflight that hangs would be worse than none.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_credential_types::provider::ProvideCredentials;
@@ -84,6 +84,17 @@ pub struct Ambient {
 }
 
 impl Target {
+    /// terraform reads a relative `custom_ca_bundle` from the directory it runs in (`-chdir`), not
+    /// from where tfshim was started.
+    pub fn anchored(mut self, work_dir: &Path) -> Target {
+        if let Some(ca) = &mut self.ca_bundle {
+            if ca.is_relative() {
+                *ca = work_dir.join(&*ca);
+            }
+        }
+        self
+    }
+
     /// Derives the target from the saved backend and the environment. `Err` says why tfshim cannot
     /// reproduce terraform's call (and so must not judge the key). Pure.
     pub fn from_backend(

@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 
 use crate::backend::{StaticCredentials, SAVED_FILE};
 use crate::chain::ProfileSettings;
-use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Saved};
+use crate::decide::Saved;
 use crate::exec::signal_exit_code;
 use crate::facts::Findings;
 use crate::locate::{self, Located};
@@ -111,10 +111,7 @@ pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
     let mut roots: Vec<Root> = paths
         .into_iter()
         .map(|path| {
-            let mut findings = Findings::gather(path.join(DATA_DIR));
-            if let Some(Ok(target)) = &mut findings.target {
-                anchor_target(target, &path);
-            }
+            let findings = Findings::gather(&path, path.join(DATA_DIR));
             Root {
                 path,
                 findings,
@@ -152,8 +149,7 @@ pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
         let Some(g) = root.group else { continue };
         root.findings.saved_verdict = Some(key_verdicts[g].clone());
         if matches!(key_verdicts[g], Verdict::Rejected { .. }) {
-            let mut profiles = root.findings.profiles().unwrap_or_default();
-            anchor_profiles(&mut profiles, &root.path);
+            let profiles = root.findings.profiles().unwrap_or_default();
             fallback_of[i] = Some(group_of(&mut fallbacks, (keys[g].1.clone(), profiles)));
         }
     }
@@ -172,7 +168,7 @@ pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
         if let Some(a) = fallback {
             root.findings.ambient = Some(ambients[*a].clone());
         }
-        let (action, reason) = action_of(&root.findings);
+        let (action, reason) = report::next_plan(&root.findings);
         root.action = action;
         root.action_reason = reason;
     }
@@ -199,19 +195,6 @@ pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
     Ok(ExitCode::from(summary.exit_code()))
 }
 
-/// The root's action, decided by the proxy's own decision function as for the next `plan`.
-fn action_of(f: &Findings) -> (Action, String) {
-    let facts = Facts {
-        mode: Mode::Fix,
-        class: CommandClass::LoadsBackend,
-        saved: f.saved.clone(),
-        init_change: InitChange::Same,
-        saved_verdict: f.saved_verdict.clone(),
-        ambient_verdict: f.ambient.as_ref().map(|a| a.verdict.clone()),
-    };
-    Action::of(&decide::next(&facts), f)
-}
-
 /// The index of `item` in `groups`, appending it when new. A linear search: neither the credentials
 /// nor the target are hashable, and the number of distinct keys in a tree is small.
 fn group_of<T: PartialEq>(groups: &mut Vec<T>, item: T) -> usize {
@@ -220,29 +203,6 @@ fn group_of<T: PartialEq>(groups: &mut Vec<T>, item: T) -> usize {
         None => {
             groups.push(item);
             groups.len() - 1
-        }
-    }
-}
-
-/// terraform reads a relative `custom_ca_bundle` from the root it runs in (`-chdir`), not from where
-/// the sweep started.
-fn anchor_target(target: &mut Target, root: &Path) {
-    if let Some(ca) = &mut target.ca_bundle {
-        if ca.is_relative() {
-            *ca = root.join(&*ca);
-        }
-    }
-}
-
-/// The same for relative shared credentials and config files.
-fn anchor_profiles(profiles: &mut ProfileSettings, root: &Path) {
-    for f in profiles
-        .credentials_files
-        .iter_mut()
-        .chain(profiles.config_files.iter_mut())
-    {
-        if f.is_relative() {
-            *f = root.join(&*f);
         }
     }
 }
@@ -860,14 +820,14 @@ mod tests {
     fn relative_paths_are_the_roots() {
         let mut t = target("http://sts");
         t.ca_bundle = Some(PathBuf::from("ca.pem"));
-        anchor_target(&mut t, Path::new("/tree/root"));
+        let t = t.anchored(Path::new("/tree/root"));
         assert_eq!(t.ca_bundle, Some(PathBuf::from("/tree/root/ca.pem")));
-        let mut p = ProfileSettings {
+        let p = ProfileSettings {
             profile: None,
             credentials_files: vec!["creds".into(), "/abs/creds".into()],
             config_files: vec!["conf".into()],
         };
-        anchor_profiles(&mut p, Path::new("/r"));
+        let p = p.anchored(Path::new("/r"));
         assert_eq!(
             p.credentials_files,
             [PathBuf::from("/r/creds"), PathBuf::from("/abs/creds")]
@@ -897,7 +857,7 @@ mod tests {
         saved_file(t.path(), saved);
         Root {
             path: t.path().to_path_buf(),
-            findings: Findings::gather(t.path().join(DATA_DIR)),
+            findings: Findings::gather(t.path(), t.path().join(DATA_DIR)),
             group: None,
             action,
             action_reason: String::new(),
