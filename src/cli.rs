@@ -12,6 +12,7 @@ use clap_complete::Shell;
 
 use crate::doctor;
 use crate::locate::Located;
+use crate::report;
 use crate::sweep;
 
 const ENVIRONMENT: &str = "\
@@ -102,18 +103,22 @@ pub fn run(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
     match cli.command {
         ShimCommand::Which => {
             let located = located?;
-            println!("{}", located.path.display());
-            println!("{} ({})", located.engine.binary_name(), located.source);
+            report::out(&format!(
+                "{}\n{} ({})\n",
+                located.path.display(),
+                located.engine.binary_name(),
+                located.source
+            ));
         }
         ShimCommand::Version => {
-            println!("tfshim {}", env!("CARGO_PKG_VERSION"));
+            report::out(&format!("tfshim {}\n", env!("CARGO_PKG_VERSION")));
             match located {
                 Ok(l) => {
                     let version =
                         doctor::version_of(&l.path).unwrap_or_else(|| "version unknown".into());
-                    println!("wraps {} ({version})", l.path.display());
+                    report::out(&format!("wraps {} ({version})\n", l.path.display()));
                 }
-                Err(e) => println!("wraps nothing: {e:#}"),
+                Err(e) => report::out(&format!("wraps nothing: {e:#}\n")),
             }
         }
         ShimCommand::Doctor { chdir, json } => return doctor::run(chdir, json, located),
@@ -135,7 +140,9 @@ pub fn run(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
             // Completions for `tfshim shim …`; terraform's own arguments complete through
             // terraform's completion (see shell/).
             let mut cmd = clap::Command::new("tfshim").subcommand(ShimCli::command().name("shim"));
-            clap_complete::generate(shell, &mut cmd, "tfshim", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "tfshim", &mut script);
+            report::out(&String::from_utf8_lossy(&script));
         }
     }
     Ok(ExitCode::SUCCESS)

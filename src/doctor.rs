@@ -50,9 +50,12 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
     let action = report::next_plan(&f);
     let report = Report::new(&f, terraform, action, warnings);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+        report::out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report.to_json())?
+        ));
     } else {
-        print!("{}", report.to_human(report::stdout_color()));
+        report::out(&report.to_human(report::stdout_color()));
     }
     Ok(ExitCode::from(match report.action {
         Action::None => 0,

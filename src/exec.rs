@@ -49,7 +49,7 @@ pub fn run_child(mut cmd: Command, capture: bool, signals: &Signals) -> io::Resu
     let reader = if capture {
         let (reader, writer) = io::pipe()?;
         cmd.stdout(writer.try_clone()?).stderr(writer);
-        Some(std::thread::spawn(move || {
+        Some(background(move || {
             let mut kept = Vec::new();
             let _ = io::Read::read_to_end(
                 &mut io::Read::take(&reader, CAPTURE_LIMIT as u64),
@@ -68,13 +68,32 @@ pub fn run_child(mut cmd: Command, capture: bool, signals: &Signals) -> io::Resu
     signals.forward_to(child.id());
     let status = child.wait();
     signals.forward_to(0);
-    let output = reader
-        .map(|r| r.join().unwrap_or_default())
-        .unwrap_or_default();
+    let output = reader.map(finish).unwrap_or_default();
     Ok(ChildRun {
         status: status?,
         output,
     })
+}
+
+/// How long, after a child has exited, tfshim waits for the rest of its output: a grandchild that
+/// inherited the pipe (an ssh control master, a daemon started by a data source) may hold it open
+/// for ever.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `work` on a thread whose result can be awaited with a deadline ([`finish`]).
+pub fn background<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::sync::mpsc::Receiver<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(work());
+    });
+    rx
+}
+
+/// The result of a [`background`] reader, or the default if it is not done within [`DRAIN`].
+pub fn finish<T: Default>(rx: std::sync::mpsc::Receiver<T>) -> T {
+    rx.recv_timeout(DRAIN).unwrap_or_default()
 }
 
 /// The conventional exit code of a process ended by `signal`.

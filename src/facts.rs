@@ -45,6 +45,8 @@ pub struct Findings {
     pub target: Option<Result<Target, String>>,
     pub saved_verdict: Option<Verdict>,
     pub ambient: Option<Ambient>,
+    /// What the run did about it, once it did something (for `TFSHIM_REPORT`).
+    pub done: Option<(crate::report::Action, String)>,
     session: Option<Session>,
 }
 
@@ -72,6 +74,7 @@ impl Findings {
             target,
             saved_verdict: None,
             ambient: None,
+            done: None,
             session: None,
         }
     }

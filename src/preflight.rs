@@ -7,6 +7,7 @@
 
 use std::env;
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -14,7 +15,7 @@ use anyhow::{anyhow, Result};
 use serde_json::Value;
 
 use crate::backend::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
-use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Saved, Step};
+use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
 use crate::doctor;
 use crate::exec::signal_exit_code;
 use crate::facts::{env_var, Findings};
@@ -97,7 +98,8 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
     let next = act(ctx, inv, &effective, &mut f, &facts, &step);
     // The run's decision, for CI: written whatever happened next.
     if let Some(path) = env::var_os("TFSHIM_REPORT").filter(|p| !p.is_empty()) {
-        let action = Action::of(&step, &f);
+        // What the run did, where it did something; else what it decided.
+        let action = f.done.clone().unwrap_or_else(|| Action::of(&step, &f));
         let report = Report::new(&f, None, action, warnings_for(&f, inv, &step));
         let mut json = report.to_json();
         json["terraform"] = serde_json::json!({
@@ -139,9 +141,8 @@ fn act(
             log::warn(&w.message);
         }
     }
-    let reactive = reactive_eligible(facts, f, inv, step);
+    let reactive = reactive_eligible(facts, f, inv, step, effective);
     match step {
-        Step::Run if reactive => watch_then_retry(ctx, inv, effective, f),
         Step::Run => Ok(unchanged()),
         Step::RunUnchecked(why) => {
             if f.saved_verdict.is_some() {
@@ -194,26 +195,40 @@ fn act(
                  backend without it",
                 code(&facts.saved_verdict)
             ));
-            repair_then_run(ctx, inv, effective, &f.data_dir, &creds)
+            repair_then_run(ctx, inv, effective, f, &creds)
         }
-        Step::ReconfigureInit => reconfigure_init(ctx, inv, effective, &f.data_dir),
+        Step::ReconfigureInit => {
+            let data_dir = f.data_dir.clone();
+            let next = reconfigure_init(ctx, inv, effective, &data_dir);
+            if matches!(next, Ok(Next::Exit(code)) if code == ExitCode::SUCCESS) {
+                f.done = Some((
+                    Action::Reconfigure,
+                    "a credential-only init: -reconfigure added, every other setting kept".into(),
+                ));
+            }
+            next
+        }
         Step::Refuse => refuse(&key, facts, f),
         Step::CheckSavedKey | Step::CheckAmbient => unreachable!("gathered by the caller"),
     }
 }
 
-/// The reactive fallback applies: `fix` mode, not `TFSHIM_RETRY=0`, an `init` or a `plan`, a saved
-/// static key, and no verdict on it from the preflight (or validation skipped by the backend).
-fn reactive_eligible(facts: &Facts, f: &Findings, inv: &Invocation, step: &Step) -> bool {
+/// The reactive fallback applies: `fix` mode, not `TFSHIM_RETRY=0`, an `init` or a `plan` without
+/// `-json` (whose diagnostics go to stdout), a saved static key, and no verdict on it from the
+/// preflight. (With `skip_credentials_validation` the backend makes no such call, so a
+/// `GetCallerIdentity` failure would be a provider's, not the saved key's.)
+fn reactive_eligible(
+    facts: &Facts,
+    f: &Findings,
+    inv: &Invocation,
+    step: &Step,
+    effective: &[OsString],
+) -> bool {
     let enabled = facts.mode == Mode::Fix && env_var("TFSHIM_RETRY").as_deref() != Some("0");
     let command =
         matches!(facts.class, CommandClass::Init(_)) || inv.command.as_deref() == Some("plan");
-    let no_verdict = match step {
-        Step::RunUnchecked(_) => true,
-        Step::Run => f.saved == Saved::ValidationSkipped,
-        _ => false,
-    };
-    enabled && command && no_verdict && f.creds.is_some()
+    let json = effective.iter().any(|a| a == "-json");
+    enabled && command && !json && matches!(step, Step::RunUnchecked(_)) && f.creds.is_some()
 }
 
 /// Runs the command as a watched child; if terraform reports the saved key rejected, repairs (after
@@ -236,19 +251,36 @@ fn watch_then_retry(
         (None, Some(sig)) => signal_exit_code(sig),
         (None, None) => 1,
     };
-    let exit = Ok(Next::Exit(ExitCode::from(code)));
+    // Without a retry, the run's held-back stdout is its output after all.
+    let exit = || {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(&watched.held_stdout);
+        let _ = out.flush();
+        Ok(Next::Exit(ExitCode::from(code)))
+    };
     if watched.status.success()
         || watched.interrupted_by.is_some()
         || !reactive::is_rejected_key_failure(&watched.stderr_tail)
     {
-        return exit;
+        return exit();
     }
+    // terraform's message is only the trigger: the verdict is STS's, asked again now that terraform
+    // showed STS answers (patiently), so a provider's bad key never costs the backend a working one.
+    f.be_patient();
+    f.saved_verdict = None;
     let key = f.key();
+    let verdict = f.check_saved();
+    let Verdict::Rejected { code: rejected } = verdict else {
+        log::say(&format!(
+            "terraform's error names GetCallerIdentity, but STS says the saved key {key} is {verdict}; \
+             nothing was changed"
+        ));
+        return exit();
+    };
     log::warn(&format!(
-        "terraform reports that the saved S3 backend key {key} was rejected; re-initialising the \
+        "the saved S3 backend key {key} was rejected by STS ({rejected}); re-initialising the \
          backend without it and running the command again"
     ));
-    f.be_patient();
     let ambient = f.check_ambient();
     if !matches!(ambient.verdict, Verdict::Valid { .. }) {
         log::say(&format!(
@@ -258,26 +290,28 @@ fn watch_then_retry(
                 .map(|p| p.describe(env_var))
                 .unwrap_or_default()
         ));
-        return exit;
+        return exit();
     }
     let Some(creds) = f.creds.clone() else {
-        return exit;
+        return exit();
     };
-    match remove_key(ctx, inv, effective, &f.data_dir, &creds)? {
+    let removal = remove_key(ctx, inv, effective, &f.data_dir, &creds)?;
+    f.done = Some(done(&removal));
+    match removal {
         Removal::Done | Removal::AlreadyDone => {
             log::say("the backend was re-initialised; running your command again");
             Ok(Next::Run(inv.args.clone()))
         }
         Removal::Skipped(why) => {
             log::say(&format!("cannot repair automatically: {why}"));
-            exit
+            exit()
         }
         Removal::Failed(code) => {
             log::say(&format!(
                 "the repair's `terraform init -reconfigure` failed (exit {code}); the saved \
                  backend was left as it was"
             ));
-            exit
+            exit()
         }
         Removal::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
     }
@@ -395,10 +429,12 @@ fn repair_then_run(
     ctx: &Context,
     inv: &Invocation,
     effective: &[OsString],
-    data_dir: &Path,
+    f: &mut Findings,
     creds: &StaticCredentials,
 ) -> Result<Next> {
-    match remove_key(ctx, inv, effective, data_dir, creds)? {
+    let removal = remove_key(ctx, inv, effective, &f.data_dir, creds)?;
+    f.done = Some(done(&removal));
+    match removal {
         Removal::Done => {
             log::say("the backend was re-initialised; running your command");
         }
@@ -420,6 +456,26 @@ fn repair_then_run(
         Removal::Interrupted(sig) => return Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
     }
     Ok(Next::Run(inv.args.clone()))
+}
+
+/// What a repair did, for `TFSHIM_REPORT`.
+fn done(removal: &Removal) -> (Action, String) {
+    match removal {
+        Removal::Done => (
+            Action::Reconfigure,
+            "the backend was re-initialised without the rejected key".into(),
+        ),
+        Removal::AlreadyDone => (
+            Action::None,
+            "another run had already re-initialised the backend".into(),
+        ),
+        Removal::Skipped(why) => (Action::CannotRepair, format!("not repaired: {why}")),
+        Removal::Failed(code) => (
+            Action::CannotRepair,
+            format!("the repair's init failed (exit {code}); the saved backend is as it was"),
+        ),
+        Removal::Interrupted(sig) => (Action::None, format!("interrupted by signal {sig}")),
+    }
 }
 
 /// A credential-only `init`: the user's own init, plus `-reconfigure` and the preserved settings.

@@ -6,13 +6,13 @@
 //! Only `init` and `plan`: they change nothing remote, so running them twice is harmless. `apply` and
 //! `destroy` are never retried. `TFSHIM_RETRY=0` turns this off.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 
 use regex::Regex;
 
-use crate::exec::Signals;
+use crate::exec::{background, finish, Signals};
 
 /// How much of terraform's stderr is kept to look for the signature: the error is at the end.
 const KEPT: usize = 64 * 1024;
@@ -51,20 +51,34 @@ pub struct Watched {
     pub interrupted_by: Option<i32>,
     /// The end of what terraform wrote to stderr.
     pub stderr_tail: String,
+    /// terraform's stdout, held back when it is not a terminal (see [`run_watched`]).
+    pub held_stdout: Vec<u8>,
 }
 
-/// Runs `cmd` with its stderr copied live to tfshim's stderr and its tail kept.
+/// At most this much stdout is held back; past it, it is written through (and a retry would then
+/// repeat it).
+const HOLD: usize = 16 * 1024 * 1024;
+
+/// Runs `cmd` with its stderr copied live to tfshim's stderr and its tail kept. When tfshim's stdout
+/// is not a terminal (a pipe, a file, CI), terraform's stdout is held back, so that a run that is
+/// retried leaves nothing there: the caller writes it out only if there is no retry. On a terminal
+/// it is shown live (a person reads a failed first attempt; a program would not want one).
 pub fn run_watched(mut cmd: Command) -> io::Result<Watched> {
     let signals = Signals::catch();
+    let hold = !io::stdout().is_terminal();
     cmd.stderr(Stdio::piped());
+    if hold {
+        cmd.stdout(Stdio::piped());
+    }
     let mut child = cmd.spawn()?;
-    let mut pipe = child.stderr.take().expect("stderr is piped");
-    let copier = std::thread::spawn(move || {
+    signals.forward_to(child.id());
+    let mut err_pipe = child.stderr.take().expect("stderr is piped");
+    let stderr_reader = background(move || {
         let mut tail: Vec<u8> = Vec::new();
         let mut buf = [0u8; 8192];
         let mut out = io::stderr();
         loop {
-            let n = match pipe.read(&mut buf) {
+            let n = match err_pipe.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
@@ -76,14 +90,38 @@ pub fn run_watched(mut cmd: Command) -> io::Result<Watched> {
         }
         tail
     });
-    signals.forward_to(child.id());
+    let stdout_reader = child.stdout.take().map(|mut pipe| {
+        background(move || {
+            let mut held = Vec::new();
+            let mut buf = [0u8; 8192];
+            let mut out = io::stdout();
+            loop {
+                let n = match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if held.len() + n > HOLD {
+                    let _ = out.write_all(&held);
+                    let _ = out.write_all(&buf[..n]);
+                    held.clear();
+                    // From here on the output streams; nothing more is held.
+                    let _ = io::copy(&mut pipe, &mut out);
+                    break;
+                }
+                held.extend_from_slice(&buf[..n]);
+            }
+            held
+        })
+    });
     let status = child.wait();
     signals.forward_to(0);
-    let tail = copier.join().unwrap_or_default();
+    let tail = finish(stderr_reader);
+    let held_stdout = stdout_reader.map(finish).unwrap_or_default();
     Ok(Watched {
         status: status?,
         interrupted_by: signals.received(),
         stderr_tail: String::from_utf8_lossy(&tail).into_owned(),
+        held_stdout,
     })
 }
 

@@ -41,19 +41,31 @@ use crate::log;
 /// automatically.
 const SENSITIVE_SETTINGS: &[&str] = &["sse_customer_key", "web_identity_token"];
 
-/// The name of the first sensitive attribute set anywhere in `value`.
-fn sensitive_in(value: &Value) -> Option<&'static str> {
+/// The name of the first sensitive attribute set anywhere in `value`: a name in
+/// [`SENSITIVE_SETTINGS`], or a URL carrying a password (`http_proxy = "http://user:pw@proxy"`).
+fn sensitive_in(value: &Value) -> Option<String> {
     match value {
         Value::Object(m) => m.iter().find_map(|(k, v)| {
-            SENSITIVE_SETTINGS
-                .iter()
-                .find(|s| **s == k && !v.is_null())
-                .copied()
-                .or_else(|| sensitive_in(v))
+            if v.is_null() {
+                return None;
+            }
+            if SENSITIVE_SETTINGS.contains(&k.as_str()) || v.as_str().is_some_and(url_has_password)
+            {
+                return Some(k.clone());
+            }
+            sensitive_in(v)
         }),
         Value::Array(a) => a.iter().find_map(sensitive_in),
         _ => None,
     }
+}
+
+/// `scheme://user:password@host…`.
+fn url_has_password(s: &str) -> bool {
+    s.split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .and_then(|authority| authority.rsplit_once('@'))
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 /// The settings to hand back to terraform: every saved attribute that is set and is not a credential,
@@ -506,6 +518,14 @@ mod tests {
             1,
         );
         assert!(preserved_settings(&b.config).is_err());
+        let b = saved(r#"{"https_proxy":"http://me:pw@proxy:3128"}"#, 1);
+        let err = preserved_settings(&b.config).unwrap_err();
+        assert!(err.contains("https_proxy") && !err.contains("pw@"), "{err}");
+        let b = saved(
+            r#"{"https_proxy":"http://proxy:3128","endpoints":{"sts":"https://a@b"}}"#,
+            1,
+        );
+        assert!(preserved_settings(&b.config).is_ok());
         let b = saved(r#"{"sse_customer_key":null}"#, 1);
         assert!(preserved_settings(&b.config).is_ok());
     }

@@ -290,6 +290,14 @@ impl Report {
     }
 }
 
+/// Writes tfshim's own command output (`shim …`) to stdout. A reader that went away
+/// (`… | head -1`) is not an error worth a panic: the output is simply cut short.
+pub fn out(text: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
 /// Whether to colour human output written to stdout.
 pub fn stdout_color() -> bool {
     io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())

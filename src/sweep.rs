@@ -182,12 +182,14 @@ pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
     let summary = Summary::of(&roots, keys.len(), fallbacks.len(), opts.fix);
     if opts.json {
         let doc = to_json(&opts.dir, &roots, &summary);
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        report::out(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
     } else {
-        print!(
-            "{}",
-            to_human(&opts.dir, &roots, &summary, report::stdout_color())
-        );
+        report::out(&to_human(
+            &opts.dir,
+            &roots,
+            &summary,
+            report::stdout_color(),
+        ));
     }
     if let Some(sig) = interrupted {
         return Ok(ExitCode::from(signal_exit_code(sig)));
@@ -325,11 +327,21 @@ fn repair_all(roots: &mut [Root], terraform: &Path, progress: &Progress) -> Resu
         };
         let mut chdir = OsString::from("-chdir=");
         chdir.push(&root.path);
+        // The sweep read `<root>/.terraform` and that root's selected workspace: the repair's init
+        // must use the same, whatever TF_DATA_DIR or TF_WORKSPACE this shell exports for its own use.
+        let workspace = fs::read_to_string(root.findings.data_dir.join("environment"))
+            .ok()
+            .map(|w| w.trim().to_owned())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "default".into());
+        let mut root_env = env.clone();
+        root_env.push(("TF_DATA_DIR".into(), DATA_DIR.into()));
+        root_env.push(("TF_WORKSPACE".into(), workspace.into()));
         let job = KeyRemoval {
             terraform,
             global_args: vec![chdir],
             data_dir: &root.findings.data_dir,
-            env: &env,
+            env: &root_env,
             no_color,
             show_output,
         };

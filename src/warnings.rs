@@ -92,40 +92,57 @@ fn conn_str_has_password(conn: &str) -> bool {
 /// Git's view of the saved file: tracked (committed, secrets included) or not ignored. Runs `git`
 /// in `work_dir`; no git, no repository: no warning.
 pub fn git_warnings(work_dir: &Path, saved_file: &Path) -> Vec<Warning> {
-    let git = |args: &[&str]| -> Option<i32> {
-        Command::new("git")
-            .arg("-C")
-            .arg(work_dir)
-            .args(args)
-            .arg(saved_file.strip_prefix(work_dir).unwrap_or(saved_file))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .ok()?
-            .code()
+    // One process: `git status --porcelain --ignored` on the one file says tracked (no line, or a
+    // change line), untracked and not ignored (`??`) or ignored (`!!`); outside a repository git fails.
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(work_dir)
+        .args(["status", "--porcelain=v1", "--ignored", "--"])
+        .arg(saved_file.strip_prefix(work_dir).unwrap_or(saved_file))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    let Ok(output) = output else {
+        return Vec::new();
     };
+    if !output.status.success() {
+        return Vec::new();
+    }
     let file = saved_file.display();
-    if git(&["ls-files", "--error-unmatch", "--"]) == Some(0) {
-        return vec![Warning {
+    match git_status_of(&String::from_utf8_lossy(&output.stdout)) {
+        GitStatus::Tracked => vec![Warning {
             code: "state-tracked-by-git",
             message: format!(
                 "{file} is tracked by git, so the secrets in it are in your history: `git rm --cached` \
                  it, add the data dir to .gitignore, and rotate the key"
             ),
-        }];
-    }
-    // check-ignore: 0 ignored, 1 not ignored, 128 no repository.
-    if git(&["check-ignore", "-q", "--"]) == Some(1) {
-        return vec![Warning {
+        }],
+        GitStatus::NotIgnored => vec![Warning {
             code: "data-dir-not-ignored",
             message: format!(
                 "{file} holds secrets and is not ignored by git: add the data dir (e.g. `.terraform/`) \
                  to .gitignore"
             ),
-        }];
+        }],
+        GitStatus::Ignored => Vec::new(),
     }
-    Vec::new()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum GitStatus {
+    Tracked,
+    NotIgnored,
+    Ignored,
+}
+
+/// Reads `git status --porcelain=v1 --ignored -- FILE`. Pure.
+fn git_status_of(porcelain: &str) -> GitStatus {
+    match porcelain.lines().next() {
+        Some(l) if l.starts_with("!!") => GitStatus::Ignored,
+        Some(l) if l.starts_with("??") => GitStatus::NotIgnored,
+        // A clean tracked file prints nothing; a changed one prints its change.
+        _ => GitStatus::Tracked,
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +151,17 @@ mod tests {
 
     fn backend(kind: &str, config: &str) -> SavedBackend {
         crate::backend::testing::saved(kind, config, 1)
+    }
+
+    #[test]
+    fn git_porcelain() {
+        assert_eq!(git_status_of(""), GitStatus::Tracked);
+        assert_eq!(
+            git_status_of(" M .terraform/terraform.tfstate\n"),
+            GitStatus::Tracked
+        );
+        assert_eq!(git_status_of("?? .terraform/\n"), GitStatus::NotIgnored);
+        assert_eq!(git_status_of("!! .terraform/\n"), GitStatus::Ignored);
     }
 
     #[test]

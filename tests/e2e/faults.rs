@@ -246,6 +246,7 @@ fn saved_file_is_a_symlink() {
     timed_plan(&sb).success().stderr_has("re-initialising");
     let text = fs::read_to_string(&saved).unwrap();
     assert!(text.contains("\"access_key\": null"), "{text}");
+    assert!(saved.is_symlink(), "the link is still a link");
 }
 
 // ---- the environment of the repair ----

@@ -319,12 +319,9 @@ fn concurrent_runs_repair_once() {
         })
         .collect();
     for child in children {
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{err}");
-        for s in &sb.secrets {
-            assert!(!err.contains(s.as_str()));
-        }
+        let run =
+            crate::support::Run::checked(&sb, "concurrent plan", child.wait_with_output().unwrap());
+        run.success();
     }
     assert_eq!(
         sb.reconfigures(),
@@ -408,9 +405,7 @@ fn signal_during_repair(signal: i32) -> (Sandbox, std::process::Output, Vec<u8>)
     // Sent to tfshim alone, as `kill` or a CI runner would.
     unsafe { libc::kill(child.id() as i32, signal) };
     let out = child.wait_with_output().unwrap();
-    for s in &sb.secrets {
-        assert!(!String::from_utf8_lossy(&out.stderr).contains(s.as_str()));
-    }
+    let out = crate::support::Run::checked(&sb, "plan under a signal", out).output;
     // No settings file and no restore copy is left behind.
     assert_eq!(std::fs::read_dir(sb.tmp_dir()).unwrap().count(), 0);
     let leftovers: Vec<_> = std::fs::read_dir(sb.data_dir())
@@ -467,11 +462,11 @@ fn a_tfshim_found_again_as_terraform_does_not_deadlock() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::Run::checked(
+        &sb,
+        "tfshim behind tfshim",
+        child.wait_with_output().unwrap(),
+    )
+    .success();
     assert_only_keys_removed(&before, &sb.saved_backend());
 }

@@ -227,6 +227,9 @@ fn sigint_reaches_terraform_once() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     let all = format!("{out}{err}");
+    for s in &sb.secrets {
+        assert!(!all.contains(s.as_str()), "a secret in the output");
+    }
     assert_eq!(all.matches("Interrupt received").count(), 1, "{all}");
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
     assert!(!status.success());

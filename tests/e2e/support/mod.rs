@@ -271,10 +271,12 @@ impl Sandbox {
         let mut child = cmd.spawn().expect("could not start the command");
         child.stdin.take().unwrap().write_all(input).unwrap();
         let output = child.wait_with_output().unwrap();
-        Run {
+        let run = Run {
             label: format!("{:?}", cmd.get_program()),
             output,
-        }
+        };
+        run.assert_no_secret(&self.secrets);
+        run
     }
 
     /// Initialises the backend the way the seed's author did: keys given by `-backend-config`.
@@ -390,6 +392,17 @@ impl Run {
             .filter(|l| l.starts_with("tfshim:"))
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The output of a child the test spawned itself, checked for secrets like every other run.
+    #[track_caller]
+    pub fn checked(sb: &Sandbox, label: &str, output: Output) -> Run {
+        let run = Run {
+            label: label.to_owned(),
+            output,
+        };
+        run.assert_no_secret(&sb.secrets);
+        run
     }
 
     #[track_caller]
