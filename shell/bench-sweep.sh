@@ -18,15 +18,6 @@ roots=${SWEEP_ROOTS:-500}
 keys=${SWEEP_KEYS:-5}
 rotated=$((keys < 2 ? keys : 2))
 
-if ! command -v hyperfine >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "tfshim bench-sweep: installing hyperfine from Debian's packages" >&2
-    apt-get install -y -qq hyperfine >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-  else
-    echo "tfshim bench-sweep: hyperfine is missing; install it (e.g. apt-get install hyperfine) and rerun" >&2
-    exit 1
-  fi
-fi
 command -v terraform >/dev/null || { echo "tfshim bench-sweep: terraform is not on PATH" >&2; exit 1; }
 
 cargo build --release --locked -q
@@ -35,16 +26,13 @@ tfshim=$repo/target/release/tfshim
 # shellcheck source=moto-lib.sh
 . "$repo/shell/moto-lib.sh"
 moto_ensure
+ensure_hyperfine bench-sweep
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tfshim-bench-sweep.XXXXXX")
 trap 'moto_cleanup; rm -rf "$dir"' EXIT
 mkdir -p "$dir/home/.aws" "$dir/templates" "$dir/tree"
 moto_start "$dir" tfstate
 
-: >"$dir/terraformrc"
-: >"$dir/home/.aws/credentials"
-export HOME="$dir/home" AWS_SHARED_CREDENTIALS_FILE="$dir/home/.aws/credentials" AWS_CONFIG_FILE="$dir/home/.aws/config"
-export TF_CLI_CONFIG_FILE="$dir/terraformrc" CHECKPOINT_DISABLE=1 AWS_EC2_METADATA_DISABLED=true
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE TFSHIM_TERRAFORM TFSHIM_MODE TFSHIM_LOG
+moto_isolated_env "$dir"
 
 echo "tfshim bench-sweep: $keys template roots (one terraform init each)" >&2
 ids=()
@@ -71,7 +59,7 @@ for k in $(seq 1 "$rotated"); do
   read -r id secret < <(moto_new_key "sweep-k$k")
   moto_delete_key "sweep-k$k" "${ids[$((k - 1))]}"
   if [ "$k" = 1 ]; then
-    printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$id" "$secret" >"$dir/home/.aws/credentials"
+    moto_credentials "$id" "$secret"
   fi
 done
 

@@ -21,15 +21,6 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 runs=${BENCH_RUNS:-30}
 
-if ! command -v hyperfine >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "tfshim bench: installing hyperfine from Debian's packages" >&2
-    apt-get install -y -qq hyperfine >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-  else
-    echo "tfshim bench: hyperfine is missing; install it (e.g. apt-get install hyperfine) and rerun" >&2
-    exit 1
-  fi
-fi
 [ -x /usr/bin/time ] || { [ "$(id -u)" = 0 ] && apt-get install -y -qq time >/dev/null; } || true
 command -v terraform >/dev/null || { echo "tfshim bench: terraform is not on PATH" >&2; exit 1; }
 
@@ -39,6 +30,7 @@ tfshim=$repo/target/release/tfshim
 # shellcheck source=moto-lib.sh
 . "$repo/shell/moto-lib.sh"
 moto_ensure
+ensure_hyperfine bench
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tfshim-bench.XXXXXX")
 trap 'moto_cleanup; rm -rf "$dir"' EXIT
 out=$dir/results
@@ -58,11 +50,8 @@ read -r nokey_id nokey_secret < <(moto_new_key bench)
 read -r saved_id saved_secret < <(moto_new_key bench-saved)
 read -r stale_id stale_secret < <(moto_new_key bench-stale)
 
-: >"$dir/terraformrc"
-printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$nokey_id" "$nokey_secret" >"$dir/home/.aws/credentials"
-export HOME="$dir/home" AWS_SHARED_CREDENTIALS_FILE="$dir/home/.aws/credentials" AWS_CONFIG_FILE="$dir/home/.aws/config"
-export TF_CLI_CONFIG_FILE="$dir/terraformrc" CHECKPOINT_DISABLE=1 AWS_EC2_METADATA_DISABLED=true
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE TFSHIM_TERRAFORM TFSHIM_MODE TFSHIM_LOG
+moto_isolated_env "$dir"
+moto_credentials "$nokey_id" "$nokey_secret"
 
 mkroot() { # name, init args…
   local root=$dir/$1; shift

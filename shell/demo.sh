@@ -29,13 +29,9 @@ moto_start "$dir" tfstate
 read -r k1_id k1_secret < <(moto_new_key demo)
 echo "IAM user demo with key $(redact "$k1_id")" >&2
 
-mkdir -p "$dir/home/.aws" "$dir/root"
-: >"$dir/home/.aws/credentials"
-: >"$dir/terraformrc"
+mkdir -p "$dir/root"
+moto_isolated_env "$dir"
 moto_main_tf tfstate demo/terraform.tfstate >"$dir/root/main.tf"
-export HOME="$dir/home" AWS_SHARED_CREDENTIALS_FILE="$dir/home/.aws/credentials" AWS_CONFIG_FILE="$dir/home/.aws/config"
-export TF_CLI_CONFIG_FILE="$dir/terraformrc" CHECKPOINT_DISABLE=1 AWS_EC2_METADATA_DISABLED=true
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
 cd "$dir/root"
 
 say "terraform init with the key given by -backend-config (terraform saves it in plain text)"
@@ -44,7 +40,7 @@ grep -q "$k1_id" .terraform/terraform.tfstate && echo ".terraform/terraform.tfst
 
 say "Rotating: new key into ~/.aws/credentials, old key deleted"
 read -r k2_id k2_secret < <(moto_new_key demo)
-printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$k2_id" "$k2_secret" >"$AWS_SHARED_CREDENTIALS_FILE"
+moto_credentials "$k2_id" "$k2_secret"
 moto_delete_key demo "$k1_id"
 echo "new key $(redact "$k2_id") is in the credentials file; $(redact "$k1_id") is deleted" >&2
 

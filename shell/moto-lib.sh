@@ -1,4 +1,5 @@
-# moto-lib.sh: local STS/IAM and S3 servers (moto) for demo.sh and bench.sh. Source it; not a program.
+# moto-lib.sh: local STS/IAM and S3 servers (moto), and an isolated AWS/terraform environment, for
+# demo.sh, bench.sh and bench-sweep.sh. Source it; not a program.
 # FACTS.md's layout: one server with auth enforced (STS, IAM: a deleted key gets the real 403), one
 # without (S3: moto's S3 rejects terraform's signed listing when auth is on).
 # Needs: python3 (moto is installed from PyPI if missing), curl >= 7.75 (for --aws-sigv4).
@@ -100,6 +101,34 @@ resource "terraform_data" "demo" {
   input = "hello"
 }
 EOT
+}
+
+# moto_isolated_env DIR: a HOME with an empty ~/.aws/credentials, an empty terraform CLI config, no
+# ambient AWS credentials, no tfshim settings; terraform kept off the network.
+moto_isolated_env() {
+  mkdir -p "$1/home/.aws"
+  : >"$1/home/.aws/credentials"
+  : >"$1/terraformrc"
+  export HOME="$1/home" AWS_SHARED_CREDENTIALS_FILE="$1/home/.aws/credentials" AWS_CONFIG_FILE="$1/home/.aws/config"
+  export TF_CLI_CONFIG_FILE="$1/terraformrc" CHECKPOINT_DISABLE=1 AWS_EC2_METADATA_DISABLED=true
+  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE TFSHIM_TERRAFORM TFSHIM_MODE TFSHIM_LOG
+}
+
+# moto_credentials ID SECRET: makes them the [default] profile of the isolated environment.
+moto_credentials() {
+  printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$1" "$2" >"$AWS_SHARED_CREDENTIALS_FILE"
+}
+
+# ensure_hyperfine NAME: installs hyperfine from Debian's packages when missing (as root), else fails.
+ensure_hyperfine() {
+  command -v hyperfine >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "tfshim $1: installing hyperfine from Debian's packages" >&2
+    apt-get install -y -qq hyperfine >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
+  else
+    echo "tfshim $1: hyperfine is missing; install it (e.g. apt-get install hyperfine) and rerun" >&2
+    exit 1
+  fi
 }
 
 moto_cleanup() {
