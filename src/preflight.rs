@@ -209,7 +209,8 @@ fn act(
             next
         }
         Step::Refuse => refuse(&key, facts, f),
-        Step::CheckSavedKey | Step::CheckAmbient => unreachable!("gathered by the caller"),
+        // The caller gathers these and never passes them here; were it to, fail open, not panic.
+        Step::CheckSavedKey | Step::CheckAmbient => Ok(unchanged()),
     }
 }
 
