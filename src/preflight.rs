@@ -95,12 +95,14 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
             final_step => break final_step,
         }
     };
-    let next = act(ctx, inv, &effective, &mut f, &facts, &step);
+    // Computed once (the git check is a process), said by `act`, reported below.
+    let warnings = warnings_for(&f, inv, &step);
+    let next = act(ctx, inv, &effective, &mut f, &facts, &step, &warnings);
     // The run's decision, for CI: written whatever happened next.
     if let Some(path) = env::var_os("TFSHIM_REPORT").filter(|p| !p.is_empty()) {
         // What the run did, where it did something; else what it decided.
         let action = f.done.clone().unwrap_or_else(|| Action::of(&step, &f));
-        let report = Report::new(&f, None, action, warnings_for(&f, inv, &step));
+        let report = Report::new(&f, None, action, warnings);
         let mut json = report.to_json();
         json["terraform"] = serde_json::json!({
             "path": ctx.terraform.display().to_string(), "found": ctx.found, "version": null,
@@ -133,11 +135,12 @@ fn act(
     f: &mut Findings,
     facts: &Facts,
     step: &Step,
+    warnings: &[crate::warnings::Warning],
 ) -> Result<Next> {
     let unchanged = || Next::Run(inv.args.clone());
     let key = f.key();
     if !quiet() {
-        for w in warnings_for(f, inv, step) {
+        for w in warnings {
             log::warn(&w.message);
         }
     }

@@ -75,41 +75,34 @@ pub fn run_watched(mut cmd: Command) -> io::Result<Watched> {
     let mut err_pipe = child.stderr.take().expect("stderr is piped");
     let stderr_reader = background(move || {
         let mut tail: Vec<u8> = Vec::new();
-        let mut buf = [0u8; 8192];
         let mut out = io::stderr();
-        loop {
-            let n = match err_pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let _ = out.write_all(&buf[..n]);
-            tail.extend_from_slice(&buf[..n]);
+        each_chunk(&mut err_pipe, |chunk| {
+            let _ = out.write_all(chunk);
+            tail.extend_from_slice(chunk);
             if tail.len() > 2 * KEPT {
                 tail.drain(..tail.len() - KEPT);
             }
-        }
+        });
         tail
     });
     let stdout_reader = child.stdout.take().map(|mut pipe| {
         background(move || {
             let mut held = Vec::new();
-            let mut buf = [0u8; 8192];
+            let mut streaming = false;
             let mut out = io::stdout();
-            loop {
-                let n = match pipe.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                if held.len() + n > HOLD {
+            each_chunk(&mut pipe, |chunk| {
+                if !streaming && held.len() + chunk.len() > HOLD {
+                    // Too much to hold: from here on the output streams.
                     let _ = out.write_all(&held);
-                    let _ = out.write_all(&buf[..n]);
                     held.clear();
-                    // From here on the output streams; nothing more is held.
-                    let _ = io::copy(&mut pipe, &mut out);
-                    break;
+                    streaming = true;
                 }
-                held.extend_from_slice(&buf[..n]);
-            }
+                if streaming {
+                    let _ = out.write_all(chunk);
+                } else {
+                    held.extend_from_slice(chunk);
+                }
+            });
             held
         })
     });
@@ -123,6 +116,17 @@ pub fn run_watched(mut cmd: Command) -> io::Result<Watched> {
         stderr_tail: String::from_utf8_lossy(&tail).into_owned(),
         held_stdout,
     })
+}
+
+/// Calls `f` with each chunk read from `r` until end of file or an error.
+fn each_chunk(r: &mut impl Read, mut f: impl FnMut(&[u8])) {
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => f(&buf[..n]),
+        }
+    }
 }
 
 #[cfg(test)]
