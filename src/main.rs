@@ -1,27 +1,15 @@
 //! tfshim: a drop-in `terraform` proxy. `main` only dispatches and maps errors to exit codes; it is
 //! the only place that exits.
 
-mod backend;
-mod chain;
-mod cli;
-mod decide;
-mod doctor;
-mod exec;
-mod facts;
-mod invocation;
-mod locate;
+mod aws;
+mod backends;
+mod commands;
+mod heal;
 mod log;
-mod planfile;
-mod preflight;
 #[cfg(test)]
 mod properties;
-mod reactive;
-mod repair;
+mod proxy;
 mod report;
-mod sts;
-mod sweep;
-mod verdict;
-mod warnings;
 
 use std::env;
 use std::ffi::OsString;
@@ -29,9 +17,11 @@ use std::process::{Command, ExitCode};
 
 use anyhow::Result;
 
-use crate::decide::Mode;
-use crate::invocation::Invocation;
-use crate::locate::{Engine, Located};
+use crate::heal::decide::Mode;
+use crate::heal::preflight;
+use crate::proxy::exec;
+use crate::proxy::invocation::Invocation;
+use crate::proxy::locate::{self, Engine, Located};
 
 fn main() -> ExitCode {
     match run() {
@@ -53,8 +43,8 @@ fn run() -> Result<ExitCode> {
         env::var("TFSHIM_ENGINE").ok().as_deref(),
     );
     if args.first().is_some_and(|a| a == "shim") {
-        let cli = cli::parse(&args[1..]);
-        return cli::run(cli, engine.and_then(find_real));
+        let cli = commands::parse(&args[1..]);
+        return commands::run(cli, engine.and_then(find_real));
     }
     proxy(engine?, args)
 }

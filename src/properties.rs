@@ -10,10 +10,10 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 
-use crate::backend::SavedBackend;
-use crate::decide::classify_command;
-use crate::invocation::{parse_init_flags, Invocation};
-use crate::verdict::{classify, Failure, FailureKind};
+use crate::aws::verdict::{classify, Failure, FailureKind};
+use crate::backends::saved::SavedBackend;
+use crate::heal::decide::classify_command;
+use crate::proxy::invocation::{parse_init_flags, Invocation};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("TFSHIM_FUZZ_CASES")
@@ -123,14 +123,14 @@ proptest! {
             let _ = b.s3_static_credentials();
             let _ = b.sts_endpoint();
             let _ = b.sts_region();
-            let _ = crate::repair::preserved_settings(&b.config);
-            let _ = crate::warnings::backend_warnings(&b);
+            let _ = crate::heal::repair::preserved_settings(&b.config);
+            let _ = crate::backends::warnings::backend_warnings(&b);
         }
     }
 
     #[test]
     fn plan_files_never_panic(raw in prop::collection::vec(any::<u8>(), 0..512)) {
-        let _ = crate::planfile::parse_tfplan(&raw);
+        let _ = crate::backends::planfile::parse_tfplan(&raw);
     }
 
     #[test]
@@ -144,7 +144,7 @@ proptest! {
 
     #[test]
     fn terraform_stderr_never_panics(text in ".{0,400}") {
-        let _ = crate::reactive::is_rejected_key_failure(&text);
+        let _ = crate::proxy::reactive::is_rejected_key_failure(&text);
     }
 }
 
@@ -152,9 +152,9 @@ proptest! {
 /// panic message or a future `dbg!` would), shows none of it.
 #[test]
 fn no_debug_print_shows_a_secret() {
-    use crate::backend::{AccessKeyId, Secret, StaticCredentials};
-    use crate::decide::{CommandClass, Facts, InitChange, Mode, Saved};
-    use crate::sts::{Proxy, Target};
+    use crate::aws::sts::{Proxy, Target};
+    use crate::backends::saved::{AccessKeyId, Secret, StaticCredentials};
+    use crate::heal::decide::{CommandClass, Facts, InitChange, Mode, Saved};
 
     const KEY: &str = "AKIASECRETKEYID12345";
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzzSECRET";
@@ -198,11 +198,11 @@ fn no_debug_print_shows_a_secret() {
         use_dual_stack: false,
         timeout: std::time::Duration::from_secs(1),
     };
-    let plan = crate::planfile::PlanBackend {
+    let plan = crate::backends::planfile::PlanBackend {
         kind: "s3".into(),
         config: saved.config.clone(),
     };
-    let warnings = crate::warnings::backend_warnings(&saved);
+    let warnings = crate::backends::warnings::backend_warnings(&saved);
     let printed = format!(
         "{saved:?} {creds:?} {:?} {:?} {:?} {inv:?} {flags:?} {facts:?} {target:?} {plan:?} {warnings:?} {} {}",
         AccessKeyId::new(KEY),

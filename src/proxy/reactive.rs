@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use crate::exec::{background, finish, Signals};
+use crate::proxy::exec::{background, finish, Signals};
 
 /// How much of terraform's stderr is kept to look for the signature: the error is at the end.
 const KEPT: usize = 64 * 1024;

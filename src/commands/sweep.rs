@@ -28,17 +28,17 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use crate::backend::{StaticCredentials, SAVED_FILE};
-use crate::chain::ProfileSettings;
-use crate::decide::Saved;
-use crate::exec::signal_exit_code;
-use crate::facts::Findings;
-use crate::locate::{self, Located};
+use crate::aws::chain::ProfileSettings;
+use crate::aws::sts::{Ambient, Session, Target};
+use crate::aws::verdict::Verdict;
+use crate::backends::saved::{StaticCredentials, SAVED_FILE};
+use crate::heal::decide::Saved;
+use crate::heal::facts::Findings;
+use crate::heal::repair::{KeyRemoval, Removal};
 use crate::log;
-use crate::repair::{KeyRemoval, Removal};
+use crate::proxy::exec::signal_exit_code;
+use crate::proxy::locate::{self, Located};
 use crate::report::{self, Action, Report};
-use crate::sts::{Ambient, Session, Target};
-use crate::verdict::Verdict;
 
 /// The data dir name a sweep looks for. `TF_DATA_DIR` is per invocation, not per tree, so it is not
 /// honoured here: a root is a directory holding `.terraform/terraform.tfstate`.
@@ -554,7 +554,7 @@ fn to_human(dir: &Path, roots: &[Root], summary: &Summary, color: bool) -> Strin
         if r.action == Action::CannotRepair {
             let looked = f
                 .profiles()
-                .map(|p| p.describe(crate::facts::env_var))
+                .map(|p| p.describe(crate::heal::facts::env_var))
                 .unwrap_or_default();
             note(
                 format!(
@@ -741,7 +741,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{AccessKeyId, Secret};
+    use crate::backends::saved::{AccessKeyId, Secret};
 
     fn saved_file(dir: &Path, text: &str) {
         fs::create_dir_all(dir.join(DATA_DIR)).unwrap();
@@ -800,7 +800,7 @@ mod tests {
             endpoint: Some(endpoint.into()),
             region: "us-east-1".into(),
             ca_bundle: None,
-            proxy: crate::sts::Proxy::FromEnv,
+            proxy: crate::aws::sts::Proxy::FromEnv,
             use_fips: false,
             use_dual_stack: false,
             timeout: Duration::from_secs(1),

@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::backend::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
-use crate::exec::{killed_by, run_child, signal_exit_code, ChildRun, Signals};
+use crate::backends::saved::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
 use crate::log;
+use crate::proxy::exec::{killed_by, run_child, signal_exit_code, ChildRun, Signals};
 
 /// Non-credential attributes that are secrets too (at any depth: `assume_role_with_web_identity`'s
 /// token, in the object or the one-element-list shape). They would have to be written to the
@@ -486,7 +486,7 @@ mod tests {
     use super::*;
 
     fn saved(config: &str, hash: u64) -> SavedBackend {
-        crate::backend::testing::saved("s3", config, hash)
+        crate::backends::saved::testing::saved("s3", config, hash)
     }
 
     const OLD: &str = r#"{"access_key":"AKIAOLD","secret_key":"S","token":null,"bucket":"b","key":"k",

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backend::SavedBackend;
+use crate::backends::saved::SavedBackend;
 
 /// Where the ambient chain should read profiles from, as the backend says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub fn source(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::testing::{env_of, s3 as backend};
+    use crate::backends::saved::testing::{env_of, s3 as backend};
 
     #[test]
     fn profile_settings() {

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use serde_json::{Map, Number, Value};
 
-use crate::backend::SavedBackend;
+use crate::backends::saved::SavedBackend;
 
 /// The archive entry that holds the plan's protobuf.
 const PLAN_ENTRY: &str = "tfplan";
@@ -69,7 +69,7 @@ impl PlanBackend {
 
     /// The static credentials an S3 backend carries (see [`SavedBackend::s3_static_credentials`]).
     #[cfg(test)]
-    pub fn s3_static_credentials(&self) -> Option<crate::backend::StaticCredentials> {
+    pub fn s3_static_credentials(&self) -> Option<crate::backends::saved::StaticCredentials> {
         self.clone()
             .into_backend(Path::new(""))
             .s3_static_credentials()

@@ -7,13 +7,14 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::backend::{SavedBackend, StaticCredentials};
-use crate::chain::ProfileSettings;
-use crate::decide::Saved;
+use crate::aws::chain::ProfileSettings;
+use crate::aws::sts::{Ambient, Session, Target};
+use crate::aws::verdict::Verdict;
+use crate::backends::saved::{SavedBackend, StaticCredentials};
+use crate::backends::warnings::{self, Warning};
+use crate::heal::decide::Saved;
+use crate::heal::repair::Lock;
 use crate::log;
-use crate::repair::Lock;
-use crate::sts::{Ambient, Session, Target};
-use crate::verdict::Verdict;
 
 /// Default for `TFSHIM_STS_TIMEOUT` (seconds): long enough for a slow link to STS, short enough that
 /// an unreachable endpoint costs the user little.
@@ -51,6 +52,18 @@ pub struct Findings {
 }
 
 impl Findings {
+    /// The warnings about what the saved backend exposes (and git's view of it when it holds secrets).
+    pub fn security_warnings(&self, work_dir: &Path) -> Vec<Warning> {
+        let Some(b) = &self.backend else {
+            return Vec::new();
+        };
+        let mut out = warnings::backend_warnings(b);
+        if !out.is_empty() {
+            out.extend(warnings::git_warnings(work_dir, &b.path));
+        }
+        out
+    }
+
     /// Reads the saved backend in `data_dir` of the root `work_dir` (no network).
     pub fn gather(work_dir: &Path, data_dir: PathBuf) -> Findings {
         let (saved, backend) = read_saved(&data_dir);
@@ -170,7 +183,7 @@ fn read_saved(data_dir: &Path) -> (Saved, Option<SavedBackend>) {
         Err(e) => (
             Saved::Unreadable(format!(
                 "{}: {e}",
-                data_dir.join(crate::backend::SAVED_FILE).display()
+                data_dir.join(crate::backends::saved::SAVED_FILE).display()
             )),
             None,
         ),

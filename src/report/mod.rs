@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
-use crate::facts::Findings;
-use crate::verdict::Verdict;
-use crate::warnings::Warning;
+use crate::aws::verdict::Verdict;
+use crate::backends::warnings::Warning;
+use crate::heal::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
+use crate::heal::facts::Findings;
 
 /// The wrapped binary, as `shim doctor` shows it.
 pub struct TerraformInfo {
@@ -128,7 +128,7 @@ impl Report {
                 "region": b.string("region"),
             }),
             None => match &f.saved {
-                crate::decide::Saved::Unreadable(why) => json!({ "error": why }),
+                crate::heal::decide::Saved::Unreadable(why) => json!({ "error": why }),
                 _ => Value::Null,
             },
         };
@@ -141,10 +141,10 @@ impl Report {
                 let v = f.saved_verdict.as_ref();
                 let (code, arn, reason) = verdict_details(v);
                 let reason = match (&f.saved, v) {
-                    (crate::decide::Saved::ValidationSkipped, None) => {
+                    (crate::heal::decide::Saved::ValidationSkipped, None) => {
                         json!("skip_credentials_validation is set")
                     }
-                    (crate::decide::Saved::Uncheckable(why), None) => json!(why),
+                    (crate::heal::decide::Saved::Uncheckable(why), None) => json!(why),
                     _ => reason,
                 };
                 json!({

@@ -22,9 +22,9 @@ use aws_smithy_http_client::Connector;
 use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClient};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
-use crate::backend::{SavedBackend, StaticCredentials};
-use crate::chain::{self, expand_home, ProfileSettings};
-use crate::verdict::{classify, Failure, FailureKind, Verdict};
+use crate::aws::chain::{self, expand_home, ProfileSettings};
+use crate::aws::verdict::{classify, Failure, FailureKind, Verdict};
+use crate::backends::saved::{SavedBackend, StaticCredentials};
 
 /// Where and how to reach STS, as terraform's S3 backend would.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,7 +369,7 @@ fn proxy_config(proxy: &Proxy) -> Result<ProxyConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::testing::{env_of, s3 as backend};
+    use crate::backends::saved::testing::{env_of, s3 as backend};
 
     #[test]
     fn endpoint_and_region_precedence() {

@@ -1,6 +1,11 @@
 //! tfshim's own commands, `tfshim shim …` (also `terraform shim …` through the alias or link).
 //! Terraform has no `shim` subcommand, so this namespace never collides with terraform's; everything
 //! else on the command line is terraform's and is never parsed by clap.
+//!
+//! Owns the commands' own behaviour; the checks and repairs they run are `heal`'s, not copied here.
+
+pub mod doctor;
+pub mod sweep;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -10,10 +15,8 @@ use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
-use crate::doctor;
-use crate::locate::Located;
+use crate::proxy::locate::Located;
 use crate::report;
-use crate::sweep;
 
 const ENVIRONMENT: &str = "\
 ENVIRONMENT:
@@ -114,8 +117,8 @@ pub fn run(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
             report::out(&format!("tfshim {}\n", env!("CARGO_PKG_VERSION")));
             match located {
                 Ok(l) => {
-                    let version =
-                        doctor::version_of(&l.path).unwrap_or_else(|| "version unknown".into());
+                    let version = crate::proxy::locate::version_of(&l.path)
+                        .unwrap_or_else(|| "version unknown".into());
                     report::out(&format!("wraps {} ({version})\n", l.path.display()));
                 }
                 Err(e) => report::out(&format!("wraps nothing: {e:#}\n")),

@@ -10,6 +10,7 @@ use std::env;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Result};
 
@@ -186,6 +187,22 @@ pub fn invoked_as(argv0: Option<&OsStr>) -> Option<String> {
 /// For errors: which error was "not found" (exit 127) rather than another failure (exit 1).
 pub fn is_not_found(err: &anyhow::Error) -> bool {
     err.downcast_ref::<NotFound>().is_some()
+}
+
+/// The first line of `terraform version`.
+pub fn version_of(path: &Path) -> Option<String> {
+    let out = Command::new(path)
+        .arg("version")
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("TFSHIM_MODE", "off")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

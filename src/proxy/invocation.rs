@@ -9,7 +9,7 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use crate::backend::Secret;
+use crate::backends::saved::Secret;
 
 /// Subcommands with a second word that names the real command (`state list`, `workspace select`).
 const NESTED: &[&str] = &["state", "workspace", "providers", "env"];

@@ -14,17 +14,16 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Result};
 use serde_json::Value;
 
-use crate::backend::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
-use crate::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
-use crate::doctor;
-use crate::exec::signal_exit_code;
-use crate::facts::{env_var, Findings};
-use crate::invocation::Invocation;
+use crate::aws::verdict::Verdict;
+use crate::backends::saved::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
+use crate::heal::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
+use crate::heal::facts::{env_var, Findings};
+use crate::heal::repair::{self, Lock, Outcome, Reconfigure, Removal};
 use crate::log;
-use crate::reactive;
-use crate::repair::{self, Lock, Outcome, Reconfigure, Removal};
+use crate::proxy::exec::signal_exit_code;
+use crate::proxy::invocation::Invocation;
+use crate::proxy::reactive;
 use crate::report::{self, Action, Report};
-use crate::verdict::Verdict;
 
 /// What to do once the preflight is over.
 pub enum Next {
@@ -116,11 +115,15 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
 
 /// The security warnings worth saying on this run: none after a repair (the secrets are gone then),
 /// and none with `TFSHIM_QUIET=1`.
-fn warnings_for(f: &Findings, inv: &Invocation, step: &Step) -> Vec<crate::warnings::Warning> {
+fn warnings_for(
+    f: &Findings,
+    inv: &Invocation,
+    step: &Step,
+) -> Vec<crate::backends::warnings::Warning> {
     if matches!(step, Step::Repair | Step::ReconfigureInit) {
         return Vec::new();
     }
-    doctor::security_warnings(f, inv.work_dir())
+    f.security_warnings(inv.work_dir())
 }
 
 fn quiet() -> bool {
@@ -135,7 +138,7 @@ fn act(
     f: &mut Findings,
     facts: &Facts,
     step: &Step,
-    warnings: &[crate::warnings::Warning],
+    warnings: &[crate::backends::warnings::Warning],
 ) -> Result<Next> {
     let unchanged = || Next::Run(inv.args.clone());
     let key = f.key();
@@ -249,7 +252,7 @@ fn watch_then_retry(
     let watched = reactive::run_watched(cmd)?;
     let code = match (
         watched.status.code(),
-        crate::exec::killed_by(&watched.status),
+        crate::proxy::exec::killed_by(&watched.status),
     ) {
         (Some(c), _) => c.clamp(0, 255) as u8,
         (None, Some(sig)) => signal_exit_code(sig),
@@ -325,7 +328,7 @@ fn watch_then_retry(
 /// now rejected, terraform will fail, and only a new plan helps. Says so in one line; changes nothing.
 fn check_plan_file(inv: &Invocation, plan: &std::ffi::OsStr) {
     let path = inv.work_dir().join(plan);
-    let Ok(Some(plan_backend)) = crate::planfile::read(&path) else {
+    let Ok(Some(plan_backend)) = crate::backends::planfile::read(&path) else {
         return;
     };
     // The same accessors as a saved backend's, to aim the check where terraform will.
@@ -333,8 +336,9 @@ fn check_plan_file(inv: &Invocation, plan: &std::ffi::OsStr) {
     let Some(creds) = backend.s3_static_credentials() else {
         return;
     };
-    let target = crate::sts::Target::from_backend(&backend, env_var, crate::facts::sts_timeout());
-    let verdict = match target.map(crate::sts::Session::new) {
+    let target =
+        crate::aws::sts::Target::from_backend(&backend, env_var, crate::heal::facts::sts_timeout());
+    let verdict = match target.map(crate::aws::sts::Session::new) {
         Ok(Ok(session)) => session.check_static(&creds),
         _ => return,
     };
@@ -509,7 +513,7 @@ fn reconfigure_init(
             return Ok(Next::Run(inv.args.clone()));
         }
     };
-    let flags = crate::invocation::parse_init_flags(effective);
+    let flags = crate::proxy::invocation::parse_init_flags(effective);
     // The last value given for each credential attribute is the one terraform saves.
     let given = |name: &str| -> Option<String> {
         flags

@@ -6,8 +6,8 @@
 
 use std::ffi::{OsStr, OsString};
 
-use crate::invocation::{first_positional, parse_init_flags, InitFlags, Invocation};
-use crate::verdict::Verdict;
+use crate::aws::verdict::Verdict;
+use crate::proxy::invocation::{first_positional, parse_init_flags, InitFlags, Invocation};
 
 /// `TFSHIM_MODE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -516,7 +516,7 @@ mod tests {
         let flags = |pairs: &[(&str, &str)], files| InitFlags {
             config_pairs: pairs
                 .iter()
-                .map(|(k, v)| (k.to_string(), crate::backend::Secret::new(*v)))
+                .map(|(k, v)| (k.to_string(), crate::backends::saved::Secret::new(*v)))
                 .collect(),
             config_files: files,
             ..Default::default()

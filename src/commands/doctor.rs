@@ -3,16 +3,16 @@
 //! Unlike the proxy, doctor asks every question (the saved key and the fallback credentials) so the
 //! report is complete; the action it names is what `decide` would choose on the next `plan`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::decide::Saved;
-use crate::facts::Findings;
-use crate::locate::Located;
+use crate::backends::warnings::Warning;
+use crate::heal::decide::Saved;
+use crate::heal::facts::Findings;
+use crate::proxy::locate::{self, Located};
 use crate::report::{self, Action, Report, TerraformInfo};
-use crate::warnings::{self, Warning};
 
 /// Exit codes: a repair is due / the saved key is stale and nothing can replace it.
 const REPAIR_DUE: u8 = 3;
@@ -34,7 +34,7 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
     let mut warnings = Vec::new();
     let terraform = match located {
         Ok(l) => Some(TerraformInfo {
-            version: version_of(&l.path),
+            version: locate::version_of(&l.path),
             found: format!("{} {}", l.engine.binary_name(), l.source),
             path: l.path,
         }),
@@ -46,7 +46,7 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
             None
         }
     };
-    warnings.extend(security_warnings(&f, &work_dir));
+    warnings.extend(f.security_warnings(&work_dir));
     let action = report::next_plan(&f);
     let report = Report::new(&f, terraform, action, warnings);
     if json {
@@ -62,32 +62,4 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
         Action::Reconfigure => REPAIR_DUE,
         Action::CannotRepair => CANNOT_REPAIR,
     }))
-}
-
-/// The warnings about what the saved backend exposes (and git's view of it when it holds secrets).
-pub fn security_warnings(f: &Findings, work_dir: &Path) -> Vec<Warning> {
-    let Some(b) = &f.backend else {
-        return Vec::new();
-    };
-    let mut out = warnings::backend_warnings(b);
-    if !out.is_empty() {
-        out.extend(warnings::git_warnings(work_dir, &b.path));
-    }
-    out
-}
-
-/// The first line of `terraform version`.
-pub fn version_of(path: &Path) -> Option<String> {
-    let out = Command::new(path)
-        .arg("version")
-        .env("CHECKPOINT_DISABLE", "1")
-        .env("TFSHIM_MODE", "off")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .map(str::to_owned)
 }

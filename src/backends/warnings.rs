@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::backend::SavedBackend;
+use crate::backends::saved::SavedBackend;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
@@ -150,7 +150,7 @@ mod tests {
     use super::*;
 
     fn backend(kind: &str, config: &str) -> SavedBackend {
-        crate::backend::testing::saved(kind, config, 1)
+        crate::backends::saved::testing::saved(kind, config, 1)
     }
 
     #[test]

@@ -1,0 +1,9 @@
+//! Standing in for terraform: what its command line means (pure), finding the real binary, running it
+//! (exec on Unix, a child where tfshim must look at the result), and watching a child's stderr for the
+//! rejected-key error. This is the pass-through path, so it stays lean: nothing here knows about
+//! backends' contents, STS or repairs (those are `heal`'s), and nothing here imports from above.
+
+pub mod exec;
+pub mod invocation;
+pub mod locate;
+pub mod reactive;
