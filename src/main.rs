@@ -4,6 +4,9 @@
 mod aws;
 mod backends;
 mod commands;
+// Paths in the golden files are written with `/`.
+#[cfg(all(test, unix))]
+mod golden;
 mod heal;
 mod log;
 #[cfg(test)]

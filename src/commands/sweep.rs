@@ -67,7 +67,7 @@ pub struct Options {
 
 /// What became of one stale root under `--fix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Repaired(String),
     Failed(String),
     Skipped(String),
@@ -89,14 +89,14 @@ impl Outcome {
 }
 
 /// One root and everything learnt about it.
-struct Root {
-    path: PathBuf,
-    findings: Findings,
+pub(crate) struct Root {
+    pub(crate) path: PathBuf,
+    pub(crate) findings: Findings,
     /// Index into the saved-key groups, when its key is checked.
-    group: Option<usize>,
-    action: Action,
-    action_reason: String,
-    outcome: Option<Outcome>,
+    pub(crate) group: Option<usize>,
+    pub(crate) action: Action,
+    pub(crate) action_reason: String,
+    pub(crate) outcome: Option<Outcome>,
 }
 
 pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
@@ -375,7 +375,7 @@ fn repair_all(roots: &mut [Root], terraform: &Path, progress: &Progress) -> Resu
 
 /// Counts for the summary and the exit code.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Summary {
+pub(crate) struct Summary {
     roots: usize,
     keys_checked: usize,
     fallbacks_checked: usize,
@@ -392,7 +392,12 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(roots: &[Root], keys_checked: usize, fallbacks_checked: usize, fix: bool) -> Summary {
+    pub(crate) fn of(
+        roots: &[Root],
+        keys_checked: usize,
+        fallbacks_checked: usize,
+        fix: bool,
+    ) -> Summary {
         let mut s = Summary {
             roots: roots.len(),
             keys_checked,
@@ -424,7 +429,7 @@ impl Summary {
 
     /// Without `--fix`: 4 if some root cannot be repaired, else 3 if a repair is due, else 0. With
     /// `--fix`: 1 if a repair failed or was skipped, else 4 if some root cannot be repaired, else 0.
-    fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         if self.fix && self.failed + self.skipped > 0 {
             REPAIR_FAILED
         } else if self.cannot_repair > 0 {
@@ -474,7 +479,7 @@ fn verdict_of(f: &Findings) -> (&'static str, Value, Value) {
     (word, saved["code"].clone(), reason)
 }
 
-fn to_json(dir: &Path, roots: &[Root], summary: &Summary) -> Value {
+pub(crate) fn to_json(dir: &Path, roots: &[Root], summary: &Summary) -> Value {
     let roots: Vec<Value> = roots
         .iter()
         .map(|r| {
@@ -508,7 +513,7 @@ fn to_json(dir: &Path, roots: &[Root], summary: &Summary) -> Value {
 /// Paths named in one note; the table lists them all.
 const NOTE_PATHS: usize = 5;
 
-fn to_human(dir: &Path, roots: &[Root], summary: &Summary, color: bool) -> String {
+pub(crate) fn to_human(dir: &Path, roots: &[Root], summary: &Summary, color: bool) -> String {
     let paint = |text: &str, code: &str| {
         if color {
             format!("\x1b[{code}m{text}\x1b[0m")

@@ -101,16 +101,28 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
     if let Some(path) = env::var_os("TFSHIM_REPORT").filter(|p| !p.is_empty()) {
         // What the run did, where it did something; else what it decided.
         let action = f.done.clone().unwrap_or_else(|| Action::of(&step, &f));
-        let report = Report::new(&f, None, action, warnings);
-        let mut json = report.to_json();
-        json["terraform"] = serde_json::json!({
-            "path": ctx.terraform.display().to_string(), "found": ctx.found, "version": null,
-        });
+        let json = run_report(&f, ctx.terraform, &ctx.found, action, warnings);
         if let Err(e) = report::write_file(Path::new(&path), &json) {
             log::say(&format!("{e:#}"));
         }
     }
     next
+}
+
+/// The `TFSHIM_REPORT` document: doctor's schema, with the terraform this run used.
+pub(crate) fn run_report(
+    f: &Findings,
+    terraform: &Path,
+    found: &str,
+    action: (Action, String),
+    warnings: Vec<crate::backends::warnings::Warning>,
+) -> Value {
+    let report = Report::new(f, None, action, warnings);
+    let mut json = report.to_json();
+    json["terraform"] = serde_json::json!({
+        "path": terraform.display().to_string(), "found": found, "version": null,
+    });
+    json
 }
 
 /// The security warnings worth saying on this run: none after a repair (the secrets are gone then),
@@ -467,7 +479,7 @@ fn repair_then_run(
 }
 
 /// What a repair did, for `TFSHIM_REPORT`.
-fn done(removal: &Removal) -> (Action, String) {
+pub(crate) fn done(removal: &Removal) -> (Action, String) {
     match removal {
         Removal::Done => (
             Action::Reconfigure,
