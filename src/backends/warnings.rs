@@ -91,13 +91,35 @@ fn conn_str_has_password(conn: &str) -> bool {
 
 /// Git's view of the saved file: tracked (committed, secrets included) or not ignored. Runs `git`
 /// in `work_dir`; no git, no repository: no warning.
+///
+/// Read-only on purpose (#12): `git status` refreshes the index, so it takes `.git/index.lock` (a
+/// concurrent `git commit` in the same repository then fails) and runs the repository's
+/// `core.fsmonitor` hook, i.e. code from the repository, on every terraform command. `ls-files` is
+/// plumbing that never writes the index; `core.fsmonitor=false` keeps it from running the hook too
+/// (it does otherwise: measured with git 2.47), `--no-optional-locks` and an empty `core.hooksPath`
+/// are belts and braces for other git versions.
 pub fn git_warnings(work_dir: &Path, saved_file: &Path) -> Vec<Warning> {
-    // One process: `git status --porcelain --ignored` on the one file says tracked (no line, or a
-    // change line), untracked and not ignored (`??`) or ignored (`!!`); outside a repository git fails.
+    // One process: `ls-files -t --cached --others --exclude-standard -- FILE` tags a tracked file
+    // (`H`, or `S`/`M` for skip-worktree/unmerged), an untracked one that is not ignored (`?`), and
+    // prints nothing for an ignored one; outside a repository git fails.
     let output = Command::new("git")
+        .arg("--no-optional-locks")
+        .args([
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
         .arg("-C")
         .arg(work_dir)
-        .args(["status", "--porcelain=v1", "--ignored", "--"])
+        .args([
+            "ls-files",
+            "-t",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+        ])
         .arg(saved_file.strip_prefix(work_dir).unwrap_or(saved_file))
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -135,13 +157,14 @@ enum GitStatus {
     Ignored,
 }
 
-/// Reads `git status --porcelain=v1 --ignored -- FILE`. Pure.
-fn git_status_of(porcelain: &str) -> GitStatus {
-    match porcelain.lines().next() {
-        Some(l) if l.starts_with("!!") => GitStatus::Ignored,
-        Some(l) if l.starts_with("??") => GitStatus::NotIgnored,
-        // A clean tracked file prints nothing; a changed one prints its change.
-        _ => GitStatus::Tracked,
+/// Reads `git ls-files -t --cached --others --exclude-standard -- FILE`. Pure.
+fn git_status_of(listing: &str) -> GitStatus {
+    match listing.lines().next() {
+        // Only `--others` files, i.e. untracked ones that no exclude rule matches, are tagged `?`.
+        Some(l) if l.starts_with('?') => GitStatus::NotIgnored,
+        Some(_) => GitStatus::Tracked,
+        // An ignored untracked file is listed by neither `--cached` nor `--others`.
+        None => GitStatus::Ignored,
     }
 }
 
@@ -155,13 +178,17 @@ mod tests {
 
     #[test]
     fn git_porcelain() {
-        assert_eq!(git_status_of(""), GitStatus::Tracked);
+        assert_eq!(git_status_of(""), GitStatus::Ignored);
+        for tracked in ["H", "S", "M"] {
+            assert_eq!(
+                git_status_of(&format!("{tracked} .terraform/terraform.tfstate\n")),
+                GitStatus::Tracked
+            );
+        }
         assert_eq!(
-            git_status_of(" M .terraform/terraform.tfstate\n"),
-            GitStatus::Tracked
+            git_status_of("? .terraform/terraform.tfstate\n"),
+            GitStatus::NotIgnored
         );
-        assert_eq!(git_status_of("?? .terraform/\n"), GitStatus::NotIgnored);
-        assert_eq!(git_status_of("!! .terraform/\n"), GitStatus::Ignored);
     }
 
     #[test]

@@ -169,6 +169,120 @@ fn ignored_data_dir_is_not_flagged() {
     );
 }
 
+/// Watches a directory for files created in it (inotify: every creation is queued, so none is missed
+/// however briefly the file lives).
+#[cfg(target_os = "linux")]
+struct CreatedFiles(std::os::fd::OwnedFd);
+
+#[cfg(target_os = "linux")]
+impl CreatedFiles {
+    fn watch(dir: &std::path::Path) -> CreatedFiles {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        // SAFETY: plain inotify calls; the descriptor is owned from here on.
+        unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(fd >= 0, "inotify_init1");
+            let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+            let wd =
+                libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO);
+            assert!(wd >= 0, "inotify_add_watch");
+            CreatedFiles(owned)
+        }
+    }
+
+    /// The names created since [`CreatedFiles::watch`] (or the last call).
+    fn names(&self) -> Vec<String> {
+        use std::os::fd::AsRawFd;
+        let mut names = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: reads into a buffer of the given length.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return names;
+            }
+            let mut at = 0;
+            while at < n as usize {
+                // struct inotify_event { int wd; uint32_t mask, cookie, len; char name[len]; }
+                let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                let name = &buf[at + 16..at + 16 + len];
+                let end = name.iter().position(|b| *b == 0).unwrap_or(len);
+                names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+                at += 16 + len;
+            }
+        }
+    }
+}
+
+/// The plaintext-key warning asks git about the saved file. A `git status` there would take
+/// `.git/index.lock` (breaking a concurrent git command) and run the repository's fsmonitor hook;
+/// the warnings must come without either, for the tracked and the not-ignored case alike.
+#[cfg(target_os = "linux")]
+#[test]
+fn git_check_takes_no_index_lock_and_runs_no_hook() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    git(&sb.work, &["init", "-q"]);
+    git(&sb.work, &["add", "main.tf"]);
+    git(&sb.work, &["commit", "-qm", "root"]);
+    let hook_log = sb.root.path().join("fsmonitor-calls");
+    let hook = sb.root.path().join("fsmonitor-hook");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexit 1\n",
+            hook_log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    git(
+        &sb.work,
+        &["config", "core.fsmonitor", hook.to_str().unwrap()],
+    );
+    for (case, code, needle) in [
+        (
+            "not ignored",
+            "data-dir-not-ignored",
+            "is not ignored by git",
+        ),
+        ("tracked", "state-tracked-by-git", "is tracked by git"),
+    ] {
+        if case == "tracked" {
+            git(&sb.work, &["add", "-f", ".terraform/terraform.tfstate"]);
+            git(&sb.work, &["commit", "-qm", "oops"]);
+            // A stat change git has not seen yet: `git status` would refresh (and write) the index.
+            std::fs::write(
+                sb.work.join("main.tf"),
+                sb.main_tf(Layout::default()) + "\n",
+            )
+            .unwrap();
+        }
+        let _ = std::fs::remove_file(&hook_log);
+        let created = CreatedFiles::watch(&sb.work.join(".git"));
+        let (_, j) = doctor(&sb);
+        assert!(
+            warning_codes(&j).contains(&Value::from(code)),
+            "{case}: {j}"
+        );
+        let mut loud = sb.tfshim_cmd();
+        loud.env("TFSHIM_QUIET", "0");
+        sb.run(loud, &["plan", "-input=false"])
+            .success()
+            .stderr_has(needle);
+        let names = created.names();
+        assert!(
+            !names.iter().any(|n| n == "index.lock"),
+            "{case}: tfshim created .git/index.lock: {names:?}"
+        );
+        let calls = std::fs::read_to_string(&hook_log).unwrap_or_default();
+        assert!(calls.is_empty(), "{case}: the fsmonitor hook ran: {calls}");
+    }
+}
+
 #[test]
 fn github_actions_annotation_and_untouched_stdout() {
     let mut sb = Sandbox::new(Layout::default());
