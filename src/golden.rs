@@ -16,12 +16,14 @@ use std::path::{Path, PathBuf};
 use crate::aws::sts::Ambient;
 use crate::aws::verdict::Verdict;
 use crate::backends::warnings::{self, Warning};
-use crate::commands::sweep::{self, Outcome, Root, Summary};
+use crate::commands::sweep::{self, Outcome, Root};
 use crate::heal::decide::{Saved, Step};
 use crate::heal::facts::Findings;
+use crate::heal::outcome;
 use crate::heal::preflight;
 use crate::heal::repair::Removal;
-use crate::report::{self, Action, Report, TerraformInfo};
+use crate::report::sweep::Summary;
+use crate::report::{self, Action, Doctor, TerraformInfo};
 
 const ROOTS: &str = "tests/golden/roots";
 const GOLDEN: &str = "tests/golden";
@@ -104,11 +106,11 @@ fn doctor_findings(case: &str) -> Findings {
 }
 
 fn terraform_info() -> TerraformInfo {
-    TerraformInfo {
-        path: PathBuf::from("/opt/terraform/1.11.4/terraform"),
-        found: "terraform on PATH".into(),
-        version: Some("Terraform v1.11.4".into()),
-    }
+    outcome::terraform_info(
+        Path::new("/opt/terraform/1.11.4/terraform"),
+        "terraform on PATH".into(),
+        Some("Terraform v1.11.4".into()),
+    )
 }
 
 /// The warnings doctor shows, less git's view (which depends on the checkout).
@@ -119,14 +121,14 @@ fn doctor_warnings(f: &Findings) -> Vec<Warning> {
         .unwrap_or_default()
 }
 
-fn doctor_report(case: &str) -> Report {
+fn doctor_report(case: &str) -> Doctor {
     let f = doctor_findings(case);
-    let action = report::next_plan(&f);
-    Report::new(&f, Some(terraform_info()), action, doctor_warnings(&f))
+    let plan = outcome::next_plan(&f);
+    outcome::doctor_report(&f, Some(terraform_info()), plan, doctor_warnings(&f))
 }
 
-fn pretty(value: &serde_json::Value) -> String {
-    format!("{}\n", serde_json::to_string_pretty(value).unwrap())
+fn pretty<T: serde::Serialize>(document: &T) -> String {
+    report::to_json(document).unwrap()
 }
 
 /// Compares `actual` with the checked-in file byte for byte (or writes it, when regenerating).
@@ -175,7 +177,7 @@ fn doctor_cases() -> Vec<String> {
 
 #[test]
 fn golden_doctor_json() {
-    let text = sections(&doctor_cases(), |c| pretty(&doctor_report(c).to_json()));
+    let text = sections(&doctor_cases(), |c| pretty(&doctor_report(c)));
     golden("doctor.json.txt", &text);
 }
 
@@ -200,10 +202,10 @@ fn golden_doctor_without_terraform() {
         message: "no `terraform` found on PATH; install it, or set TFSHIM_TERRAFORM".into(),
     }];
     warnings.extend(doctor_warnings(&f));
-    let r = Report::new(&f, None, report::next_plan(&f), warnings);
+    let r = outcome::doctor_report(&f, None, outcome::next_plan(&f), warnings);
     golden(
         "doctor-no-terraform.txt",
-        &format!("{}{}", pretty(&r.to_json()), r.to_human(false)),
+        &format!("{}{}", pretty(&r), r.to_human(false)),
     );
 }
 
@@ -223,7 +225,10 @@ fn sweep_roots(fix: bool) -> Vec<Root> {
             if matches!(f.saved_verdict, Some(Verdict::Rejected { .. })) {
                 f.ambient = amb;
             }
-            let (action, action_reason) = report::next_plan(&f);
+            let report::Plan {
+                action,
+                reason: action_reason,
+            } = outcome::next_plan(&f);
             let outcome = (fix && action == Action::Reconfigure).then(|| match case.as_str() {
                 "s3-rejected-b" => Outcome::Failed(
                     "terraform init -reconfigure failed (exit 1); the saved backend was left as it was"
@@ -247,13 +252,13 @@ fn sweep_roots(fix: bool) -> Vec<Root> {
 fn sweep_outputs(fix: bool) -> String {
     let roots = sweep_roots(fix);
     let summary = Summary::of(&roots, 5, 4, fix);
-    let dir = Path::new(ROOTS);
+    let code = summary.exit_code();
+    let doc = sweep::document(Path::new(ROOTS), &roots, summary);
     format!(
-        "{}=== exit {}\n=== text\n{}=== colour\n{}",
-        pretty(&sweep::to_json(dir, &roots, &summary)),
-        summary.exit_code(),
-        sweep::to_human(dir, &roots, &summary, false),
-        sweep::to_human(dir, &roots, &summary, true),
+        "{}=== exit {code}\n=== text\n{}=== colour\n{}",
+        pretty(&doc),
+        doc.to_human(false),
+        doc.to_human(true),
     )
 }
 
@@ -289,7 +294,7 @@ fn golden_run_report() {
     let mut out = String::new();
     for step in &steps {
         out.push_str(&format!("=== step {step:?}\n"));
-        let action = Action::of(step, &f);
+        let action = outcome::plan_of(step, &f);
         out.push_str(&pretty(&preflight::run_report(
             &f,
             terraform,
@@ -304,15 +309,18 @@ fn golden_run_report() {
             &f,
             terraform,
             found,
-            preflight::done(removal),
+            outcome::plan_after(removal),
             Vec::new(),
         )));
     }
     // The actions of the other cases' next plans, as a run in `fix` mode reports them.
     for case in doctor_cases() {
         let f = doctor_findings(&case);
-        let (action, reason) = report::next_plan(&f);
-        out.push_str(&format!("=== next {case}: {} {reason}\n", action.as_str()));
+        let plan = outcome::next_plan(&f);
+        out.push_str(&format!(
+            "=== next {case}: {} {}\n",
+            plan.action, plan.reason
+        ));
     }
     golden("run-report.txt", &out);
 }

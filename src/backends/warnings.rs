@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use crate::backends::saved::SavedBackend;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Warning {
     /// A stable identifier (`plaintext-keys`, `secret-in-backend`, `state-tracked-by-git`,
     /// `data-dir-not-ignored`, `stale-plan-key`).

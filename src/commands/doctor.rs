@@ -11,12 +11,9 @@ use anyhow::Result;
 use crate::backends::warnings::Warning;
 use crate::heal::decide::Saved;
 use crate::heal::facts::Findings;
+use crate::heal::outcome;
 use crate::proxy::locate::{self, Located};
-use crate::report::{self, Action, Report, TerraformInfo};
-
-/// Exit codes: a repair is due / the saved key is stale and nothing can replace it.
-const REPAIR_DUE: u8 = 3;
-const CANNOT_REPAIR: u8 = 4;
+use crate::report;
 
 pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Result<ExitCode> {
     let work_dir = chdir.unwrap_or_else(|| PathBuf::from("."));
@@ -33,11 +30,11 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
     }
     let mut warnings = Vec::new();
     let terraform = match located {
-        Ok(l) => Some(TerraformInfo {
-            version: locate::version_of(&l.path),
-            found: format!("{} {}", l.engine.binary_name(), l.source),
-            path: l.path,
-        }),
+        Ok(l) => Some(outcome::terraform_info(
+            &l.path,
+            format!("{} {}", l.engine.binary_name(), l.source),
+            locate::version_of(&l.path),
+        )),
         Err(e) => {
             warnings.push(Warning {
                 code: "terraform-not-found",
@@ -47,19 +44,11 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
         }
     };
     warnings.extend(f.security_warnings(&work_dir));
-    let action = report::next_plan(&f);
-    let report = Report::new(&f, terraform, action, warnings);
+    let doc = outcome::doctor_report(&f, terraform, outcome::next_plan(&f), warnings);
     if json {
-        report::out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&report.to_json())?
-        ));
+        report::out(&report::to_json(&doc)?);
     } else {
-        report::out(&report.to_human(report::stdout_color()));
+        report::out(&doc.to_human(report::color_on(&std::io::stdout())));
     }
-    Ok(ExitCode::from(match report.action {
-        Action::None => 0,
-        Action::Reconfigure => REPAIR_DUE,
-        Action::CannotRepair => CANNOT_REPAIR,
-    }))
+    Ok(ExitCode::from(doc.action.exit_code()))
 }

@@ -26,7 +26,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use serde_json::{json, Value};
 
 use crate::aws::chain::ProfileSettings;
 use crate::aws::sts::{Ambient, Session, Target};
@@ -34,11 +33,13 @@ use crate::aws::verdict::Verdict;
 use crate::backends::saved::{StaticCredentials, SAVED_FILE};
 use crate::heal::decide::Saved;
 use crate::heal::facts::Findings;
+use crate::heal::outcome;
 use crate::heal::repair::{KeyRemoval, Removal};
 use crate::log;
 use crate::proxy::exec::signal_exit_code;
 use crate::proxy::locate::{self, Located};
-use crate::report::{self, Action, Report};
+use crate::report::sweep::{RepairResult, RootText, Summary, Tally};
+use crate::report::{self, Action, Shown};
 
 /// The data dir name a sweep looks for. `TF_DATA_DIR` is per invocation, not per tree, so it is not
 /// honoured here: a root is a directory holding `.terraform/terraform.tfstate`.
@@ -48,11 +49,8 @@ const DATA_DIR: &str = ".terraform";
 /// possibly with their authors' `.terraform` — and `providers/` holds large binaries).
 const SKIPPED_DIRS: &[&str] = &[".git", "node_modules", DATA_DIR];
 
-/// Exit codes, as `shim doctor`'s: a repair is due / stale keys with nothing to replace them.
-const REPAIR_DUE: u8 = 3;
-const CANNOT_REPAIR: u8 = 4;
-/// With `--fix`: a repair failed or was not attempted.
-const REPAIR_FAILED: u8 = 1;
+#[cfg(test)]
+use crate::report::exit::{CANNOT_REPAIR, REPAIR_DUE, REPAIR_FAILED};
 
 /// Default of `--jobs`: STS checks in flight at once. Small, to stay far below STS's request rate
 /// limits and not to look like a burst to whoever watches the account.
@@ -74,11 +72,11 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    fn word(&self) -> &'static str {
+    fn result(&self) -> RepairResult {
         match self {
-            Outcome::Repaired(_) => "repaired",
-            Outcome::Failed(_) => "failed",
-            Outcome::Skipped(_) => "skipped",
+            Outcome::Repaired(_) => RepairResult::Repaired,
+            Outcome::Failed(_) => RepairResult::Failed,
+            Outcome::Skipped(_) => RepairResult::Skipped,
         }
     }
     fn reason(&self) -> &str {
@@ -168,9 +166,9 @@ pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
         if let Some(a) = fallback {
             root.findings.ambient = Some(ambients[*a].clone());
         }
-        let (action, reason) = report::next_plan(&root.findings);
-        root.action = action;
-        root.action_reason = reason;
+        let plan = outcome::next_plan(&root.findings);
+        root.action = plan.action;
+        root.action_reason = plan.reason;
     }
 
     let mut interrupted = None;
@@ -180,21 +178,17 @@ pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
     progress.clear();
 
     let summary = Summary::of(&roots, keys.len(), fallbacks.len(), opts.fix);
+    let code = summary.exit_code();
+    let doc = document(&opts.dir, &roots, summary);
     if opts.json {
-        let doc = to_json(&opts.dir, &roots, &summary);
-        report::out(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
+        report::out(&report::to_json(&doc)?);
     } else {
-        report::out(&to_human(
-            &opts.dir,
-            &roots,
-            &summary,
-            report::stdout_color(),
-        ));
+        report::out(&doc.to_human(report::color_on(&io::stdout())));
     }
     if let Some(sig) = interrupted {
         return Ok(ExitCode::from(signal_exit_code(sig)));
     }
-    Ok(ExitCode::from(summary.exit_code()))
+    Ok(ExitCode::from(code))
 }
 
 /// The index of `item` in `groups`, appending it when new. A linear search: neither the credentials
@@ -306,8 +300,7 @@ fn repair_all(roots: &mut [Root], terraform: &Path, progress: &Progress) -> Resu
     let env = repair_env()?;
     // Successful inits would bury the report; a failed one's output is shown anyway.
     let show_output = log::debug_enabled();
-    let no_color =
-        !io::stderr().is_terminal() || env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let no_color = !report::color_on(&io::stderr());
     let due = roots
         .iter()
         .filter(|r| r.action == Action::Reconfigure)
@@ -373,257 +366,59 @@ fn repair_all(roots: &mut [Root], terraform: &Path, progress: &Progress) -> Resu
     Ok(interrupted)
 }
 
-/// Counts for the summary and the exit code.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Summary {
-    roots: usize,
-    keys_checked: usize,
-    fallbacks_checked: usize,
-    fix: bool,
-    valid: usize,
-    rejected: usize,
-    unverified: usize,
-    none: usize,
-    reconfigure: usize,
-    cannot_repair: usize,
-    repaired: usize,
-    failed: usize,
-    skipped: usize,
+/// The saved key's verdict, code and reason, as a sweep row shows them.
+fn verdict_of(f: &Findings) -> (Shown, Option<String>, Option<String>) {
+    outcome::saved_verdict(f)
 }
 
-impl Summary {
-    pub(crate) fn of(
-        roots: &[Root],
-        keys_checked: usize,
-        fallbacks_checked: usize,
-        fix: bool,
-    ) -> Summary {
-        let mut s = Summary {
-            roots: roots.len(),
-            keys_checked,
-            fallbacks_checked,
-            fix,
-            ..Summary::default()
-        };
-        for root in roots {
-            match verdict_of(&root.findings).0 {
-                "valid" => s.valid += 1,
-                "rejected" => s.rejected += 1,
-                "none" => s.none += 1,
-                _ => s.unverified += 1,
-            }
-            match root.action {
-                Action::None => {}
-                Action::Reconfigure => s.reconfigure += 1,
-                Action::CannotRepair => s.cannot_repair += 1,
-            }
-            match &root.outcome {
-                Some(Outcome::Repaired(_)) => s.repaired += 1,
-                Some(Outcome::Failed(_)) => s.failed += 1,
-                Some(Outcome::Skipped(_)) => s.skipped += 1,
-                None => {}
-            }
-        }
-        s
+impl Tally for Root {
+    fn verdict(&self) -> Shown {
+        verdict_of(&self.findings).0
     }
-
-    /// Without `--fix`: 4 if some root cannot be repaired, else 3 if a repair is due, else 0. With
-    /// `--fix`: 1 if a repair failed or was skipped, else 4 if some root cannot be repaired, else 0.
-    pub(crate) fn exit_code(&self) -> u8 {
-        if self.fix && self.failed + self.skipped > 0 {
-            REPAIR_FAILED
-        } else if self.cannot_repair > 0 {
-            CANNOT_REPAIR
-        } else if !self.fix && self.reconfigure > 0 {
-            REPAIR_DUE
-        } else {
-            0
-        }
+    fn action(&self) -> Action {
+        self.action
     }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "roots": self.roots,
-            "valid": self.valid,
-            "rejected": self.rejected,
-            "unverified": self.unverified,
-            "none": self.none,
-            "reconfigure": self.reconfigure,
-            "cannot_repair": self.cannot_repair,
-            "repaired": self.repaired,
-            "failed": self.failed,
-            "skipped": self.skipped,
-        })
+    fn result(&self) -> Option<RepairResult> {
+        self.outcome.as_ref().map(Outcome::result)
     }
 }
 
-/// The saved key's verdict word, code and reason, as `shim doctor` words them; a data dir whose saved
-/// file cannot be read is `unverified` (doctor says `none` for its absent key, but here the file is
-/// the subject).
-fn verdict_of(f: &Findings) -> (&'static str, Value, Value) {
-    if let Saved::Unreadable(why) = &f.saved {
-        return ("unverified", Value::Null, json!(why));
-    }
-    let report = Report::new(f, None, (Action::None, String::new()), Vec::new());
-    let saved = &report.saved;
-    let word = match saved["verdict"].as_str() {
-        Some("valid") => "valid",
-        Some("rejected") => "rejected",
-        Some("none") => "none",
-        _ => "unverified",
-    };
-    let reason = match word {
-        "none" => Value::Null,
-        _ => saved["reason"].clone(),
-    };
-    (word, saved["code"].clone(), reason)
-}
-
-pub(crate) fn to_json(dir: &Path, roots: &[Root], summary: &Summary) -> Value {
-    let roots: Vec<Value> = roots
+/// The sweep's document.
+pub(crate) fn document(dir: &Path, roots: &[Root], summary: Summary) -> report::sweep::Sweep {
+    let rows = roots
         .iter()
         .map(|r| {
             let f = &r.findings;
             let (verdict, code, reason) = verdict_of(f);
-            json!({
-                "path": r.path.display().to_string(),
-                "backend": f.backend.as_ref().map(|b| b.kind.clone()),
-                "access_key": f.creds.as_ref().map(|c| c.access_key.redacted()),
-                "verdict": verdict,
-                "code": code,
-                "reason": reason,
-                "action": r.action.as_str(),
-                "action_reason": r.action_reason,
-                "result": r.outcome.as_ref().map(Outcome::word),
-                "result_reason": r.outcome.as_ref().map(Outcome::reason),
-            })
+            report::sweep::Root {
+                path: r.path.display().to_string(),
+                backend: f.backend.as_ref().map(|b| b.kind.clone()),
+                access_key: f.creds.as_ref().map(|c| c.access_key.redacted()),
+                verdict,
+                code,
+                reason,
+                action: r.action,
+                action_reason: r.action_reason.clone(),
+                result: r.outcome.as_ref().map(Outcome::result),
+                result_reason: r.outcome.as_ref().map(|o| o.reason().to_owned()),
+                text: RootText {
+                    path: relative(&r.path, dir),
+                    saved_file: (
+                        f.data_dir.join(SAVED_FILE).display().to_string(),
+                        format!("{DATA_DIR}/{SAVED_FILE}"),
+                    ),
+                    looked_in: if r.action == Action::CannotRepair {
+                        f.profiles()
+                            .map(|p| p.describe(crate::heal::facts::env_var))
+                            .unwrap_or_default()
+                    } else {
+                        String::new()
+                    },
+                },
+            }
         })
         .collect();
-    json!({
-        "tfshim_version": env!("CARGO_PKG_VERSION"),
-        "dir": dir.display().to_string(),
-        "fix": summary.fix,
-        "roots": roots,
-        "keys_checked": summary.keys_checked,
-        "fallbacks_checked": summary.fallbacks_checked,
-        "summary": summary.to_json(),
-    })
-}
-
-/// Paths named in one note; the table lists them all.
-const NOTE_PATHS: usize = 5;
-
-pub(crate) fn to_human(dir: &Path, roots: &[Root], summary: &Summary, color: bool) -> String {
-    let paint = |text: &str, code: &str| {
-        if color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
-    };
-    let mut rows = vec![[
-        "PATH".to_owned(),
-        "BACKEND".into(),
-        "KEY".into(),
-        "VERDICT".into(),
-        "ACTION".into(),
-        "RESULT".into(),
-    ]];
-    // Explanations, each said once for all the roots it applies to (a rotated key is usually saved
-    // in many roots).
-    let mut notes: Vec<(String, Vec<String>)> = Vec::new();
-    let mut note = |message: String, path: &str| match notes.iter_mut().find(|n| n.0 == message) {
-        Some(n) => n.1.push(path.to_owned()),
-        None => notes.push((message, vec![path.to_owned()])),
-    };
-    for r in roots {
-        let f = &r.findings;
-        let (verdict, code, reason) = verdict_of(f);
-        let verdict = match code.as_str() {
-            Some(code) => format!("{verdict} ({code})"),
-            None => verdict.to_owned(),
-        };
-        let path = relative(&r.path, dir);
-        if let Some(why) = reason.as_str() {
-            // An unreadable file's reason starts with its path, which the note already names.
-            let file = f.data_dir.join(SAVED_FILE).display().to_string();
-            let why = match why.strip_prefix(&format!("{file}: ")) {
-                Some(rest) => format!("{DATA_DIR}/{SAVED_FILE}: {rest}"),
-                None => why.to_owned(),
-            };
-            note(why, &path);
-        }
-        if let Some(Outcome::Failed(why) | Outcome::Skipped(why)) = &r.outcome {
-            note(why.clone(), &path);
-        }
-        if r.action == Action::CannotRepair {
-            let looked = f
-                .profiles()
-                .map(|p| p.describe(crate::heal::facts::env_var))
-                .unwrap_or_default();
-            note(
-                format!(
-                    "{}; put the rotated key where terraform finds it (looked in {looked})",
-                    r.action_reason
-                ),
-                &path,
-            );
-        }
-        rows.push([
-            path,
-            f.backend
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |b| b.kind.clone()),
-            f.creds
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |c| c.access_key.redacted()),
-            verdict,
-            r.action.as_str().to_owned(),
-            r.outcome
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |o| o.word().to_owned()),
-        ]);
-    }
-    let mut widths = [0usize; 6];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for (n, row) in rows.iter().enumerate() {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            let pad = " ".repeat(w - cell.chars().count());
-            let shown = if n == 0 {
-                cell.clone()
-            } else {
-                match (i, cell.split(' ').next().unwrap_or("")) {
-                    (3, "valid") | (5, "repaired") => paint(cell, "32"),
-                    (3, "rejected") | (4, "cannot-repair") | (5, "failed") => paint(cell, "31"),
-                    (3, "unverified") | (4, "reconfigure") | (5, "skipped") => paint(cell, "33"),
-                    _ => cell.clone(),
-                }
-            };
-            line.push_str(&shown);
-            if i + 1 < row.len() {
-                line.push_str(&pad);
-                line.push_str("  ");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    for (message, paths) in notes {
-        let mut shown = paths.iter().take(NOTE_PATHS).cloned().collect::<Vec<_>>();
-        if paths.len() > NOTE_PATHS {
-            shown.push(format!("and {} more", paths.len() - NOTE_PATHS));
-        }
-        out.push_str(&format!("note: {}: {message}\n", shown.join(", ")));
-    }
-    out.push_str(&summary_line(summary));
-    out.push('\n');
-    out
+    report::sweep::Sweep::new(dir.display().to_string(), rows, summary)
 }
 
 /// `path` as found under `dir`, for the table: `apps/web`, or `.` for `dir` itself.
@@ -633,39 +428,6 @@ fn relative(path: &Path, dir: &Path) -> String {
         Ok(rel) => rel.display().to_string(),
         Err(_) => path.display().to_string(),
     }
-}
-
-fn summary_line(s: &Summary) -> String {
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let mut line = format!(
-        "{}, {} checked, {}: {} valid, {} rejected, {} unverified, {} without a saved key",
-        plural(s.roots, "root", "roots"),
-        plural(s.keys_checked, "distinct key", "distinct keys"),
-        plural(s.fallbacks_checked, "fallback check", "fallback checks"),
-        s.valid,
-        s.rejected,
-        s.unverified,
-        s.none,
-    );
-    if s.fix {
-        line.push_str(&format!(
-            "; {} repaired, {} failed, {} skipped",
-            s.repaired, s.failed, s.skipped
-        ));
-    } else if s.reconfigure > 0 {
-        line.push_str(&format!(
-            "; {} due (run again with --fix)",
-            plural(s.reconfigure, "repair", "repairs")
-        ));
-    }
-    if s.cannot_repair > 0 {
-        line.push_str(&format!(
-            "; {} cannot be repaired (no working fallback credentials)",
-            s.cannot_repair
-        ));
-    }
-    line
 }
 
 /// The live line on stderr (a terminal only; nothing otherwise): roots found, keys checked, repairs.
@@ -891,7 +653,7 @@ mod tests {
         assert_eq!(verdict_of(&broken.findings).0, "unverified");
         assert!(verdict_of(&broken.findings)
             .2
-            .as_str()
+            .as_deref()
             .unwrap()
             .contains("not valid JSON"));
         let plain = root_with(NO_KEY, Action::None, None);

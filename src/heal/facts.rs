@@ -46,8 +46,6 @@ pub struct Findings {
     pub target: Option<Result<Target, String>>,
     pub saved_verdict: Option<Verdict>,
     pub ambient: Option<Ambient>,
-    /// What the run did about it, once it did something (for `TFSHIM_REPORT`).
-    pub done: Option<(crate::report::Action, String)>,
     session: Option<Session>,
 }
 
@@ -87,7 +85,6 @@ impl Findings {
             target,
             saved_verdict: None,
             ambient: None,
-            done: None,
             session: None,
         }
     }

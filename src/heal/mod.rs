@@ -5,5 +5,6 @@
 
 pub mod decide;
 pub mod facts;
+pub mod outcome;
 pub mod preflight;
 pub mod repair;

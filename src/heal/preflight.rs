@@ -18,12 +18,13 @@ use crate::aws::verdict::Verdict;
 use crate::backends::saved::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
 use crate::heal::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
 use crate::heal::facts::{env_var, Findings};
+use crate::heal::outcome;
 use crate::heal::repair::{self, Lock, Outcome, Reconfigure, Removal};
 use crate::log;
 use crate::proxy::exec::signal_exit_code;
 use crate::proxy::invocation::Invocation;
 use crate::proxy::reactive;
-use crate::report::{self, Action, Report};
+use crate::report::{self, Doctor, Plan};
 
 /// What to do once the preflight is over.
 pub enum Next {
@@ -96,13 +97,13 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
     };
     // Computed once (the git check is a process), said by `act`, reported below.
     let warnings = warnings_for(&f, inv, &step);
-    let next = act(ctx, inv, &effective, &mut f, &facts, &step, &warnings);
+    let (next, done) = act(ctx, inv, &effective, &mut f, &facts, &step, &warnings);
     // The run's decision, for CI: written whatever happened next.
     if let Some(path) = env::var_os("TFSHIM_REPORT").filter(|p| !p.is_empty()) {
         // What the run did, where it did something; else what it decided.
-        let action = f.done.clone().unwrap_or_else(|| Action::of(&step, &f));
-        let json = run_report(&f, ctx.terraform, &ctx.found, action, warnings);
-        if let Err(e) = report::write_file(Path::new(&path), &json) {
+        let plan = done.unwrap_or_else(|| outcome::plan_of(&step, &f));
+        let doc = run_report(&f, ctx.terraform, &ctx.found, plan, warnings);
+        if let Err(e) = report::write_file(Path::new(&path), &doc) {
             log::say(&format!("{e:#}"));
         }
     }
@@ -114,15 +115,11 @@ pub(crate) fn run_report(
     f: &Findings,
     terraform: &Path,
     found: &str,
-    action: (Action, String),
+    plan: Plan,
     warnings: Vec<crate::backends::warnings::Warning>,
-) -> Value {
-    let report = Report::new(f, None, action, warnings);
-    let mut json = report.to_json();
-    json["terraform"] = serde_json::json!({
-        "path": terraform.display().to_string(), "found": found, "version": null,
-    });
-    json
+) -> Doctor {
+    let terraform = outcome::terraform_info(terraform, found.to_owned(), None);
+    outcome::doctor_report(f, Some(terraform), plan, warnings)
 }
 
 /// The security warnings worth saying on this run: none after a repair (the secrets are gone then),
@@ -142,7 +139,7 @@ fn quiet() -> bool {
     env::var_os("TFSHIM_QUIET").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Carries out a final step.
+/// Carries out a final step; says what it did, where it did something (for `TFSHIM_REPORT`).
 fn act(
     ctx: &Context,
     inv: &Invocation,
@@ -151,7 +148,7 @@ fn act(
     facts: &Facts,
     step: &Step,
     warnings: &[crate::backends::warnings::Warning],
-) -> Result<Next> {
+) -> (Result<Next>, Option<Plan>) {
     let unchanged = || Next::Run(inv.args.clone());
     let key = f.key();
     if !quiet() {
@@ -161,7 +158,7 @@ fn act(
     }
     let reactive = reactive_eligible(facts, f, inv, step, effective);
     match step {
-        Step::Run => Ok(unchanged()),
+        Step::Run => (Ok(unchanged()), None),
         Step::RunUnchecked(why) => {
             if f.saved_verdict.is_some() {
                 log::say(&format!(
@@ -176,7 +173,7 @@ fn act(
             if reactive {
                 return watch_then_retry(ctx, inv, effective, f);
             }
-            Ok(unchanged())
+            (Ok(unchanged()), None)
         }
         Step::AmbientUnchecked(why) => {
             log::warn(&format!(
@@ -185,7 +182,7 @@ fn act(
                  running terraform unchanged",
                 code(&facts.saved_verdict)
             ));
-            Ok(unchanged())
+            (Ok(unchanged()), None)
         }
         Step::WarnStale => {
             log::warn(&format!(
@@ -194,7 +191,7 @@ fn act(
                  or run once with TFSHIM_MODE=fix",
                 code(&facts.saved_verdict)
             ));
-            Ok(unchanged())
+            (Ok(unchanged()), None)
         }
         Step::WarnCredentialChange => {
             log::say(
@@ -202,11 +199,11 @@ fn act(
                  will ask for -migrate-state/-reconfigure (TFSHIM_MODE=fix adds -reconfigure and \
                  keeps every other setting)",
             );
-            Ok(unchanged())
+            (Ok(unchanged()), None)
         }
         Step::Repair => {
             let Some(creds) = f.creds.clone() else {
-                return Ok(unchanged());
+                return (Ok(unchanged()), None);
             };
             log::warn(&format!(
                 "the saved S3 backend key {key} was rejected by STS ({}); re-initialising the \
@@ -218,17 +215,13 @@ fn act(
         Step::ReconfigureInit => {
             let data_dir = f.data_dir.clone();
             let next = reconfigure_init(ctx, inv, effective, &data_dir);
-            if matches!(next, Ok(Next::Exit(code)) if code == ExitCode::SUCCESS) {
-                f.done = Some((
-                    Action::Reconfigure,
-                    "a credential-only init: -reconfigure added, every other setting kept".into(),
-                ));
-            }
-            next
+            let done = matches!(next, Ok(Next::Exit(code)) if code == ExitCode::SUCCESS)
+                .then(outcome::plan_after_reconfigured_init);
+            (next, done)
         }
-        Step::Refuse => refuse(&key, facts, f),
+        Step::Refuse => (refuse(&key, facts, f), None),
         // The caller gathers these and never passes them here; were it to, fail open, not panic.
-        Step::CheckSavedKey | Step::CheckAmbient => Ok(unchanged()),
+        Step::CheckSavedKey | Step::CheckAmbient => (Ok(unchanged()), None),
     }
 }
 
@@ -257,11 +250,14 @@ fn watch_then_retry(
     inv: &Invocation,
     effective: &[OsString],
     f: &mut Findings,
-) -> Result<Next> {
+) -> (Result<Next>, Option<Plan>) {
     let mut cmd = std::process::Command::new(ctx.terraform);
     cmd.args(&inv.args)
         .envs(ctx.child_env.iter().map(|(k, v)| (k, v)));
-    let watched = reactive::run_watched(cmd)?;
+    let watched = match reactive::run_watched(cmd) {
+        Ok(w) => w,
+        Err(e) => return (Err(e.into()), None),
+    };
     let code = match (
         watched.status.code(),
         crate::proxy::exec::killed_by(&watched.status),
@@ -275,7 +271,7 @@ fn watch_then_retry(
         let mut out = std::io::stdout();
         let _ = out.write_all(&watched.held_stdout);
         let _ = out.flush();
-        Ok(Next::Exit(ExitCode::from(code)))
+        (Ok(Next::Exit(ExitCode::from(code))), None)
     };
     if watched.status.success()
         || watched.interrupted_by.is_some()
@@ -314,26 +310,30 @@ fn watch_then_retry(
     let Some(creds) = f.creds.clone() else {
         return exit();
     };
-    let removal = remove_key(ctx, inv, effective, &f.data_dir, &creds)?;
-    f.done = Some(done(&removal));
-    match removal {
+    let removal = match remove_key(ctx, inv, effective, &f.data_dir, &creds) {
+        Ok(r) => r,
+        Err(e) => return (Err(e), None),
+    };
+    let done = Some(outcome::plan_after(&removal));
+    let next = match removal {
         Removal::Done | Removal::AlreadyDone => {
             log::say("the backend was re-initialised; running your command again");
             Ok(Next::Run(inv.args.clone()))
         }
         Removal::Skipped(why) => {
             log::say(&format!("cannot repair automatically: {why}"));
-            exit()
+            exit().0
         }
         Removal::Failed(code) => {
             log::say(&format!(
                 "the repair's `terraform init -reconfigure` failed (exit {code}); the saved \
                  backend was left as it was"
             ));
-            exit()
+            exit().0
         }
         Removal::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
-    }
+    };
+    (next, done)
 }
 
 /// `apply PLANFILE` uses the backend settings saved in the plan file, keys included: if that key is
@@ -451,51 +451,35 @@ fn repair_then_run(
     effective: &[OsString],
     f: &mut Findings,
     creds: &StaticCredentials,
-) -> Result<Next> {
-    let removal = remove_key(ctx, inv, effective, &f.data_dir, creds)?;
-    f.done = Some(done(&removal));
-    match removal {
+) -> (Result<Next>, Option<Plan>) {
+    let removal = match remove_key(ctx, inv, effective, &f.data_dir, creds) {
+        Ok(r) => r,
+        Err(e) => return (Err(e), None),
+    };
+    let done = Some(outcome::plan_after(&removal));
+    let next = match removal {
         Removal::Done => {
             log::say("the backend was re-initialised; running your command");
+            Ok(Next::Run(inv.args.clone()))
         }
         Removal::AlreadyDone => {
             log::say("another run has already re-initialised the backend; continuing");
+            Ok(Next::Run(inv.args.clone()))
         }
         Removal::Skipped(why) => {
             log::say(&format!(
                 "cannot repair automatically: {why}; running terraform unchanged"
             ));
+            Ok(Next::Run(inv.args.clone()))
         }
-        Removal::Failed(code) => {
-            return Err(anyhow!(
-                "the repair's `terraform init -reconfigure` failed (exit {code}; its output is \
-                 above), so the saved backend was left as it was. Fix what it reports, then run \
-                 your command again"
-            ))
-        }
-        Removal::Interrupted(sig) => return Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
-    }
-    Ok(Next::Run(inv.args.clone()))
-}
-
-/// What a repair did, for `TFSHIM_REPORT`.
-pub(crate) fn done(removal: &Removal) -> (Action, String) {
-    match removal {
-        Removal::Done => (
-            Action::Reconfigure,
-            "the backend was re-initialised without the rejected key".into(),
-        ),
-        Removal::AlreadyDone => (
-            Action::None,
-            "another run had already re-initialised the backend".into(),
-        ),
-        Removal::Skipped(why) => (Action::CannotRepair, format!("not repaired: {why}")),
-        Removal::Failed(code) => (
-            Action::CannotRepair,
-            format!("the repair's init failed (exit {code}); the saved backend is as it was"),
-        ),
-        Removal::Interrupted(sig) => (Action::None, format!("interrupted by signal {sig}")),
-    }
+        Removal::Failed(code) => Err(anyhow!(
+            "the repair's `terraform init -reconfigure` failed (exit {code}; its output is \
+             above), so the saved backend was left as it was. Fix what it reports, then run \
+             your command again"
+        )),
+        Removal::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
+    };
+    (next, done)
 }
 
 /// A credential-only `init`: the user's own init, plus `-reconfigure` and the preserved settings.

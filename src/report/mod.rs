@@ -1,29 +1,46 @@
-//! What tfshim found and decided, rendered for people (`shim doctor`), for programs (`--json`,
-//! `TFSHIM_REPORT`), from the same [`Report`]. Keys appear only redacted (`AKIA…QXGR`); nothing here
-//! ever holds a secret.
+//! What tfshim found and decided, as typed documents: the schemas of `shim doctor --json`,
+//! `TFSHIM_REPORT` and `shim sweep --json` are the types in this folder (serde derive: field order is
+//! key order, `None` is `null`), rendered as pretty JSON for programs and as aligned text for people.
+//! Keys appear only redacted (`AKIA…QXGR`); nothing here ever holds a secret.
 //!
-//! The JSON schema (documented in the README) is a contract: keys are only ever added.
+//! The JSON schemas (documented in the README, checked against these types by a test) are a contract:
+//! keys are only ever added.
+//!
+//! Owns the schema types, their rendering and the output helpers (stdout, colour, the report file).
+//! Knows nothing of how the facts were gathered or what was decided: `heal::outcome` builds these
+//! documents from the findings, and `commands` prints them.
 
+pub mod sweep;
+
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use anstyle::{AnsiColor, Style};
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use crate::aws::verdict::Verdict;
 use crate::backends::warnings::Warning;
-use crate::heal::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
-use crate::heal::facts::Findings;
 
-/// The wrapped binary, as `shim doctor` shows it.
-pub struct TerraformInfo {
-    pub path: PathBuf,
-    pub found: String,
-    pub version: Option<String>,
+/// tfshim's own exit codes (`shim doctor`, `shim sweep`): part of the contract, like the JSON.
+/// Proxied runs exit with terraform's code.
+pub mod exit {
+    /// Nothing to do (or, with `sweep --fix`, every stale root repaired).
+    pub const NOTHING_TO_DO: u8 = 0;
+    /// `sweep --fix`: a repair failed or was not attempted (also: the command itself failed).
+    pub const REPAIR_FAILED: u8 = 1;
+    /// A repair is due.
+    pub const REPAIR_DUE: u8 = 3;
+    /// A saved key is stale and no working credentials were found to replace it.
+    pub const CANNOT_REPAIR: u8 = 4;
 }
 
-/// What tfshim does (or would do) on the next backend-loading command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The version every document names.
+pub const TFSHIM_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What tfshim does (or would do, or did) on the next backend-loading command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Action {
     None,
     Reconfigure,
@@ -39,200 +56,198 @@ impl Action {
         }
     }
 
-    /// The action a final decision step stands for, and why.
-    pub fn of(step: &Step, f: &Findings) -> (Action, String) {
-        let key = f.key();
-        match step {
-            Step::Repair => (
-                Action::Reconfigure,
-                format!("the saved key {key} is rejected and the fallback credentials work"),
-            ),
-            Step::Refuse => (
-                Action::CannotRepair,
-                format!("the saved key {key} is rejected and no working credentials were found"),
-            ),
-            Step::RunUnchecked(why) => (Action::None, format!("no verdict: {why}")),
-            Step::AmbientUnchecked(why) => (
-                Action::None,
-                format!("the saved key {key} is rejected, but the fallback credentials could not be checked ({why})"),
-            ),
-            Step::WarnStale => (Action::None, format!("the saved key {key} is rejected; TFSHIM_MODE=warn")),
-            _ => match (&f.creds, &f.saved_verdict) {
-                (None, _) => (Action::None, "no static key is saved".into()),
-                (Some(_), Some(Verdict::Valid { .. })) => (Action::None, "the saved key works".into()),
-                _ => (Action::None, "nothing to do".into()),
-            },
+    /// `shim doctor`'s exit code for this next action.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Action::None => exit::NOTHING_TO_DO,
+            Action::Reconfigure => exit::REPAIR_DUE,
+            Action::CannotRepair => exit::CANNOT_REPAIR,
+        }
+    }
+
+    fn tone(self) -> Tone {
+        match self {
+            Action::None => Tone::Good,
+            Action::Reconfigure => Tone::Notice,
+            Action::CannotRepair => Tone::Bad,
         }
     }
 }
 
-/// What the next backend-loading command would do with these findings (for `shim doctor` and `shim
-/// sweep`, which gather every verdict first): the proxy's own decision.
-pub fn next_plan(f: &Findings) -> (Action, String) {
-    let facts = Facts {
-        mode: Mode::Fix,
-        class: CommandClass::LoadsBackend,
-        saved: f.saved.clone(),
-        init_change: InitChange::Same,
-        saved_verdict: f.saved_verdict.clone(),
-        ambient_verdict: f.ambient.as_ref().map(|a| a.verdict.clone()),
-    };
-    // With every verdict known, the decision is final at once.
-    Action::of(&decide::next(&facts), f)
+/// An action and why, in one sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub action: Action,
+    pub reason: String,
 }
 
-pub struct Report {
+impl Plan {
+    pub fn new(action: Action, reason: impl Into<String>) -> Plan {
+        Plan {
+            action,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The verdict on a set of credentials, as shown: `valid | rejected | unverified | none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shown {
+    Valid,
+    Rejected,
+    Unverified,
+    None,
+}
+
+impl Shown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shown::Valid => "valid",
+            Shown::Rejected => "rejected",
+            Shown::Unverified => "unverified",
+            Shown::None => "none",
+        }
+    }
+
+    fn tone(self) -> Tone {
+        match self {
+            Shown::Valid => Tone::Good,
+            Shown::Rejected => Tone::Bad,
+            Shown::Unverified => Tone::Notice,
+            Shown::None => Tone::Plain,
+        }
+    }
+}
+
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(Action, Shown);
+
+impl PartialEq<&str> for Shown {
+    fn eq(&self, word: &&str) -> bool {
+        self.as_str() == *word
+    }
+}
+
+/// How a word is coloured on a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    Good,
+    Notice,
+    Bad,
+}
+
+/// `text` in the colour of `tone` (when `color`).
+pub fn paint(text: &str, tone: Tone, color: bool) -> String {
+    let fg = match tone {
+        Tone::Good => AnsiColor::Green,
+        Tone::Notice => AnsiColor::Yellow,
+        Tone::Bad => AnsiColor::Red,
+        Tone::Plain => return text.to_owned(),
+    };
+    if !color {
+        return text.to_owned();
+    }
+    let style = Style::new().fg_color(Some(fg.into()));
+    format!("{}{text}{}", style.render(), style.render_reset())
+}
+
+/// The wrapped binary, as `shim doctor` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TerraformInfo {
+    pub path: String,
+    pub found: String,
+    pub version: Option<String>,
+}
+
+/// The saved backend, or why it could not be read.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum BackendInfo {
+    Saved {
+        #[serde(rename = "type")]
+        kind: String,
+        path: String,
+        bucket: Option<String>,
+        key: Option<String>,
+        region: Option<String>,
+    },
+    Unreadable {
+        error: String,
+    },
+}
+
+/// The static key saved in the backend, and STS's verdict on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SavedCredentials {
+    pub present: bool,
+    pub access_key: Option<String>,
+    pub verdict: Shown,
+    pub code: Option<String>,
+    pub arn: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// The credentials terraform would fall back to, and STS's verdict on them.
+#[derive(Debug, Clone, Serialize)]
+pub struct AmbientCredentials {
+    pub verdict: Shown,
+    pub source: Option<String>,
+    pub arn: Option<String>,
+    pub code: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// One data dir: `shim doctor --json` and `TFSHIM_REPORT`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Doctor {
+    pub tfshim_version: &'static str,
     pub terraform: Option<TerraformInfo>,
-    pub data_dir: PathBuf,
-    pub backend: Value,
-    pub saved: Value,
-    pub ambient: Value,
+    pub data_dir: String,
+    pub backend: Option<BackendInfo>,
+    pub saved_credentials: SavedCredentials,
+    pub ambient_credentials: AmbientCredentials,
     pub action: Action,
     pub action_reason: String,
     pub warnings: Vec<Warning>,
 }
 
-/// `valid | rejected | unverified | none`.
-fn verdict_word(v: Option<&Verdict>) -> &'static str {
-    match v {
-        Some(Verdict::Valid { .. }) => "valid",
-        Some(Verdict::Rejected { .. }) => "rejected",
-        Some(Verdict::Missing) => "none",
-        Some(Verdict::Unknown { .. }) | None => "unverified",
+/// `shown (code; arn; reason)`, the parts that are there.
+fn verdict_cell(shown: Shown, details: [&Option<String>; 3], color: bool) -> String {
+    let colored = paint(shown.as_str(), shown.tone(), color);
+    let detail = details
+        .iter()
+        .filter_map(|d| d.as_deref())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if detail.is_empty() {
+        colored
+    } else {
+        format!("{colored} ({detail})")
     }
 }
 
-fn verdict_details(v: Option<&Verdict>) -> (Value, Value, Value) {
-    match v {
-        Some(Verdict::Valid { arn }) => (Value::Null, json!(arn), Value::Null),
-        Some(Verdict::Rejected { code }) => (json!(code), Value::Null, Value::Null),
-        Some(Verdict::Unknown { reason }) => (Value::Null, Value::Null, json!(reason)),
-        Some(Verdict::Missing) => (Value::Null, Value::Null, json!("no credentials found")),
-        None => (Value::Null, Value::Null, json!("not checked")),
-    }
-}
-
-impl Report {
-    pub fn new(
-        f: &Findings,
-        terraform: Option<TerraformInfo>,
-        action: (Action, String),
-        warnings: Vec<Warning>,
-    ) -> Report {
-        let backend = match &f.backend {
-            Some(b) => json!({
-                "type": b.kind,
-                "path": b.path.display().to_string(),
-                "bucket": b.string("bucket"),
-                "key": b.string("key"),
-                "region": b.string("region"),
-            }),
-            None => match &f.saved {
-                crate::heal::decide::Saved::Unreadable(why) => json!({ "error": why }),
-                _ => Value::Null,
-            },
-        };
-        let saved = match &f.creds {
-            None => json!({
-                "present": false, "access_key": null, "verdict": "none",
-                "code": null, "arn": null, "reason": null,
-            }),
-            Some(c) => {
-                let v = f.saved_verdict.as_ref();
-                let (code, arn, reason) = verdict_details(v);
-                let reason = match (&f.saved, v) {
-                    (crate::heal::decide::Saved::ValidationSkipped, None) => {
-                        json!("skip_credentials_validation is set")
-                    }
-                    (crate::heal::decide::Saved::Uncheckable(why), None) => json!(why),
-                    _ => reason,
-                };
-                json!({
-                    "present": true, "access_key": c.access_key.redacted(),
-                    "verdict": verdict_word(v), "code": code, "arn": arn, "reason": reason,
-                })
-            }
-        };
-        let ambient = match &f.ambient {
-            None => json!({
-                "verdict": "unverified", "source": null, "arn": null, "code": null,
-                "reason": "not checked",
-            }),
-            Some(a) => {
-                let (code, arn, reason) = verdict_details(Some(&a.verdict));
-                json!({
-                    "verdict": verdict_word(Some(&a.verdict)), "source": a.source,
-                    "arn": arn, "code": code, "reason": reason,
-                })
-            }
-        };
-        Report {
-            terraform,
-            data_dir: f.data_dir.clone(),
-            backend,
-            saved,
-            ambient,
-            action: action.0,
-            action_reason: action.1,
-            warnings,
-        }
-    }
-
-    pub fn to_json(&self) -> Value {
-        json!({
-            "tfshim_version": env!("CARGO_PKG_VERSION"),
-            "terraform": self.terraform.as_ref().map(|t| json!({
-                "path": t.path.display().to_string(),
-                "found": t.found,
-                "version": t.version,
-            })),
-            "data_dir": self.data_dir.display().to_string(),
-            "backend": self.backend,
-            "saved_credentials": self.saved,
-            "ambient_credentials": self.ambient,
-            "action": self.action.as_str(),
-            "action_reason": self.action_reason,
-            "warnings": self.warnings.iter().map(|w| json!({
-                "code": w.code, "message": w.message,
-            })).collect::<Vec<_>>(),
-        })
-    }
-
-    /// A short aligned report; `color` only on a terminal without `NO_COLOR`.
+impl Doctor {
+    /// A short aligned report; `color` for a terminal ([`color_on`]).
     pub fn to_human(&self, color: bool) -> String {
-        let paint = |text: &str, code: &str| {
-            if color {
-                format!("\x1b[{code}m{text}\x1b[0m")
-            } else {
-                text.to_owned()
-            }
-        };
-        let verdict = |v: &Value| -> String {
-            let word = v["verdict"].as_str().unwrap_or("unverified");
-            let colored = match word {
-                "valid" => paint(word, "32"),
-                "rejected" => paint(word, "31"),
-                "unverified" => paint(word, "33"),
-                _ => word.to_owned(),
-            };
-            let detail = ["code", "arn", "reason"]
-                .iter()
-                .filter_map(|k| v[*k].as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
-            if detail.is_empty() {
-                colored
-            } else {
-                format!("{colored} ({detail})")
-            }
-        };
+        let saved = &self.saved_credentials;
+        let ambient = &self.ambient_credentials;
         let mut rows: Vec<(&str, String)> = Vec::new();
         rows.push((
             "terraform",
             match &self.terraform {
                 Some(t) => format!(
                     "{} ({}){}",
-                    t.path.display(),
+                    t.path,
                     t.found,
                     t.version
                         .as_deref()
@@ -242,42 +257,54 @@ impl Report {
                 None => "not found".into(),
             },
         ));
-        rows.push(("data dir", self.data_dir.display().to_string()));
+        rows.push(("data dir", self.data_dir.clone()));
         rows.push((
             "saved backend",
-            match (&self.backend["type"], &self.backend["error"]) {
-                (Value::String(kind), _) => {
+            match &self.backend {
+                Some(BackendInfo::Saved {
+                    kind,
+                    bucket,
+                    key,
+                    region,
+                    ..
+                }) => {
                     let mut s = kind.clone();
-                    for k in ["bucket", "key", "region"] {
-                        if let Some(v) = self.backend[k].as_str() {
+                    for (k, v) in [("bucket", bucket), ("key", key), ("region", region)] {
+                        if let Some(v) = v {
                             s.push_str(&format!("  {k}={v}"));
                         }
                     }
                     s
                 }
-                (_, Value::String(e)) => format!("unreadable: {e}"),
-                _ => "none (no saved backend)".into(),
+                Some(BackendInfo::Unreadable { error }) => format!("unreadable: {error}"),
+                None => "none (no saved backend)".into(),
             },
         ));
+        let saved_cell = verdict_cell(
+            saved.verdict,
+            [&saved.code, &saved.arn, &saved.reason],
+            color,
+        );
         rows.push((
             "saved key",
-            match self.saved["access_key"].as_str() {
-                Some(k) => format!("{k}  {}", verdict(&self.saved)),
+            match &saved.access_key {
+                Some(k) => format!("{k}  {saved_cell}"),
                 None => "none".into(),
             },
         ));
+        let ambient_cell = verdict_cell(
+            ambient.verdict,
+            [&ambient.code, &ambient.arn, &ambient.reason],
+            color,
+        );
         rows.push((
             "fallback creds",
-            match self.ambient["source"].as_str() {
-                Some(src) => format!("{src}  {}", verdict(&self.ambient)),
-                None => verdict(&self.ambient),
+            match &ambient.source {
+                Some(src) => format!("{src}  {ambient_cell}"),
+                None => ambient_cell,
             },
         ));
-        let action = match self.action {
-            Action::None => paint("none", "32"),
-            Action::Reconfigure => paint("reconfigure", "33"),
-            Action::CannotRepair => paint("cannot-repair", "31"),
-        };
+        let action = paint(self.action.as_str(), self.action.tone(), color);
         rows.push(("next plan", format!("{action}: {}", self.action_reason)));
         for w in &self.warnings {
             rows.push(("warning", format!("[{}] {}", w.code, w.message)));
@@ -290,6 +317,11 @@ impl Report {
     }
 }
 
+/// A document as tfshim prints and writes it: pretty JSON and a final newline.
+pub fn to_json<T: Serialize>(document: &T) -> Result<String> {
+    Ok(format!("{}\n", serde_json::to_string_pretty(document)?))
+}
+
 /// Writes tfshim's own command output (`shim …`) to stdout. A reader that went away
 /// (`… | head -1`) is not an error worth a panic: the output is simply cut short.
 pub fn out(text: &str) {
@@ -298,13 +330,14 @@ pub fn out(text: &str) {
     let _ = stdout.flush();
 }
 
-/// Whether to colour human output written to stdout.
-pub fn stdout_color() -> bool {
-    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+/// Whether to colour what is written to `stream`: a terminal, and no `NO_COLOR` (a non-empty value
+/// turns colour off, as <https://no-color.org> says).
+pub fn color_on(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// Writes `value` to `path` atomically (a temp file beside it, renamed over it), mode 0600.
-pub fn write_file(path: &Path, value: &Value) -> Result<()> {
+/// Writes `document` to `path` atomically (a temp file beside it, renamed over it), mode 0600.
+pub fn write_file<T: Serialize>(path: &Path, document: &T) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -313,8 +346,7 @@ pub fn write_file(path: &Path, value: &Value) -> Result<()> {
         .prefix(".tfshim-report-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write the report in {}", dir.display()))?;
-    serde_json::to_writer_pretty(&mut tmp, value)?;
-    tmp.write_all(b"\n")?;
+    tmp.write_all(to_json(document)?.as_bytes())?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot write the report {}", path.display()))?;
