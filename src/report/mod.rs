@@ -10,6 +10,8 @@
 //! Knows nothing of how the facts were gathered or what was decided: `heal::outcome` builds these
 //! documents from the findings, and `commands` prints them.
 
+#[cfg(test)]
+mod readme;
 pub mod sweep;
 
 use std::fmt;
