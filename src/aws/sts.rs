@@ -25,6 +25,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use crate::aws::chain::{self, expand_home, ProfileSettings};
 use crate::aws::verdict::{classify, Failure, FailureKind, Verdict};
 use crate::backends::saved::{SavedBackend, StaticCredentials};
+use crate::backends::secrets;
 
 /// Where and how to reach STS, as terraform's S3 backend would.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +53,7 @@ pub enum Proxy {
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hide = |url: &Option<String>| {
-            url.as_deref()
-                .map(|u| match (u.split_once("://"), u.rfind('@')) {
-                    (Some((scheme, _)), Some(at)) => format!("{scheme}://…{}", &u[at..]),
-                    _ => u.to_owned(),
-                })
-        };
+        let hide = |url: &Option<String>| url.as_deref().map(secrets::url_redacted);
         match self {
             Proxy::FromEnv => f.write_str("FromEnv"),
             Proxy::Explicit {

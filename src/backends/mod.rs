@@ -4,4 +4,5 @@
 
 pub mod planfile;
 pub mod saved;
+pub mod secrets;
 pub mod warnings;

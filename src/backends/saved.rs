@@ -7,6 +7,7 @@
 //! only the attributes tfshim needs are interpreted. Secrets read from it live in [`Secret`], whose
 //! `Debug`/`Display` never show the value.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -16,11 +17,21 @@ use serde_json::{Map, Value};
 
 /// The file name terraform uses inside the data dir.
 pub const SAVED_FILE: &str = "terraform.tfstate";
+/// The data dir terraform uses when `TF_DATA_DIR` is not set.
+pub const DEFAULT_DATA_DIR: &str = ".terraform";
+
+/// `<work_dir>/<TF_DATA_DIR or .terraform>`: terraform applies `TF_DATA_DIR` after `-chdir`, so a
+/// relative value is relative to the directory terraform runs in; an absolute one stands alone; an
+/// empty one counts as unset.
+pub fn data_dir(work_dir: &Path, tf_data_dir: Option<&OsStr>) -> PathBuf {
+    let data = match tf_data_dir {
+        Some(d) if !d.is_empty() => Path::new(d),
+        _ => Path::new(DEFAULT_DATA_DIR),
+    };
+    work_dir.join(data)
+}
 /// A saved backend is a few KiB; anything far larger is not one, and is not read into memory whole.
 const MAX_SIZE: u64 = 4 * 1024 * 1024;
-
-/// The S3 attributes that carry the static credentials terraform saved (and that a repair removes).
-pub const S3_CREDENTIAL_ATTRS: &[&str] = &["access_key", "secret_key", "token"];
 
 /// A secret string. Its `Debug` and `Display` are redacted; the value is reachable only through
 /// [`Secret::expose`], which is called where the secret is handed to the AWS SDK and nowhere else.

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::backends::saved::SavedBackend;
+use crate::backends::secrets;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Warning {
@@ -17,27 +18,6 @@ pub struct Warning {
     pub code: &'static str,
     pub message: String,
 }
-
-/// Attributes of other backends that hold secrets in the saved configuration.
-const OTHER_SECRETS: &[(&str, &[&str])] = &[
-    (
-        "azurerm",
-        &[
-            "access_key",
-            "sas_token",
-            "client_secret",
-            "client_certificate_password",
-        ],
-    ),
-    ("gcs", &["credentials", "access_token", "encryption_key"]),
-    ("http", &["password"]),
-    ("consul", &["access_token"]),
-    ("remote", &["token"]),
-    ("cloud", &["token"]),
-    ("cos", &["secret_key", "security_token"]),
-    ("oss", &["secret_key", "security_token"]),
-    ("kubernetes", &["token", "password", "client_key"]),
-];
 
 /// Secrets saved in the backend configuration. Pure.
 pub fn backend_warnings(b: &SavedBackend) -> Vec<Warning> {
@@ -54,10 +34,7 @@ pub fn backend_warnings(b: &SavedBackend) -> Vec<Warning> {
             ),
         });
     }
-    let secret_attrs: Vec<&str> = OTHER_SECRETS
-        .iter()
-        .filter(|(kind, _)| *kind == b.kind)
-        .flat_map(|(_, attrs)| attrs.iter().copied())
+    let secret_attrs: Vec<&str> = secrets::other_secret_attrs(&b.kind)
         .filter(|a| b.string(a).is_some())
         .collect();
     let pg_password = b.kind == "pg" && b.string("conn_str").is_some_and(conn_str_has_password);
@@ -84,9 +61,7 @@ fn conn_str_has_password(conn: &str) -> bool {
     if lower.contains("password=") {
         return true;
     }
-    conn.split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    secrets::url_has_password(conn)
 }
 
 /// Git's view of the saved file: tracked (committed, secrets included) or not ignored. Runs `git`

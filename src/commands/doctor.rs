@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use crate::backends::saved;
 use crate::backends::warnings::Warning;
 use crate::heal::decide::Saved;
 use crate::heal::facts::Findings;
@@ -17,10 +18,7 @@ use crate::report;
 
 pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Result<ExitCode> {
     let work_dir = chdir.unwrap_or_else(|| PathBuf::from("."));
-    let data_dir = match std::env::var_os("TF_DATA_DIR").filter(|d| !d.is_empty()) {
-        Some(d) => work_dir.join(d),
-        None => work_dir.join(".terraform"),
-    };
+    let data_dir = saved::data_dir(&work_dir, std::env::var_os("TF_DATA_DIR").as_deref());
     let mut f = Findings::gather(&work_dir, data_dir);
     if f.saved == Saved::StaticKey {
         f.check_saved();

@@ -15,7 +15,8 @@ use anyhow::{anyhow, Result};
 use serde_json::Value;
 
 use crate::aws::verdict::Verdict;
-use crate::backends::saved::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
+use crate::backends::saved::{SavedBackend, StaticCredentials};
+use crate::backends::secrets::S3_CREDENTIAL_ATTRS;
 use crate::heal::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
 use crate::heal::facts::{env_var, Findings};
 use crate::heal::outcome;
@@ -402,15 +403,6 @@ fn refuse(key: &str, facts: &Facts, f: &Findings) -> Result<Next> {
     Ok(Next::Exit(ExitCode::from(1)))
 }
 
-/// The environment of a terraform that tfshim runs and checks: the recursion counter, and
-/// `TFSHIM_MODE=off`, so that a tfshim found again as that `terraform` (a second copy on PATH, a
-/// wrapper script) passes straight through instead of waiting for the lock this run holds.
-fn repair_env(ctx: &Context) -> Vec<(OsString, OsString)> {
-    let mut env = ctx.child_env.to_vec();
-    env.push(("TFSHIM_MODE".into(), "off".into()));
-    env
-}
-
 /// The global options to repeat for a child terraform: only `-chdir` matters to `init`.
 fn global_args(inv: &Invocation) -> Vec<OsString> {
     let mut args = Vec::new();
@@ -430,7 +422,7 @@ fn remove_key(
     data_dir: &Path,
     creds: &StaticCredentials,
 ) -> Result<Removal> {
-    let env = repair_env(ctx);
+    let env = repair::child_env(ctx.child_env);
     let job = repair::KeyRemoval {
         terraform: ctx.terraform,
         global_args: global_args(inv),
@@ -523,7 +515,7 @@ fn reconfigure_init(
         "this init changes only the backend credentials; adding -reconfigure and keeping every other \
          saved backend setting",
     );
-    let env = repair_env(ctx);
+    let env = repair::child_env(ctx.child_env);
     let reconfigure = Reconfigure {
         terraform: ctx.terraform,
         data_dir,

@@ -31,25 +31,24 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::backends::saved::{SavedBackend, StaticCredentials, S3_CREDENTIAL_ATTRS};
+use crate::backends::saved::{SavedBackend, StaticCredentials};
+use crate::backends::secrets::{self, url_has_password, S3_CREDENTIAL_ATTRS};
 use crate::log;
 use crate::proxy::exec::{killed_by, run_child, signal_exit_code, ChildRun, Signals};
 
-/// Non-credential attributes that are secrets too (at any depth: `assume_role_with_web_identity`'s
-/// token, in the object or the one-element-list shape). They would have to be written to the
-/// settings file, which must hold no secret, so a backend that saved one is not repaired
-/// automatically.
-const SENSITIVE_SETTINGS: &[&str] = &["sse_customer_key", "web_identity_token"];
-
-/// The name of the first sensitive attribute set anywhere in `value`: a name in
-/// [`SENSITIVE_SETTINGS`], or a URL carrying a password (`http_proxy = "http://user:pw@proxy"`).
+/// The name of the first sensitive attribute set anywhere in `value`: an S3 secret other than the
+/// credentials ([`secrets::other_secret_attrs`], at any depth: `assume_role_with_web_identity`'s
+/// token, in the object or the one-element-list shape), or a URL carrying a password
+/// (`http_proxy = "http://user:pw@proxy"`). It would have to be written to the settings file, which
+/// must hold no secret, so a backend that saved one is not repaired automatically.
 fn sensitive_in(value: &Value) -> Option<String> {
     match value {
         Value::Object(m) => m.iter().find_map(|(k, v)| {
             if v.is_null() {
                 return None;
             }
-            if SENSITIVE_SETTINGS.contains(&k.as_str()) || v.as_str().is_some_and(url_has_password)
+            if secrets::other_secret_attrs("s3").any(|s| s == k)
+                || v.as_str().is_some_and(url_has_password)
             {
                 return Some(k.clone());
             }
@@ -58,14 +57,6 @@ fn sensitive_in(value: &Value) -> Option<String> {
         Value::Array(a) => a.iter().find_map(sensitive_in),
         _ => None,
     }
-}
-
-/// `scheme://user:password@host…`.
-fn url_has_password(s: &str) -> bool {
-    s.split_once("://")
-        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
-        .and_then(|authority| authority.rsplit_once('@'))
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 /// The settings to hand back to terraform: every saved attribute that is set and is not a credential,
@@ -326,6 +317,15 @@ pub fn backend_config_arg(file: OsString) -> OsString {
     let mut a = OsString::from("-backend-config=");
     a.push(file);
     a
+}
+
+/// The environment of a terraform that tfshim runs and checks: `base` (the recursion counter), and
+/// `TFSHIM_MODE=off`, so that a tfshim found again as that `terraform` (a second copy on PATH, a
+/// wrapper script) passes straight through instead of waiting for the lock this run holds.
+pub fn child_env(base: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
+    let mut env = base.to_vec();
+    env.push(("TFSHIM_MODE".into(), "off".into()));
+    env
 }
 
 /// The repair itself: `terraform [-chdir=…] init -reconfigure -input=false -backend-config=FILE`

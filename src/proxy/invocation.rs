@@ -131,11 +131,7 @@ impl Invocation {
     /// `<chdir>/<TF_DATA_DIR or .terraform>`: terraform applies `TF_DATA_DIR` after `-chdir`, so a
     /// relative value is relative to the `-chdir` directory (FACTS.md). An absolute one stands alone.
     pub fn data_dir(&self, tf_data_dir: Option<&OsStr>) -> PathBuf {
-        let data = match tf_data_dir {
-            Some(d) if !d.is_empty() => Path::new(d),
-            _ => Path::new(".terraform"),
-        };
-        self.work_dir().join(data)
+        crate::backends::saved::data_dir(self.work_dir(), tf_data_dir)
     }
 
     /// The name terraform uses for `TF_CLI_ARGS_<name>`: the command words joined by `_`, with `-`

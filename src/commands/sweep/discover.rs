@@ -3,12 +3,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::backends::saved::SAVED_FILE;
+use crate::backends::saved::{DEFAULT_DATA_DIR, SAVED_FILE};
 use crate::log;
 
 /// The data dir name a sweep looks for. `TF_DATA_DIR` is per invocation, not per tree, so it is not
 /// honoured here: a root is a directory holding `.terraform/terraform.tfstate`.
-pub(super) const DATA_DIR: &str = ".terraform";
+pub(super) const DATA_DIR: &str = DEFAULT_DATA_DIR;
 /// Directories never descended into: version control internals, JavaScript dependencies (huge, and
 /// never a root), and data dirs themselves (their `modules/` holds downloaded copies of modules —
 /// possibly with their authors' `.terraform` — and `providers/` holds large binaries).

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::heal::repair::{KeyRemoval, Removal};
+use crate::heal::repair::{self, KeyRemoval, Removal};
 use crate::log;
 use crate::proxy::locate;
 use crate::report::{self, sweep::RepairResult, Action};
@@ -40,15 +40,15 @@ impl Outcome {
     }
 }
 
-/// The environment of the terraform a repair runs: as the proxy's (`TFSHIM_MODE=off`, so that a
-/// tfshim found as `terraform` passes through; the recursion counter, so that a loop stops).
+/// The environment of the terraform a repair runs: the proxy's (the recursion counter, so that a
+/// loop stops; `TFSHIM_MODE=off`, so that a tfshim found as `terraform` passes through).
 fn repair_env() -> Result<Vec<(OsString, OsString)>> {
     let count =
         locate::next_recursion_count(env::var_os(locate::RECURSION_VAR).as_deref())?.to_string();
-    Ok(vec![
-        (OsString::from(locate::RECURSION_VAR), OsString::from(count)),
-        (OsString::from("TFSHIM_MODE"), OsString::from("off")),
-    ])
+    Ok(repair::child_env(&[(
+        OsString::from(locate::RECURSION_VAR),
+        OsString::from(count),
+    )]))
 }
 
 /// Repairs every root whose action is `reconfigure`, one at a time. Returns the signal that
