@@ -1,6 +1,6 @@
 # moto-lib.sh: local STS/IAM and S3 servers (moto), and an isolated AWS/terraform environment, for
 # demo.sh, bench.sh and bench-sweep.sh. Source it; not a program.
-# FACTS.md's layout: one server with auth enforced (STS, IAM: a deleted key gets the real 403), one
+# The layout docs/terraform-backend.md explains: one server with auth enforced (STS, IAM: a deleted key gets the real 403), one
 # without (S3: moto's S3 rejects terraform's signed listing when auth is on).
 # Needs: python3 (moto is installed from PyPI if missing), curl >= 7.75 (for --aws-sigv4).
 # Sets: MOTO_DIR, MOTO_AUTH (http://127.0.0.1:PORT), MOTO_S3; moto_cleanup stops the servers.

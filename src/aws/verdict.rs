@@ -6,7 +6,7 @@
 //!
 //! The error code is read from the SDK and, when the SDK found none, from the raw body: real STS
 //! answers `<ErrorResponse><Error><Code>…`, moto `<ErrorResponse><Errors><Error><Code>…`, and
-//! aws-sdk-sts reads only the first shape (FACTS.md, quirk 2).
+//! aws-sdk-sts reads only the first shape (docs/terraform-backend.md, "STS error bodies").
 
 use std::fmt;
 

@@ -3,7 +3,7 @@
 //! plain text) and the hash of the `.tf` block.
 //!
 //! The file's shape has been stable since 0.12 (`{"version":3, …, "backend":{"type","config","hash"}}`),
-//! but the attribute set differs per version (FACTS.md), so `config` is kept as a loose JSON map and
+//! but the attribute set differs per version (docs/terraform-backend.md), so `config` is kept as a loose JSON map and
 //! only the attributes tfshim needs are interpreted. Secrets read from it live in [`Secret`], whose
 //! `Debug`/`Display` never show the value.
 

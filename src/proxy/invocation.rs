@@ -129,7 +129,7 @@ impl Invocation {
     }
 
     /// `<chdir>/<TF_DATA_DIR or .terraform>`: terraform applies `TF_DATA_DIR` after `-chdir`, so a
-    /// relative value is relative to the `-chdir` directory (FACTS.md). An absolute one stands alone.
+    /// relative value is relative to the `-chdir` directory (docs/terraform-backend.md). An absolute one stands alone.
     pub fn data_dir(&self, tf_data_dir: Option<&OsStr>) -> PathBuf {
         crate::backends::saved::data_dir(self.work_dir(), tf_data_dir)
     }
@@ -146,7 +146,7 @@ impl Invocation {
     }
 
     /// The arguments terraform's subcommand will see: `TF_CLI_ARGS_<cmd>`, then `TF_CLI_ARGS`, then the
-    /// command line (FACTS.md). `env` looks up a variable; unparseable values are ignored, as terraform
+    /// command line (docs/terraform-backend.md, from terraform's documentation). `env` looks up a variable; unparseable values are ignored, as terraform
     /// would refuse to run anyway.
     pub fn effective_args(&self, env: impl Fn(&str) -> Option<String>) -> Vec<OsString> {
         let mut out = Vec::new();

@@ -21,7 +21,7 @@ const KEPT: usize = 64 * 1024;
 /// sts:GetCallerIdentity: InvalidClientTokenId: …`), 0.13–1.5 (`error validating provider
 /// credentials: error calling sts:GetCallerIdentity: …`) and 1.6+ (`operation error STS:
 /// GetCallerIdentity, https response error StatusCode: 403, …, api error InvalidClientTokenId: …`).
-/// A 403 whose code terraform could not read (`UnknownError`: moto's error body, FACTS.md) counts too.
+/// A 403 whose code terraform could not read (`UnknownError`: moto's error body, docs/terraform-backend.md) counts too.
 fn signature() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {

@@ -16,7 +16,7 @@ fn plain_terraform_fails_after_rotation() {
     run.code_is(1)
         .stderr_has("GetCallerIdentity")
         .stderr_has("StatusCode: 403");
-    // moto's error body yields `UnknownError` in terraform (FACTS.md, quirk 2); real STS says
+    // moto's error body yields `UnknownError` in terraform (docs/terraform-backend.md, "STS error bodies"); real STS says
     // `InvalidClientTokenId`.
     let err = run.stderr();
     assert!(

@@ -23,7 +23,7 @@ pub fn real_terraform() -> PathBuf {
     std::env::split_paths(&path)
         .map(|d| d.join("terraform"))
         .find(|p| p.is_file())
-        .expect("the real `terraform` binary is not on PATH; these tests run against it (FACTS.md)")
+        .expect("the real `terraform` binary is not on PATH; these tests run against it (docs/terraform-backend.md)")
 }
 
 static USERS: AtomicUsize = AtomicUsize::new(0);

@@ -1,7 +1,8 @@
-//! Two real moto servers on loopback, shared by every test of this binary (FACTS.md, "moto as the
-//! test STS/S3"): `auth` enforces credentials after the first few requests and serves STS and IAM, so a
-//! deleted key gets the seed's 403 InvalidClientTokenId; `open` serves S3 without auth (moto's S3
-//! rejects terraform's signed ListObjectsV2 when auth is on, getmoto/moto#5948).
+//! Two real moto servers on loopback, shared by every test of this binary
+//! (docs/terraform-backend.md, "moto as the test STS and S3"): `auth` enforces credentials after the
+//! first few requests and serves STS and IAM, so a deleted key gets the seed's 403
+//! InvalidClientTokenId; `open` serves S3 without auth (moto's S3 rejects terraform's signed
+//! ListObjectsV2 when auth is on, getmoto/moto#5948).
 //!
 //! Each server runs under a tiny Python supervisor that stops it when its stdin closes, which happens
 //! when this test process exits however it exits: no server outlives the test run.
