@@ -197,6 +197,7 @@ fn no_debug_print_shows_a_secret() {
         use_fips: false,
         use_dual_stack: false,
         timeout: std::time::Duration::from_secs(1),
+        generation: Default::default(),
     };
     let plan = crate::backends::planfile::PlanBackend {
         kind: "s3".into(),

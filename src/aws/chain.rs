@@ -1,18 +1,66 @@
-//! The default credential chain terraform falls back to once the saved key is gone: where it reads
-//! profiles from (the backend's `profile`, `shared_credentials_files`, `shared_config_files`), and
-//! which source will supply the credentials — for messages and `shim doctor`. Pure: the environment
-//! and file contents are passed in.
+//! The world terraform's S3 backend reads besides its own attributes, modelled per terraform version:
+//! the credential chain it falls back to once the saved key is gone (where it reads profiles from —
+//! the backend's `profile`, `shared_credentials_files`, `shared_config_files` — and in which order it
+//! tries the sources), and what the selected profile of the AWS config files says about reaching
+//! STS (`endpoint_url`, a `services` section). Profile files are read with aws-config's own loader,
+//! the parser every AWS SDK's test suite agrees on; everything else here is pure.
 
 use std::path::{Path, PathBuf};
 
+use aws_config::profile::ProfileSet;
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_runtime::env_config::EnvConfigValue;
+use aws_types::os_shim_internal::{Env, Fs};
+
 use crate::backends::saved::SavedBackend;
 
-/// Where the ambient chain should read profiles from, as the backend says.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which AWS plumbing the terraform that runs has: the credential order and the endpoint settings
+/// differ between the two.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Generation {
+    /// Terraform ≤ 1.5: aws-sdk-go-base v0.7/v1 on aws-sdk-go v1. Credentials: the backend's keys,
+    /// then `AWS_ACCESS_KEY_ID`, then the profile (`GetCredentials` in hashicorp/aws-sdk-go-base
+    /// v0.7.1 and v1.1.0, `awsauth.go`). STS: `sts_endpoint`, then `AWS_STS_ENDPOINT` (its backend
+    /// schema); no `AWS_ENDPOINT_URL*`, no endpoints from the config files.
+    Legacy,
+    /// Terraform 1.6+: aws-sdk-go-base v2 on aws-sdk-go-v2. A backend `profile` is used *instead of*
+    /// `AWS_ACCESS_KEY_ID` ("The Profile is now used instead of the environment variable
+    /// credentials", hashicorp/aws-sdk-go-base `credentials.go`; aws-sdk-go-v2
+    /// `config/resolve_credentials.go`, `resolveCredentialChain`). STS also from `AWS_ENDPOINT_URL`
+    /// and the profile's `services` section or `endpoint_url`.
+    #[default]
+    Current,
+}
+
+impl Generation {
+    /// From a terraform version (`1.5.7`, `v1.11.4`, `Terraform v1.0.3`); unknown → [`Current`].
+    ///
+    /// [`Current`]: Generation::Current
+    pub fn of_terraform(version: Option<&str>) -> Generation {
+        let Some(v) = version else {
+            return Generation::Current;
+        };
+        let v = v.trim();
+        let v = v.strip_prefix("Terraform ").unwrap_or(v);
+        let v = v.strip_prefix('v').unwrap_or(v);
+        let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(0), Some(_)) => Generation::Legacy,
+            (Some(1), Some(minor)) if minor <= 5 => Generation::Legacy,
+            _ => Generation::Current,
+        }
+    }
+}
+
+/// Where the ambient chain reads profiles from, as the backend says, and in which order terraform
+/// tries its sources.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ProfileSettings {
     pub profile: Option<String>,
     pub credentials_files: Vec<PathBuf>,
     pub config_files: Vec<PathBuf>,
+    /// The terraform that wrote the saved backend (the one that runs, unless it was just upgraded).
+    pub generation: Generation,
 }
 
 impl ProfileSettings {
@@ -30,6 +78,7 @@ impl ProfileSettings {
                 .iter()
                 .map(|p| expand_home(p, &env))
                 .collect(),
+            generation: Generation::of_terraform(b.terraform_version().as_deref()),
         }
     }
 
@@ -56,6 +105,26 @@ impl ProfileSettings {
             .unwrap_or_else(|| "default".to_owned())
     }
 
+    /// Whether the backend's profile is tried before (and instead of) `AWS_ACCESS_KEY_ID`.
+    pub fn profile_first(&self) -> bool {
+        self.profile.is_some() && self.generation == Generation::Current
+    }
+
+    /// The files as aws-config takes them: the backend's lists replace the defaults, kind by kind
+    /// (as in terraform), else `AWS_SHARED_CREDENTIALS_FILE`/`AWS_CONFIG_FILE`, else `~/.aws/…`.
+    pub fn env_config_files(&self) -> EnvConfigFiles {
+        let mut files = EnvConfigFiles::builder()
+            .include_default_credentials_file(self.credentials_files.is_empty())
+            .include_default_config_file(self.config_files.is_empty());
+        for f in &self.credentials_files {
+            files = files.with_file(EnvConfigFileKind::Credentials, f);
+        }
+        for f in &self.config_files {
+            files = files.with_file(EnvConfigFileKind::Config, f);
+        }
+        files.build()
+    }
+
     /// The credentials files the chain reads: the backend's, else `AWS_SHARED_CREDENTIALS_FILE`,
     /// else `~/.aws/credentials`.
     pub fn effective_credentials_files(
@@ -75,7 +144,7 @@ impl ProfileSettings {
         effective(&self.config_files, env, "AWS_CONFIG_FILE", "~/.aws/config")
     }
 
-    /// Where the default chain looks, for messages.
+    /// Where the default chain looks, in terraform's order, for messages.
     pub fn describe(&self, env: impl Fn(&str) -> Option<String>) -> String {
         let show = |files: Vec<PathBuf>| {
             files
@@ -84,13 +153,23 @@ impl ProfileSettings {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        format!(
-            "the environment (AWS_ACCESS_KEY_ID), profile `{}` in {} and {}, web identity, \
-             container and instance credentials",
+        let profile = format!(
+            "profile `{}` in {} and {}",
             self.profile_name(&env),
             show(self.effective_credentials_files(&env)),
             show(self.effective_config_files(&env)),
-        )
+        );
+        if self.profile_first() {
+            format!(
+                "{profile} (terraform ≥ 1.6 uses the backend's profile instead of \
+                 AWS_ACCESS_KEY_ID), container and instance credentials"
+            )
+        } else {
+            format!(
+                "the environment (AWS_ACCESS_KEY_ID), {profile}, web identity, container and \
+                 instance credentials"
+            )
+        }
     }
 }
 
@@ -109,60 +188,140 @@ fn effective(
     vec![expand_home(&path, env)]
 }
 
+/// The user's home directory as terraform (go-homedir) and the AWS SDKs find it: `HOME`, and on
+/// Windows, where `HOME` is usually unset, `USERPROFILE`, then `HOMEDRIVE` + `HOMEPATH`. The one place
+/// tfshim decides what `~` means.
+pub fn home_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty());
+    if let Some(home) = set("HOME") {
+        return Some(PathBuf::from(home));
+    }
+    if cfg!(windows) {
+        if let Some(profile) = set("USERPROFILE") {
+            return Some(PathBuf::from(profile));
+        }
+        if let (Some(drive), Some(path)) = (set("HOMEDRIVE"), set("HOMEPATH")) {
+            return Some(PathBuf::from(format!("{drive}{path}")));
+        }
+    }
+    None
+}
+
+/// `~/x` (and `~\x` on Windows) with the home directory put in.
 pub fn expand_home(path: &str, env: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    match (path.strip_prefix("~/"), env("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+    let rest = path
+        .strip_prefix("~/")
+        .or_else(|| cfg!(windows).then(|| path.strip_prefix("~\\")).flatten());
+    match (rest, home_dir(env)) {
+        (Some(rest), Some(home)) => home.join(rest),
         _ => PathBuf::from(path),
     }
 }
 
-/// The keys of section `[name]` of an INI-style AWS file.
-fn section(text: &str, name: &str) -> Option<Vec<String>> {
-    let mut keys = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            if keys.is_some() {
-                break;
-            }
-            if header.trim() == name {
-                keys = Some(Vec::new());
-            }
-        } else if let (Some(k), Some((key, _))) = (keys.as_mut(), line.split_once('=')) {
-            k.push(key.trim().to_owned());
-        }
-    }
-    keys
+/// Reads AWS profile files with aws-config's loader, selecting `profile` (else `AWS_PROFILE`, else
+/// `default`). Missing files are empty; `Err` only for a file that exists and cannot be parsed.
+pub fn load_profiles(files: &EnvConfigFiles, profile: Option<&str>) -> Result<ProfileSet, String> {
+    load_profiles_with(&Fs::real(), &Env::real(), files, profile)
 }
 
-/// Which source of the default chain (in its order: environment, profile, web identity, container,
-/// instance metadata) will supply credentials, as far as the environment and the files tell.
+/// [`load_profiles`] on a given file system and environment (tests use fakes).
+pub fn load_profiles_with(
+    fs: &Fs,
+    env: &Env,
+    files: &EnvConfigFiles,
+    profile: Option<&str>,
+) -> Result<ProfileSet, String> {
+    let load = aws_config::profile::load(
+        fs,
+        env,
+        files,
+        profile.map(|p| std::borrow::Cow::Owned(p.to_owned())),
+    );
+    // The loader is async only in its signature: with the real file system it reads synchronously,
+    // so a current-thread runtime without I/O drivers (microseconds to build) runs it to the end.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| format!("could not start the async runtime: {e}"))?;
+    runtime
+        .block_on(load)
+        .map_err(|e| format!("cannot read the AWS config files: {e}"))
+}
+
+/// One file alone (for messages that name the file a profile came from).
+fn one_file(kind: EnvConfigFileKind, path: &Path) -> EnvConfigFiles {
+    EnvConfigFiles::builder()
+        .include_default_credentials_file(false)
+        .include_default_config_file(false)
+        .with_file(kind, path)
+        .build()
+}
+
+/// What the selected profile says about the STS endpoint: its `services` section's `sts`
+/// `endpoint_url`, else its own `endpoint_url` (aws-config's `EnvConfigValue`, the SDKs' shared
+/// rule), and whether it turns such settings off (`ignore_configured_endpoint_urls`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileEndpoint {
+    pub sts: Option<String>,
+    pub ignore_configured_endpoint_urls: bool,
+}
+
+impl ProfileEndpoint {
+    pub fn of(set: &ProfileSet) -> ProfileEndpoint {
+        // An empty environment: the variables are terraform's to weigh (`sts.rs`), in their place.
+        let no_env = Env::from_slice(&[]);
+        let sts = EnvConfigValue::new()
+            .profile("endpoint_url")
+            .service_id("STS")
+            .load(&no_env, Some(set))
+            .map(|(v, _)| v.into_owned())
+            .filter(|v| !v.is_empty());
+        let ignore = set
+            .get_profile(set.selected_profile())
+            .and_then(|p| p.get("ignore_configured_endpoint_urls"))
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        ProfileEndpoint {
+            sts,
+            ignore_configured_endpoint_urls: ignore,
+        }
+    }
+
+    /// The selected profile's endpoint settings, read from the real files; none when they cannot be
+    /// read (terraform would then fail on its own, and no endpoint is the safe guess).
+    pub fn load(p: &ProfileSettings) -> ProfileEndpoint {
+        load_profiles(&p.env_config_files(), p.profile.as_deref())
+            .map(|set| ProfileEndpoint::of(&set))
+            .unwrap_or_default()
+    }
+}
+
+/// Which source of the chain will supply credentials, in terraform's order for its generation, as
+/// far as the environment and the files tell. `load` reads one profile file (kind, path) with
+/// aws-config's loader, selecting the chain's profile.
 pub fn source(
     p: &ProfileSettings,
     env: impl Fn(&str) -> Option<String>,
-    read: impl Fn(&Path) -> Option<String>,
+    load: impl Fn(EnvConfigFileKind, &Path) -> Option<ProfileSet>,
 ) -> String {
     let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
-    if set("AWS_ACCESS_KEY_ID") {
+    if !p.profile_first() && set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
         return "environment (AWS_ACCESS_KEY_ID)".into();
     }
     let name = p.profile_name(&env);
     for file in p.effective_credentials_files(&env) {
-        let keys = read(&file).and_then(|t| section(&t, &name));
-        if keys.is_some_and(|k| k.iter().any(|k| k == "aws_access_key_id")) {
+        let found = load(EnvConfigFileKind::Credentials, &file);
+        let profile = found.as_ref().and_then(|s| s.get_profile(&name));
+        if profile.is_some_and(|pr| pr.get("aws_access_key_id").is_some()) {
             return format!("profile {name} ({})", file.display());
         }
     }
-    let header = if name == "default" {
-        name.clone()
-    } else {
-        format!("profile {name}")
-    };
     for file in p.effective_config_files(&env) {
-        let Some(keys) = read(&file).and_then(|t| section(&t, &header)) else {
+        let Some(found) = load(EnvConfigFileKind::Config, &file) else {
             continue;
         };
-        let has = |k: &str| keys.iter().any(|x| x == k);
+        let Some(profile) = found.get_profile(&name) else {
+            continue;
+        };
+        let has = |k: &str| profile.get(k).is_some();
         let how = if has("sso_session") || has("sso_start_url") {
             "SSO"
         } else if has("credential_process") {
@@ -178,7 +337,7 @@ pub fn source(
         };
         return format!("profile {name} ({how}, {})", file.display());
     }
-    if set("AWS_WEB_IDENTITY_TOKEN_FILE") {
+    if !p.profile_first() && set("AWS_WEB_IDENTITY_TOKEN_FILE") {
         return "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)".into();
     }
     if set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || set("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
@@ -190,10 +349,45 @@ pub fn source(
     "instance metadata (IMDS)".into()
 }
 
+/// [`source`] on the real files.
+pub fn source_from_files(p: &ProfileSettings, env: impl Fn(&str) -> Option<String>) -> String {
+    let profile = p.profile_name(&env);
+    source(p, env, |kind, path| {
+        load_profiles(&one_file(kind, path), Some(&profile)).ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backends::saved::testing::{env_of, s3 as backend};
+
+    /// A loader over in-memory files.
+    fn files(
+        contents: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(EnvConfigFileKind, &Path) -> Option<ProfileSet> {
+        move |kind, path| {
+            let (_, text) = contents.iter().find(|(p, _)| Path::new(p) == path)?;
+            let fs = Fs::from_slice(&[(path.to_str()?, text)]);
+            load_profiles_with(&fs, &Env::from_slice(&[]), &one_file(kind, path), None).ok()
+        }
+    }
+
+    #[test]
+    fn generations() {
+        for (v, g) in [
+            (Some("0.12.24"), Generation::Legacy),
+            (Some("1.0.3"), Generation::Legacy),
+            (Some("v1.5.7"), Generation::Legacy),
+            (Some("Terraform v1.6.0"), Generation::Current),
+            (Some("1.11.4"), Generation::Current),
+            (Some("2.0.0"), Generation::Current),
+            (Some("garbage"), Generation::Current),
+            (None, Generation::Current),
+        ] {
+            assert_eq!(Generation::of_terraform(v), g, "{v:?}");
+        }
+    }
 
     #[test]
     fn profile_settings() {
@@ -205,37 +399,62 @@ mod tests {
         assert_eq!(p.profile.as_deref(), Some("ops"));
         assert_eq!(p.credentials_files, vec![PathBuf::from("/h/creds")]);
         assert!(p.config_files.is_empty());
+        assert_eq!(p.generation, Generation::Current);
         let d = p.describe(&env);
         assert!(
-            d.contains("profile `ops` in /h/creds and /h/.aws/config"),
+            d.starts_with("profile `ops` in /h/creds and /h/.aws/config (terraform ≥ 1.6"),
             "{d}"
         );
+        let legacy = ProfileSettings {
+            generation: Generation::Legacy,
+            ..p
+        };
+        let d = legacy.describe(&env);
+        assert!(d.starts_with("the environment (AWS_ACCESS_KEY_ID), profile `ops`"));
     }
 
     #[test]
+    fn home_is_home_or_the_windows_profile() {
+        let env = env_of(&[("HOME", "/h"), ("USERPROFILE", r"C:\Users\me")]);
+        assert_eq!(expand_home("~/x", &env), PathBuf::from("/h/x"));
+        assert_eq!(expand_home("/abs", &env), PathBuf::from("/abs"));
+        let windows = env_of(&[("USERPROFILE", r"C:\Users\me")]);
+        if cfg!(windows) {
+            assert_eq!(home_dir(&windows), Some(PathBuf::from(r"C:\Users\me")));
+        } else {
+            assert_eq!(home_dir(&windows), None);
+            assert_eq!(expand_home("~/x", &windows), PathBuf::from("~/x"));
+        }
+    }
+
+    const FILES: &[(&str, &str)] = &[
+        (
+            "/h/.aws/credentials",
+            "[default]\naws_access_key_id = AKIA\naws_secret_access_key = s\n\
+             [lab]\naws_access_key_id = AKIB\naws_secret_access_key = s\n",
+        ),
+        (
+            "/h/.aws/config",
+            "[default]\nregion = x\n[profile sso]\nsso_session = corp\n[profile proc]\n\
+             credential_process = /bin/creds\n[profile role]\nrole_arn = arn\nsource_profile = lab\n",
+        ),
+    ];
+
+    #[test]
     fn sources_in_chain_order() {
-        let files = |path: &Path| -> Option<String> {
-            match path.to_str()? {
-                "/h/.aws/credentials" => Some("[default]\naws_access_key_id = AKIA\n".into()),
-                "/h/.aws/config" => Some(
-                    "[default]\nregion = x\n[profile sso]\nsso_session = corp\n[profile proc]\n\
-                     credential_process = /bin/creds\n[profile role]\nrole_arn = arn\n"
-                        .into(),
-                ),
-                _ => None,
-            }
-        };
         let p = ProfileSettings::default();
+        let home = env_of(&[("HOME", "/h")]);
+        let env_keys = env_of(&[
+            ("AWS_ACCESS_KEY_ID", "x"),
+            ("AWS_SECRET_ACCESS_KEY", "y"),
+            ("HOME", "/h"),
+        ]);
         assert_eq!(
-            source(
-                &p,
-                env_of(&[("AWS_ACCESS_KEY_ID", "x"), ("HOME", "/h")]),
-                files
-            ),
+            source(&p, &env_keys, files(FILES)),
             "environment (AWS_ACCESS_KEY_ID)"
         );
         assert_eq!(
-            source(&p, env_of(&[("HOME", "/h")]), files),
+            source(&p, &home, files(FILES)),
             "profile default (/h/.aws/credentials)"
         );
         for (name, how) in [
@@ -248,11 +467,11 @@ mod tests {
                 ..Default::default()
             };
             assert_eq!(
-                source(&p, env_of(&[("HOME", "/h")]), files),
+                source(&p, &home, files(FILES)),
                 format!("profile {name} ({how}, /h/.aws/config)")
             );
         }
-        let nothing = |_: &Path| None;
+        let nothing = |_: EnvConfigFileKind, _: &Path| None;
         assert_eq!(
             source(
                 &p,
@@ -270,5 +489,87 @@ mod tests {
             "none found"
         );
         assert_eq!(source(&p, env_of(&[]), nothing), "instance metadata (IMDS)");
+    }
+
+    #[test]
+    fn a_backend_profile_beats_environment_keys_from_terraform_1_6() {
+        let env_keys = env_of(&[
+            ("AWS_ACCESS_KEY_ID", "x"),
+            ("AWS_SECRET_ACCESS_KEY", "y"),
+            ("HOME", "/h"),
+        ]);
+        let lab = ProfileSettings {
+            profile: Some("lab".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            source(&lab, &env_keys, files(FILES)),
+            "profile lab (/h/.aws/credentials)"
+        );
+        let legacy = ProfileSettings {
+            generation: Generation::Legacy,
+            ..lab
+        };
+        assert_eq!(
+            source(&legacy, &env_keys, files(FILES)),
+            "environment (AWS_ACCESS_KEY_ID)"
+        );
+        // AWS_PROFILE is not the backend's profile: the environment keys still come first.
+        let by_variable = env_of(&[
+            ("AWS_ACCESS_KEY_ID", "x"),
+            ("AWS_SECRET_ACCESS_KEY", "y"),
+            ("AWS_PROFILE", "lab"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(
+            source(&ProfileSettings::default(), &by_variable, files(FILES)),
+            "environment (AWS_ACCESS_KEY_ID)"
+        );
+    }
+
+    #[test]
+    fn profile_default_spelled_as_a_profile_section() {
+        // `[profile default]` in the config file is the default profile (the hand parser missed it).
+        let cfg: &[(&str, &str)] = &[(
+            "/h/.aws/config",
+            "[profile default]\ncredential_process = /bin/c\n",
+        )];
+        let cfg: &'static [(&'static str, &'static str)] =
+            Box::leak(cfg.to_vec().into_boxed_slice());
+        assert_eq!(
+            source(
+                &ProfileSettings::default(),
+                env_of(&[("HOME", "/h")]),
+                files(cfg)
+            ),
+            "profile default (credential_process, /h/.aws/config)"
+        );
+    }
+
+    #[test]
+    fn sts_endpoint_of_a_profile() {
+        let set = |text: &str| {
+            let fs = Fs::from_slice(&[("/c", text)]);
+            let files = one_file(EnvConfigFileKind::Config, Path::new("/c"));
+            load_profiles_with(&fs, &Env::from_slice(&[]), &files, None).unwrap()
+        };
+        let services = set("[default]\nendpoint_url = http://all\nservices = local\n\
+             [services local]\nsts =\n  endpoint_url = http://sts-only\n");
+        assert_eq!(
+            ProfileEndpoint::of(&services).sts.as_deref(),
+            Some("http://sts-only")
+        );
+        let global = set("[profile default]\nendpoint_url = http://all\n");
+        assert_eq!(
+            ProfileEndpoint::of(&global).sts.as_deref(),
+            Some("http://all")
+        );
+        let ignored =
+            set("[default]\nendpoint_url = http://all\nignore_configured_endpoint_urls = true\n");
+        assert!(ProfileEndpoint::of(&ignored).ignore_configured_endpoint_urls);
+        assert_eq!(
+            ProfileEndpoint::of(&set("[default]\nregion = x\n")),
+            ProfileEndpoint::default()
+        );
     }
 }

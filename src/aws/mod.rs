@@ -3,5 +3,6 @@
 //! Knows nothing of repairs or reports.
 
 pub mod chain;
+pub mod proxy;
 pub mod sts;
 pub mod verdict;

@@ -10,8 +10,10 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_credential_types::provider::ProvideCredentials;
-use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_sts::config::retry::RetryConfig;
 use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{AppName, BehaviorVersion, Credentials, Region};
@@ -22,7 +24,8 @@ use aws_smithy_http_client::Connector;
 use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClient};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
-use crate::aws::chain::{self, expand_home, ProfileSettings};
+use crate::aws::chain::{self, expand_home, Generation, ProfileEndpoint, ProfileSettings};
+use crate::aws::proxy::ProxySettings;
 use crate::aws::verdict::{classify, Failure, FailureKind, Verdict};
 use crate::backends::saved::{SavedBackend, StaticCredentials};
 use crate::backends::secrets;
@@ -30,6 +33,7 @@ use crate::backends::secrets;
 /// Where and how to reach STS, as terraform's S3 backend would.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// The STS endpoint terraform would use; `None`: the SDK's default for the region.
     pub endpoint: Option<String>,
     pub region: String,
     pub ca_bundle: Option<PathBuf>,
@@ -37,6 +41,8 @@ pub struct Target {
     pub use_fips: bool,
     pub use_dual_stack: bool,
     pub timeout: Duration,
+    /// Which terraform's rules were followed (they differ for endpoints and the credential order).
+    pub generation: Generation,
 }
 
 /// The backend's own proxy settings, or the usual environment variables. Its `Debug` hides the
@@ -90,24 +96,42 @@ impl Target {
         self
     }
 
-    /// Derives the target from the saved backend and the environment. `Err` says why tfshim cannot
-    /// reproduce terraform's call (and so must not judge the key). Pure.
+    /// Derives the target from the saved backend, the environment and what the selected profile of
+    /// the AWS config files says (`profile`), by the rules of terraform's `generation`. `Err` says
+    /// why tfshim cannot reproduce terraform's call (and so must not judge the key). Pure.
     pub fn from_backend(
         b: &SavedBackend,
         env: impl Fn(&str) -> Option<String>,
+        generation: Generation,
+        profile: &ProfileEndpoint,
         timeout: Duration,
     ) -> Result<Target, String> {
         if b.flag("insecure") {
             return Err("the backend sets `insecure = true`, which tfshim cannot reproduce".into());
         }
         let non_empty = |k: &str| env(k).filter(|v| !v.is_empty());
-        // terraform 1.11's order (s3/backend.go), then the SDK-wide variable.
-        let endpoint = b
-            .sts_endpoint()
-            .map(str::to_owned)
-            .or_else(|| non_empty("AWS_ENDPOINT_URL_STS"))
-            .or_else(|| non_empty("AWS_STS_ENDPOINT"))
-            .or_else(|| non_empty("AWS_ENDPOINT_URL"));
+        let endpoint = match generation {
+            // terraform 1.6+'s own order (internal/backend/remote-state/s3/backend.go), then the
+            // SDK's for what is left: the SDK-wide variable, then the profile (a `services` section
+            // before its `endpoint_url`), both off with `ignore_configured_endpoint_urls`.
+            Generation::Current => {
+                let ignore = profile.ignore_configured_endpoint_urls
+                    || non_empty("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+                        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+                b.sts_endpoint()
+                    .map(str::to_owned)
+                    .or_else(|| non_empty("AWS_ENDPOINT_URL_STS"))
+                    .or_else(|| non_empty("AWS_STS_ENDPOINT"))
+                    .or_else(|| (!ignore).then(|| non_empty("AWS_ENDPOINT_URL")).flatten())
+                    .or_else(|| (!ignore).then(|| profile.sts.clone()).flatten())
+            }
+            // ≤ 1.5: the attribute, whose schema default is `AWS_STS_ENDPOINT`; aws-sdk-go v1 of
+            // that time knew no other endpoint setting.
+            Generation::Legacy => b
+                .sts_endpoint()
+                .map(str::to_owned)
+                .or_else(|| non_empty("AWS_STS_ENDPOINT")),
+        };
         let env_flag =
             |name: &str| non_empty(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let region = b
@@ -147,6 +171,7 @@ impl Target {
                 .bool_attr("use_dualstack_endpoint")
                 .unwrap_or_else(|| env_flag("AWS_USE_DUALSTACK_ENDPOINT")),
             timeout,
+            generation,
         })
     }
 }
@@ -190,34 +215,12 @@ impl Session {
             .block_on(call(aws_sdk_sts::Client::from_conf(config)))
     }
 
-    /// Checks the credentials terraform would use without the saved key: aws-config's default chain
-    /// with the backend's profile settings applied.
+    /// Checks the credentials terraform would use without the saved key: aws-config's chain with
+    /// the backend's profile settings applied, in the order of terraform's generation.
     pub fn check_ambient(&self, profiles: &ProfileSettings) -> Ambient {
         let target = &self.target;
         let verdict = self.runtime.block_on(async {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .region(Region::new(target.region.clone()))
-                .http_client(self.http.clone())
-                .retry_config(RetryConfig::disabled())
-                .timeout_config(timeouts(target.timeout));
-            if let Some(profile) = &profiles.profile {
-                loader = loader.profile_name(profile);
-            }
-            if !profiles.credentials_files.is_empty() || !profiles.config_files.is_empty() {
-                // terraform uses the listed files instead of the defaults, kind by kind.
-                let mut files = EnvConfigFiles::builder()
-                    .include_default_credentials_file(profiles.credentials_files.is_empty())
-                    .include_default_config_file(profiles.config_files.is_empty());
-                for f in &profiles.credentials_files {
-                    files = files.with_file(EnvConfigFileKind::Credentials, f);
-                }
-                for f in &profiles.config_files {
-                    files = files.with_file(EnvConfigFileKind::Config, f);
-                }
-                loader = loader.profile_files(files.build());
-            }
-            let shared = loader.load().await;
-            let Some(provider) = shared.credentials_provider() else {
+            let Some(provider) = self.ambient_provider(profiles).await else {
                 return Verdict::Missing;
             };
             let found =
@@ -234,12 +237,57 @@ impl Session {
         });
         Ambient {
             verdict,
-            source: chain::source(
-                profiles,
-                |k| env::var(k).ok(),
-                |p| std::fs::read_to_string(p).ok(),
-            ),
+            source: chain::source_from_files(profiles, |k| env::var(k).ok()),
         }
+    }
+
+    /// The chain terraform would take its credentials from.
+    async fn ambient_provider(
+        &self,
+        profiles: &ProfileSettings,
+    ) -> Option<SharedCredentialsProvider> {
+        let target = &self.target;
+        let region = Region::new(target.region.clone());
+        if let (true, Some(profile)) = (profiles.profile_first(), &profiles.profile) {
+            // terraform 1.6+ with a backend `profile`: that profile, else container and instance
+            // credentials — never AWS_ACCESS_KEY_ID (`chain::Generation::Current`).
+            let conf = ProviderConfig::default()
+                .with_http_client(self.http.clone())
+                .with_region(Some(region))
+                .with_retry_config(RetryConfig::disabled())
+                .with_timeout_config(timeouts(target.timeout));
+            let chain = CredentialsProviderChain::first_try(
+                "Profile",
+                ProfileFileCredentialsProvider::builder()
+                    .configure(&conf)
+                    .profile_name(profile)
+                    .profile_files(profiles.env_config_files())
+                    .build(),
+            )
+            .or_else(
+                "EcsContainer",
+                aws_config::ecs::EcsCredentialsProvider::builder()
+                    .configure(&conf)
+                    .build(),
+            )
+            .or_else(
+                "Ec2InstanceMetadata",
+                aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+                    .configure(&conf)
+                    .build(),
+            );
+            return Some(SharedCredentialsProvider::new(chain));
+        }
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .http_client(self.http.clone())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts(target.timeout))
+            .profile_files(profiles.env_config_files());
+        if let Some(profile) = &profiles.profile {
+            loader = loader.profile_name(profile);
+        }
+        loader.load().await.credentials_provider()
     }
 }
 
@@ -318,7 +366,7 @@ fn http_client(target: &Target) -> Result<SharedHttpClient, String> {
         .with_trust_store(trust)
         .build()
         .map_err(|e| format!("invalid TLS settings: {e}"))?;
-    let proxy = proxy_config(&target.proxy)?;
+    let proxy = proxy_config(target)?;
     Ok(
         aws_smithy_http_client::Builder::new().build_with_connector_fn(
             move |settings: Option<&HttpConnectorSettings>,
@@ -338,26 +386,26 @@ fn http_client(target: &Target) -> Result<SharedHttpClient, String> {
     )
 }
 
-fn proxy_config(proxy: &Proxy) -> Result<ProxyConfig, String> {
-    let bad = |e| format!("invalid proxy setting in the backend: {e}");
-    match proxy {
-        Proxy::FromEnv => Ok(ProxyConfig::from_env()),
+/// The proxy terraform would use for this target's STS URL, by Go's rules (`proxy.rs`): never for
+/// loopback, `NO_PROXY` honoured, the backend's attributes over the variables.
+fn proxy_config(target: &Target) -> Result<ProxyConfig, String> {
+    let (http, https, no_proxy) = match &target.proxy {
+        Proxy::FromEnv => (None, None, None),
         Proxy::Explicit {
             http,
             https,
             no_proxy,
-        } => {
-            // STS is reached over HTTPS (or plain HTTP for a local endpoint): prefer the matching one.
-            let mut config = match (https, http) {
-                (Some(url), _) => ProxyConfig::https(url.as_str()).map_err(bad)?,
-                (None, Some(url)) => ProxyConfig::all(url.as_str()).map_err(bad)?,
-                (None, None) => ProxyConfig::disabled(),
-            };
-            if let Some(rules) = no_proxy {
-                config = config.no_proxy(rules);
-            }
-            Ok(config)
-        }
+        } => (http.as_deref(), https.as_deref(), no_proxy.as_deref()),
+    };
+    let settings = ProxySettings::resolve(|k| env::var(k).ok(), http, https, no_proxy);
+    let url = target
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://sts.{}.amazonaws.com", target.region));
+    match settings.proxy_for(&url) {
+        Some(proxy) => ProxyConfig::all(proxy.as_str())
+            .map_err(|e| format!("invalid proxy setting for STS: {e}")),
+        None => Ok(ProxyConfig::disabled()),
     }
 }
 
@@ -376,18 +424,46 @@ mod tests {
         let b = backend(
             r#"{"endpoints":{"sts":"http://new"},"sts_endpoint":"http://old","region":"eu-west-1","sts_region":"us-west-2"}"#,
         );
-        let target = Target::from_backend(&b, &env, t).unwrap();
+        let target = Target::from_backend(
+            &b,
+            &env,
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t,
+        )
+        .unwrap();
         assert_eq!(target.endpoint.as_deref(), Some("http://new"));
         assert_eq!(target.region, "us-west-2");
         let b = backend(r#"{"sts_endpoint":"http://old","region":"eu-west-1"}"#);
-        let target = Target::from_backend(&b, &env, t).unwrap();
+        let target = Target::from_backend(
+            &b,
+            &env,
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t,
+        )
+        .unwrap();
         assert_eq!(target.endpoint.as_deref(), Some("http://old"));
         assert_eq!(target.region, "eu-west-1");
         let b = backend(r#"{"endpoints":{"sts":null}}"#);
-        let target = Target::from_backend(&b, &env, t).unwrap();
+        let target = Target::from_backend(
+            &b,
+            &env,
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t,
+        )
+        .unwrap();
         assert_eq!(target.endpoint.as_deref(), Some("http://env-sts"));
         assert_eq!(target.region, "ap-south-1");
-        let target = Target::from_backend(&b, env_of(&[]), t).unwrap();
+        let target = Target::from_backend(
+            &b,
+            env_of(&[]),
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t,
+        )
+        .unwrap();
         assert_eq!(target.endpoint, None);
         assert_eq!(target.region, "us-east-1");
         // The deprecated variable still counts, after the new one.
@@ -395,8 +471,109 @@ mod tests {
             ("AWS_STS_ENDPOINT", "http://deprecated"),
             ("AWS_ENDPOINT_URL", "http://all"),
         ]);
-        let target = Target::from_backend(&b, &old_env, t).unwrap();
+        let target = Target::from_backend(
+            &b,
+            &old_env,
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t,
+        )
+        .unwrap();
         assert_eq!(target.endpoint.as_deref(), Some("http://deprecated"));
+    }
+
+    #[test]
+    fn endpoints_from_the_config_files_and_by_generation() {
+        let t = Duration::from_secs(1);
+        let none = backend("{}");
+        let profile = ProfileEndpoint {
+            sts: Some("http://from-profile".into()),
+            ignore_configured_endpoint_urls: false,
+        };
+        let at =
+            |b: &SavedBackend, env: &[(&'static str, &'static str)], g, p: &ProfileEndpoint| {
+                let env: &'static [(&'static str, &'static str)] =
+                    Box::leak(env.to_vec().into_boxed_slice());
+                Target::from_backend(b, env_of(env), g, p, t)
+                    .unwrap()
+                    .endpoint
+            };
+        let current = Generation::Current;
+        // The profile comes after every variable terraform or the SDK reads first…
+        assert_eq!(
+            at(&none, &[], current, &profile).as_deref(),
+            Some("http://from-profile")
+        );
+        assert_eq!(
+            at(
+                &none,
+                &[("AWS_ENDPOINT_URL", "http://all")],
+                current,
+                &profile
+            )
+            .as_deref(),
+            Some("http://all")
+        );
+        let sts_only = backend(r#"{"endpoints":{"sts":"http://attr"}}"#);
+        assert_eq!(
+            at(&sts_only, &[], current, &profile).as_deref(),
+            Some("http://attr")
+        );
+        // …and `ignore_configured_endpoint_urls` turns off the SDK's sources, not terraform's own.
+        let ignoring = ProfileEndpoint {
+            ignore_configured_endpoint_urls: true,
+            ..profile.clone()
+        };
+        assert_eq!(
+            at(
+                &none,
+                &[("AWS_ENDPOINT_URL", "http://all")],
+                current,
+                &ignoring
+            ),
+            None
+        );
+        assert_eq!(
+            at(
+                &none,
+                &[("AWS_ENDPOINT_URL_STS", "http://sts")],
+                current,
+                &ignoring
+            )
+            .as_deref(),
+            Some("http://sts")
+        );
+        assert_eq!(
+            at(
+                &none,
+                &[("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")],
+                current,
+                &profile
+            ),
+            None
+        );
+        // Terraform ≤ 1.5 knows only the attribute and AWS_STS_ENDPOINT.
+        let legacy = Generation::Legacy;
+        let env = [
+            ("AWS_ENDPOINT_URL_STS", "http://new-var"),
+            ("AWS_ENDPOINT_URL", "http://all"),
+        ];
+        assert_eq!(at(&none, &env, legacy, &profile), None);
+        assert_eq!(
+            at(
+                &none,
+                &[("AWS_STS_ENDPOINT", "http://old-var")],
+                legacy,
+                &profile
+            )
+            .as_deref(),
+            Some("http://old-var")
+        );
+        let flat = backend(r#"{"sts_endpoint":"http://flat"}"#);
+        assert_eq!(
+            at(&flat, &env, legacy, &profile).as_deref(),
+            Some("http://flat")
+        );
     }
 
     #[test]
@@ -406,12 +583,33 @@ mod tests {
             ("AWS_USE_FIPS_ENDPOINT", "true"),
             ("AWS_USE_DUALSTACK_ENDPOINT", "true"),
         ]);
-        let target = Target::from_backend(&backend("{}"), &env, t).unwrap();
+        let target = Target::from_backend(
+            &backend("{}"),
+            &env,
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t,
+        )
+        .unwrap();
         assert!(target.use_fips && target.use_dual_stack);
         let b = backend(r#"{"use_fips_endpoint":false,"use_dualstack_endpoint":null}"#);
-        let target = Target::from_backend(&b, &env, t).unwrap();
+        let target = Target::from_backend(
+            &b,
+            &env,
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t,
+        )
+        .unwrap();
         assert!(!target.use_fips && target.use_dual_stack);
-        let target = Target::from_backend(&backend("{}"), env_of(&[]), t).unwrap();
+        let target = Target::from_backend(
+            &backend("{}"),
+            env_of(&[]),
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t,
+        )
+        .unwrap();
         assert!(!target.use_fips && !target.use_dual_stack);
     }
 
@@ -422,7 +620,14 @@ mod tests {
         let b = backend(
             r#"{"custom_ca_bundle":"~/ca.pem","https_proxy":"http://proxy:3128","no_proxy":"localhost"}"#,
         );
-        let target = Target::from_backend(&b, &env, t).unwrap();
+        let target = Target::from_backend(
+            &b,
+            &env,
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t,
+        )
+        .unwrap();
         assert_eq!(target.ca_bundle, Some(PathBuf::from("/home/u/ca.pem")));
         assert_eq!(
             target.proxy,
@@ -432,9 +637,23 @@ mod tests {
                 no_proxy: Some("localhost".into())
             }
         );
-        let target = Target::from_backend(&backend("{}"), &env, t).unwrap();
+        let target = Target::from_backend(
+            &backend("{}"),
+            &env,
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t,
+        )
+        .unwrap();
         assert_eq!(target.ca_bundle, Some(PathBuf::from("/etc/env.pem")));
         assert_eq!(target.proxy, Proxy::FromEnv);
-        assert!(Target::from_backend(&backend(r#"{"insecure":true}"#), &env, t).is_err());
+        assert!(Target::from_backend(
+            &backend(r#"{"insecure":true}"#),
+            &env,
+            Generation::Current,
+            &ProfileEndpoint::default(),
+            t
+        )
+        .is_err());
     }
 }

@@ -290,6 +290,12 @@ impl SavedBackend {
         })
     }
 
+    /// The `terraform_version` that wrote the file (its top-level field), if it says.
+    pub fn terraform_version(&self) -> Option<String> {
+        let doc: Value = serde_json::from_slice(&self.raw).ok()?;
+        doc.get("terraform_version")?.as_str().map(str::to_owned)
+    }
+
     /// The region terraform's STS call would be signed for: `sts_region`, then `region`.
     pub fn sts_region(&self) -> Option<&str> {
         self.string("sts_region").or_else(|| self.string("region"))

@@ -7,7 +7,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::aws::chain::ProfileSettings;
+use crate::aws::chain::{Generation, ProfileEndpoint, ProfileSettings};
 use crate::aws::sts::{Ambient, Session, Target};
 use crate::aws::verdict::Verdict;
 use crate::backends::saved::{SavedBackend, StaticCredentials};
@@ -33,6 +33,27 @@ pub fn sts_timeout() -> Duration {
         .filter(|s| s.is_finite() && *s > 0.0)
         .unwrap_or(DEFAULT_TIMEOUT_SECS);
     Duration::from_secs_f64(secs.min(300.0))
+}
+
+/// Where terraform in `work_dir` would send the STS call for backend `b` (see [`Target`]).
+pub fn target_of(b: &SavedBackend, work_dir: &Path) -> Result<Target, String> {
+    let profiles = ProfileSettings::from_backend(b, env_var).anchored(work_dir);
+    // The AWS config files can only name STS when nothing before them does (and only for
+    // terraform 1.6+); reading them is skipped otherwise, and where there is no key to check.
+    let set = |k: &str| env_var(k).is_some_and(|v| !v.is_empty());
+    let needs_files = profiles.generation == Generation::Current
+        && b.s3_static_credentials().is_some()
+        && b.sts_endpoint().is_none()
+        && !["AWS_ENDPOINT_URL_STS", "AWS_STS_ENDPOINT"]
+            .iter()
+            .any(|k| set(k));
+    let endpoint = if needs_files {
+        ProfileEndpoint::load(&profiles)
+    } else {
+        ProfileEndpoint::default()
+    };
+    Target::from_backend(b, env_var, profiles.generation, &endpoint, sts_timeout())
+        .map(|t| t.anchored(work_dir))
 }
 
 /// The facts about one data dir, gathered so far.
@@ -71,7 +92,7 @@ impl Findings {
         let target = backend
             .as_ref()
             .filter(|b| b.kind == "s3")
-            .map(|b| Target::from_backend(b, env_var, sts_timeout()).map(|t| t.anchored(work_dir)));
+            .map(|b| target_of(b, work_dir));
         let saved = match (saved, &target) {
             (Saved::StaticKey, Some(Err(why))) => Saved::Uncheckable(why.clone()),
             (fact, _) => fact,

@@ -349,8 +349,7 @@ fn check_plan_file(inv: &Invocation, plan: &std::ffi::OsStr) {
     let Some(creds) = backend.s3_static_credentials() else {
         return;
     };
-    let target =
-        crate::aws::sts::Target::from_backend(&backend, env_var, crate::heal::facts::sts_timeout());
+    let target = crate::heal::facts::target_of(&backend, inv.work_dir());
     let verdict = match target.map(crate::aws::sts::Session::new) {
         Ok(Ok(session)) => session.check_static(&creds),
         _ => return,

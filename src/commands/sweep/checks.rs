@@ -158,6 +158,7 @@ mod tests {
             use_fips: false,
             use_dual_stack: false,
             timeout: Duration::from_secs(1),
+            generation: Default::default(),
         }
     }
 
@@ -192,6 +193,7 @@ mod tests {
             profile: None,
             credentials_files: vec!["creds".into(), "/abs/creds".into()],
             config_files: vec!["conf".into()],
+            ..Default::default()
         };
         let p = p.anchored(Path::new("/r"));
         assert_eq!(
