@@ -146,6 +146,21 @@ proptest! {
     fn terraform_stderr_never_panics(text in ".{0,400}") {
         let _ = crate::proxy::reactive::is_rejected_key_failure(&text);
     }
+
+    /// `-backend-config` files: arbitrary text, and text built from HCL's own pieces (so the parser
+    /// gets past the first token), never panic.
+    #[test]
+    fn backend_config_files_never_panic(
+        text in ".{0,300}",
+        pieces in prop::collection::vec(prop::sample::select(vec![
+            "a", " = ", "\"s\"", "${", "}", "{", "[", "]", ",", "<<EOT\n", "\nEOT\n", "<<-X\n",
+            "\r\n", "\n", "#", "/*", "*/", "true", "null", "1.5e3", "x.y", "f(", ")", "%{", "\\",
+        ]), 0..40),
+    ) {
+        let _ = crate::backends::config_file::parse_hcl(&text);
+        let _ = crate::backends::config_file::parse_json(&text);
+        let _ = crate::backends::config_file::parse_hcl(&pieces.concat());
+    }
 }
 
 /// Secret hygiene: every type that holds or may hold a secret, printed with `{:?}` (as a log line, a

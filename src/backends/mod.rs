@@ -2,6 +2,7 @@
 //! inside a saved plan file, and the security warnings about what they expose. Readers only: nothing
 //! here touches the network or writes a file (the repair is `heal`'s).
 
+pub mod config_file;
 pub mod planfile;
 pub mod saved;
 pub mod secrets;

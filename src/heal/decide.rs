@@ -6,7 +6,10 @@
 
 use std::ffi::{OsStr, OsString};
 
+use serde_json::Value;
+
 use crate::aws::verdict::Verdict;
+use crate::backends::config_file::{same_value, Given};
 use crate::proxy::invocation::{first_positional, parse_init_flags, InitFlags, Invocation};
 
 /// `TFSHIM_MODE`.
@@ -118,11 +121,13 @@ pub enum Saved {
 /// How an `init`'s `-backend-config` values compare with the saved backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitChange {
-    /// No `-backend-config` values, or only values equal to the saved ones.
+    /// No `-backend-config` values, or only values equal to the saved ones (the keys may be left
+    /// out: then a stale saved key is repaired as on `plan`).
     Same,
     /// Only credential attributes differ: terraform would stop with "Backend configuration changed".
     CredentialsOnly,
-    /// Anything else differs (or a file is given): a real change, left to terraform and the user.
+    /// Anything else differs (or a value tfshim cannot read): a real change, left to terraform and
+    /// the user.
     Other,
 }
 
@@ -205,19 +210,21 @@ pub fn next(f: &Facts) -> Step {
     }
 }
 
-/// Compares an init's `-backend-config` values with the saved configuration. `saved_value` returns a
-/// saved attribute rendered as a string (`None` when unset); `credential` tells credential attributes.
+/// Compares an init's merged `-backend-config` values (flags and files, `config_file::merge`) with
+/// the saved configuration. `saved_value` returns a saved attribute (`None` when absent);
+/// `credential` tells credential attributes. `Err` (a file tfshim cannot read as terraform would) is
+/// a change tfshim does not understand: left to terraform.
 pub fn init_change(
-    flags: &InitFlags,
-    saved_value: impl Fn(&str) -> Option<String>,
+    given: &Result<Given, String>,
+    saved_value: impl Fn(&str) -> Option<Value>,
     credential: impl Fn(&str) -> bool,
 ) -> InitChange {
-    if flags.config_files > 0 {
+    let Ok(given) = given else {
         return InitChange::Other;
-    }
+    };
     let mut credentials_differ = false;
-    for (key, value) in &flags.config_pairs {
-        let same = saved_value(key).as_deref() == Some(value.expose());
+    for (key, value) in &given.0 {
+        let same = same_value(value, saved_value(key).as_ref());
         match (same, credential(key)) {
             (true, _) => {}
             (false, true) => credentials_differ = true,
@@ -507,50 +514,36 @@ mod tests {
 
     #[test]
     fn init_change_detection() {
-        let saved = |k: &str| match k {
-            "bucket" => Some("b".to_owned()),
-            "access_key" => Some("OLD".to_owned()),
-            _ => None,
-        };
+        let saved_config = serde_json::json!({"bucket": "b", "access_key": "OLD", "encrypt": true,
+            "endpoints": {"sts": "x", "s3": null}});
+        let saved = |k: &str| saved_config.get(k).cloned();
         let cred = |k: &str| matches!(k, "access_key" | "secret_key" | "token");
-        let flags = |pairs: &[(&str, &str)], files| InitFlags {
-            config_pairs: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), crate::backends::saved::Secret::new(*v)))
-                .collect(),
-            config_files: files,
-            ..Default::default()
-        };
-        assert_eq!(init_change(&flags(&[], 0), saved, cred), InitChange::Same);
+        let given = |v: Value| Ok(Given(v.as_object().unwrap().clone()));
+        let change = |v: Value| init_change(&given(v), saved, cred);
+        assert_eq!(change(serde_json::json!({})), InitChange::Same);
         assert_eq!(
-            init_change(
-                &flags(&[("access_key", "OLD"), ("bucket", "b")], 0),
-                saved,
-                cred
-            ),
+            change(serde_json::json!({"access_key": "OLD", "bucket": "b", "encrypt": "true"})),
+            InitChange::Same
+        );
+        // The same settings without the keys (the user dropped them from the file).
+        assert_eq!(
+            change(serde_json::json!({"bucket": "b", "endpoints": {"sts": "x"}})),
             InitChange::Same
         );
         assert_eq!(
-            init_change(
-                &flags(
-                    &[("access_key", "NEW"), ("secret_key", "s"), ("bucket", "b")],
-                    0
-                ),
-                saved,
-                cred
-            ),
+            change(serde_json::json!({"access_key": "NEW", "secret_key": "s", "bucket": "b"})),
             InitChange::CredentialsOnly
         );
         assert_eq!(
-            init_change(
-                &flags(&[("access_key", "NEW"), ("bucket", "other")], 0),
-                saved,
-                cred
-            ),
+            change(serde_json::json!({"access_key": "NEW", "bucket": "other"})),
             InitChange::Other
         );
         assert_eq!(
-            init_change(&flags(&[("access_key", "NEW")], 1), saved, cred),
+            change(serde_json::json!({"access_key": "NEW", "endpoints": {"sts": "y"}})),
+            InitChange::Other
+        );
+        assert_eq!(
+            init_change(&Err("unreadable".into()), saved, cred),
             InitChange::Other
         );
     }

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
-use serde_json::Value;
 
 use crate::aws::verdict::Verdict;
+use crate::backends::config_file;
 use crate::backends::saved::{SavedBackend, StaticCredentials};
 use crate::backends::secrets::S3_CREDENTIAL_ATTRS;
 use crate::heal::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
@@ -72,11 +72,17 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
         inv.data_dir(env::var_os("TF_DATA_DIR").as_deref()),
     );
     let init_change = match (&class, &f.backend) {
-        (CommandClass::Init(flags), Some(b)) => decide::init_change(
-            flags,
-            |k| b.config.get(k).and_then(render),
-            |k| b.kind == "s3" && S3_CREDENTIAL_ATTRS.contains(&k),
-        ),
+        (CommandClass::Init(flags), Some(b)) if !flags.config.is_empty() => {
+            let given = config_file::merge(&flags.config, inv.work_dir());
+            if let Err(why) = &given {
+                log::debug(|| format!("-backend-config not understood: {why}"));
+            }
+            decide::init_change(
+                &given,
+                |k| b.config.get(k).cloned(),
+                |k| b.kind == "s3" && S3_CREDENTIAL_ATTRS.contains(&k),
+            )
+        }
         _ => InitChange::Same,
     };
     let mut facts = Facts {
@@ -364,15 +370,6 @@ fn check_plan_file(inv: &Invocation, plan: &std::ffi::OsStr) {
     }
 }
 
-/// A saved attribute as the string a `-backend-config=KEY=VALUE` would give.
-fn render(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
 fn code(v: &Option<Verdict>) -> String {
     match v {
         Some(Verdict::Rejected { code }) => code.clone(),
@@ -501,15 +498,12 @@ fn reconfigure_init(
         }
     };
     let flags = crate::proxy::invocation::parse_init_flags(effective);
-    // The last value given for each credential attribute is the one terraform saves.
-    let given = |name: &str| -> Option<String> {
-        flags
-            .config_pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.expose().to_owned())
+    // The merged value of each credential attribute (flags and files, the last one winning) is
+    // the one terraform saves. The decision read the same files a moment ago.
+    let Ok(merged) = config_file::merge(&flags.config, inv.work_dir()) else {
+        return Ok(Next::Run(inv.args.clone()));
     };
+    let given = |name: &str| -> Option<String> { merged.string(name).map(str::to_owned) };
     log::say(
         "this init changes only the backend credentials; adding -reconfigure and keeping every other \
          saved backend setting",

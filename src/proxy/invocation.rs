@@ -193,10 +193,23 @@ pub struct InitFlags {
     pub reconfigures: bool,
     /// `-backend=false`: init will not touch the backend at all.
     pub backend_disabled: bool,
-    /// `-backend-config=KEY=VALUE` items, in order. Values may be secrets, so they are kept as one.
-    pub config_pairs: Vec<(String, Secret)>,
-    /// `-backend-config=FILE` items, which tfshim does not look inside.
-    pub config_files: usize,
+    /// Every `-backend-config` item, in order: terraform merges them in this order, a later value
+    /// winning (`backends/config_file.rs` reads and merges them).
+    pub config: Vec<ConfigItem>,
+}
+
+/// One `-backend-config` item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigItem {
+    /// `KEY=VALUE`. The value may be a secret, so it is kept as one.
+    Pair(String, Secret),
+    /// A file of attribute values (HCL, or JSON when the name ends in `.json`); a relative path is
+    /// relative to the directory terraform runs in. An empty value (`-backend-config=''` alone
+    /// clears every override) is kept as an empty path.
+    File(PathBuf),
+    /// An argument tfshim cannot read (not UTF-8) that may be a `-backend-config`: whatever it says,
+    /// tfshim cannot know the merged result.
+    Opaque,
 }
 
 /// Parses `init`'s flags the way Go's `flag` package does: one or two leading dashes, `-name=value`
@@ -205,7 +218,16 @@ pub fn parse_init_flags(args: &[OsString]) -> InitFlags {
     let mut flags = InitFlags::default();
     let mut i = 0;
     while i < args.len() {
-        let Some(arg) = args[i].to_str() else { break };
+        let Some(arg) = args[i].to_str() else {
+            // A non-UTF-8 flag may be a `-backend-config` naming a file tfshim cannot name; a
+            // non-UTF-8 positional argument ends the flags.
+            if args[i].as_encoded_bytes().starts_with(b"-") {
+                flags.config.push(ConfigItem::Opaque);
+                i += 1;
+                continue;
+            }
+            break;
+        };
         if arg == "--" || !arg.starts_with('-') || arg == "-" {
             break;
         }
@@ -225,13 +247,16 @@ pub fn parse_init_flags(args: &[OsString]) -> InitFlags {
                         args.get(i).and_then(|a| a.to_str()).map(str::to_owned)
                     }
                 };
-                // terraform: a value with `=` is KEY=VALUE, anything else is a file path.
-                match value.as_deref().and_then(|v| v.split_once('=')) {
-                    Some((k, v)) => flags
-                        .config_pairs
-                        .push((k.trim().to_owned(), Secret::new(v))),
-                    None => flags.config_files += 1,
-                }
+                // terraform (`backendConfigOverrideBody` in internal/command/init.go): a value with
+                // `=` is KEY=VALUE, split at the first `=`, the name taken as it is; anything else is
+                // a file path.
+                flags.config.push(match value {
+                    None => ConfigItem::Opaque,
+                    Some(v) => match v.split_once('=') {
+                        Some((k, v)) => ConfigItem::Pair(k.to_owned(), Secret::new(v)),
+                        None => ConfigItem::File(PathBuf::from(v)),
+                    },
+                });
             }
             // Valued flags whose value may follow as a separate word.
             "from-module" | "plugin-dir" | "lock-timeout" | "lockfile" | "test-directory"
@@ -442,14 +467,14 @@ mod tests {
             "-upgrade",
         ]));
         assert_eq!(
-            f.config_pairs,
+            f.config,
             vec![
-                ("access_key".to_owned(), Secret::new("AK")),
-                ("secret_key".to_owned(), Secret::new("a=b"))
+                ConfigItem::Pair("access_key".to_owned(), Secret::new("AK")),
+                ConfigItem::Pair("secret_key".to_owned(), Secret::new("a=b")),
+                ConfigItem::File(PathBuf::from("conf.hcl")),
             ]
         );
         assert!(!format!("{f:?}").contains("a=b"));
-        assert_eq!(f.config_files, 1);
         assert!(!f.reconfigures && !f.backend_disabled);
         assert!(parse_init_flags(&os(&["-reconfigure"])).reconfigures);
         assert!(parse_init_flags(&os(&["-migrate-state"])).reconfigures);

@@ -5,7 +5,9 @@
 //! and runs, on its own copy each:
 //! - **plain**: the user's command with the real terraform;
 //! - **manual**: the careful manual fix — `init -reconfigure -input=false -backend-config=FILE`, FILE
-//!   holding every saved setting that is set and is not a credential — then the user's command;
+//!   holding every saved setting that is set and is not a credential — then the user's command (when
+//!   that is an `init`: that init itself with `-reconfigure` and FILE put before its own arguments,
+//!   then a `plan` to show the root healed);
 //! - **tfshim**: the user's command through tfshim.
 //!
 //! and asserts: where plain terraform succeeds, tfshim succeeds with the same exit code; where the
@@ -414,21 +416,28 @@ pub fn check(tf: Tf, partial: bool, prepare: fn(&mut Row) -> Expect) {
         )
         .unwrap();
     }
-    let reconfigure = row.terraform_in(
-        &manual_dir,
-        &[
-            "init".into(),
-            "-reconfigure".into(),
-            "-input=false".into(),
-            "-no-color".into(),
-            format!("-backend-config={}", settings.display()),
-        ],
-    );
-    let manual = reconfigure
-        .output
-        .status
-        .success()
-        .then(|| row.terraform_in(&manual_dir, cmd));
+    let mut reconfigure_args: Vec<String> = vec![
+        "init".into(),
+        "-reconfigure".into(),
+        "-input=false".into(),
+        "-no-color".into(),
+        format!("-backend-config={}", settings.display()),
+    ];
+    // When the user's command is itself an `init`, the careful fix is that init with `-reconfigure`
+    // and the saved settings put before its own arguments (its own `-backend-config` values, a
+    // rotated key in a settings file for one, then win): one run, not a reconfigure and the init again.
+    let is_init = cmd.first().is_some_and(|c| c == "init");
+    if is_init {
+        reconfigure_args.extend(cmd[1..].iter().cloned());
+    }
+    let reconfigure = row.terraform_in(&manual_dir, &reconfigure_args);
+    let manual = reconfigure.output.status.success().then(|| {
+        if is_init {
+            row.terraform_in(&manual_dir, &["plan".into(), "-input=false".into()])
+        } else {
+            row.terraform_in(&manual_dir, cmd)
+        }
+    });
     let manual_healed = manual.as_ref().is_some_and(|m| succeeded(m, cmd));
 
     let mut shim_cmd = row.sb.tfshim_cmd();
@@ -646,6 +655,124 @@ fn proxy_variables_skip_loopback(row: &mut Row) -> Expect {
     Expect::plan(true)
 }
 
+/// A `-backend-config` settings file in the root (HCL, or JSON by its name): the bucket and key, and
+/// `key`'s access key pair when given.
+fn write_settings_file(row: &Row, name: &str, key: Option<&Key>) {
+    let mut values = vec![
+        ("bucket", BUCKET.to_owned()),
+        ("key", row.sb.state_key.clone()),
+    ];
+    if let Some(k) = key {
+        values.push(("access_key", k.id.clone()));
+        values.push(("secret_key", k.secret.clone()));
+    }
+    let text = if name.ends_with(".json") {
+        let map: Map<String, Value> = values
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value::from(v)))
+            .collect();
+        serde_json::to_string_pretty(&map).unwrap()
+    } else {
+        // Comments and CRLF line ends, as an editor on Windows leaves them.
+        let mut t = "# backend settings\r\n".to_owned();
+        for (k, v) in values {
+            t += &format!("{k} = \"{v}\"\r\n");
+        }
+        t
+    };
+    fs::write(row.sb.work.join(name), text).unwrap();
+}
+
+/// `init -input=false` with `extra` arguments, on this row's terraform; must succeed.
+#[track_caller]
+fn init_with(row: &Row, extra: &[&str]) {
+    let mut args = vec!["init".to_owned(), "-input=false".to_owned()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    row.terraform_in(&row.sb.work, &args).success();
+    assert!(
+        row.sb.saved_text().contains(&row.sb.key.id),
+        "init did not save the key"
+    );
+}
+
+fn init_command(extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "init".to_owned(),
+        "-input=false".to_owned(),
+        "-no-color".to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// #11 item 1, first case: the keys live in `backend.hcl`; after the rotation the user writes the
+/// new pair there and runs the same `init` again (plain terraform: "Backend configuration changed").
+fn keys_in_hcl_file_rewritten(row: &mut Row) -> Expect {
+    write_settings_file(row, "backend.hcl", Some(&row.sb.key));
+    init_with(row, &["-backend-config=backend.hcl"]);
+    row.sb.rotate();
+    write_settings_file(row, "backend.hcl", Some(&row.sb.key));
+    Expect {
+        command: init_command(&["-backend-config=backend.hcl"]),
+        manual_heals: true,
+    }
+}
+
+/// #11 item 1, the same with a JSON settings file.
+fn keys_in_json_file_rewritten(row: &mut Row) -> Expect {
+    write_settings_file(row, "backend.json", Some(&row.sb.key));
+    init_with(row, &["-backend-config=backend.json"]);
+    row.sb.rotate();
+    write_settings_file(row, "backend.json", Some(&row.sb.key));
+    Expect {
+        command: init_command(&["-backend-config=backend.json"]),
+        manual_heals: true,
+    }
+}
+
+/// #11 item 1, second case: the user drops the keys from the file (the new key is in the shared
+/// credentials file) and runs `init -backend-config=backend.hcl` again; the same command written as
+/// KEY=VALUE flags healed before files were read.
+fn keys_dropped_from_hcl_file(row: &mut Row) -> Expect {
+    write_settings_file(row, "backend.hcl", Some(&row.sb.key));
+    init_with(row, &["-backend-config=backend.hcl"]);
+    row.sb.rotate();
+    write_settings_file(row, "backend.hcl", None);
+    Expect {
+        command: init_command(&["-backend-config=backend.hcl"]),
+        manual_heals: true,
+    }
+}
+
+/// #11 item 1, third case (CI): the settings file holds the location, the new keys come as flags.
+fn settings_file_and_new_key_flags(row: &mut Row) -> Expect {
+    write_settings_file(row, "prod.hcl", None);
+    let flags = Sandbox::key_args(&row.sb.key);
+    init_with(row, &["-backend-config=prod.hcl", &flags[0], &flags[1]]);
+    row.sb.rotate();
+    row.sb.set_ambient(None);
+    let flags = Sandbox::key_args(&row.sb.key);
+    Expect {
+        command: init_command(&["-backend-config=prod.hcl", &flags[0], &flags[1]]),
+        manual_heals: true,
+    }
+}
+
+/// #11 item 1 through `TF_CLI_ARGS_init`: the settings file (with the rewritten keys) is named there,
+/// relative to the root, as a CI job sets it once for every init.
+fn keys_in_file_from_tf_cli_args(row: &mut Row) -> Expect {
+    write_settings_file(row, "backend.hcl", Some(&row.sb.key));
+    row.sb
+        .env("TF_CLI_ARGS_init", "-backend-config=backend.hcl");
+    init_with(row, &[]);
+    row.sb.rotate();
+    write_settings_file(row, "backend.hcl", Some(&row.sb.key));
+    Expect {
+        command: init_command(&[]),
+        manual_heals: true,
+    }
+}
+
 rows! {
     seed_via_flags: partial = false;
     partial_config: partial = true;
@@ -657,4 +784,9 @@ rows! {
     sts_endpoint_from_config_profile: partial = false;
     sts_endpoint_from_environment: partial = false;
     proxy_variables_skip_loopback: partial = false;
+    keys_in_hcl_file_rewritten: partial = true;
+    keys_in_json_file_rewritten: partial = true;
+    keys_dropped_from_hcl_file: partial = true;
+    settings_file_and_new_key_flags: partial = true;
+    keys_in_file_from_tf_cli_args: partial = true;
 }
