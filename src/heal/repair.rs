@@ -12,7 +12,9 @@
 //! 1. The new saved `backend.type` and `backend.config` equal the old ones, except the credential
 //!    attributes (`access_key`, `secret_key`, `token`), which hold exactly the expected values: unset
 //!    after a repair, the user's new ones after a credential-only `init`.
-//! 2. `backend.hash` is unchanged (the `.tf` backend block is the one the old file was made from).
+//! 2. `backend.hash` is unchanged (the `.tf` backend block is the one the old file was made from),
+//!    unless the file was saved by another terraform version than the one that reconfigured it: a
+//!    new version hashes the same block anew, and 1 alone must hold (#11 item 4).
 //! 3. If the reconfigure fails, is interrupted, or breaks 1–2, the saved file's bytes are restored.
 //! 4. The settings file holds no credential and is removed when the repair ends (`tempfile` deletes it
 //!    on drop; it is created 0600).
@@ -86,6 +88,20 @@ fn without_nulls(value: &Value) -> Option<Value> {
     }
 }
 
+/// Whether the reconfigure was made by another terraform version than the one that saved the old
+/// file. Terraform 1.x's `workdir.BackendState` records `terraform_version` (omitted when empty);
+/// 1.0.3 wrote none, so a file without it that comes back with one was written by another version.
+/// The `hash` covers the backend block as decoded by that version's backend schema, so a new version
+/// gives a new hash for the same `.tf` block (measured 1.0.3 → 1.11.4, docs/terraform-backend.md):
+/// then a changed hash is expected, and invariant 1 (every setting identical but the credentials)
+/// is what proves that the same state is addressed (#11 item 4).
+fn upgraded(old: &SavedBackend, new: &SavedBackend) -> bool {
+    match (old.terraform_version(), new.terraform_version()) {
+        (None, None) => false,
+        (before, after) => before != after,
+    }
+}
+
 /// Checks invariants 1 and 2. `expected_credentials` gives each credential attribute's expected new
 /// value (`None`: unset). Messages name attributes, never values. Pure.
 pub fn check_invariants(
@@ -96,7 +112,7 @@ pub fn check_invariants(
     if old.kind != new.kind {
         return Err("the backend type changed".into());
     }
-    if old.hash != new.hash {
+    if old.hash != new.hash && !upgraded(old, new) {
         return Err(
             "the backend hash changed (the .tf backend block no longer matches the saved one)"
                 .into(),
@@ -484,6 +500,7 @@ pub fn restore(old: &SavedBackend) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn saved(config: &str, hash: u64) -> SavedBackend {
         crate::backends::saved::testing::saved("s3", config, hash)
@@ -528,6 +545,51 @@ mod tests {
         assert!(preserved_settings(&b.config).is_ok());
         let b = saved(r#"{"sse_customer_key":null}"#, 1);
         assert!(preserved_settings(&b.config).is_ok());
+    }
+
+    /// A saved file written by `version`.
+    fn saved_by(version: &str, config: &str, hash: u64) -> SavedBackend {
+        let text = format!(
+            r#"{{"version":3,"terraform_version":"{version}","backend":{{"type":"s3","config":{config},"hash":{hash}}}}}"#
+        );
+        SavedBackend::parse(PathBuf::from("t"), text.into_bytes())
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_terraform_version_may_change_the_hash_and_nothing_else() {
+        let unset = |_: &str| None;
+        let old = saved_by("1.0.3", OLD, 1);
+        let repaired = OLD
+            .replace(r#""AKIAOLD""#, "null")
+            .replace(r#""S""#, "null");
+        // Upgraded: a new hash is expected when every setting is the same but the keys.
+        assert_eq!(
+            check_invariants(&old, &saved_by("1.11.4", &repaired, 2), &unset),
+            Ok(())
+        );
+        // The same version: a new hash still means another .tf block.
+        assert!(
+            check_invariants(&old, &saved_by("1.0.3", &repaired, 2), &unset)
+                .unwrap_err()
+                .contains("hash")
+        );
+        // Upgraded, but a setting changed too: still a violation.
+        let moved = repaired.replace(r#""key":"k""#, r#""key":"other""#);
+        assert!(
+            check_invariants(&old, &saved_by("1.11.4", &moved, 2), &unset)
+                .unwrap_err()
+                .contains("key")
+        );
+        // 1.0.3 recorded no version: a file that comes back with one was written by another version.
+        assert_eq!(
+            check_invariants(&saved(OLD, 1), &saved_by("1.11.4", &repaired, 2), &unset),
+            Ok(())
+        );
+        // Neither says: no exception.
+        let bare = saved(&repaired, 2);
+        assert!(check_invariants(&saved(OLD, 1), &bare, &unset).is_err());
     }
 
     #[test]
