@@ -117,7 +117,7 @@ fn terraform_info() -> TerraformInfo {
 fn doctor_warnings(f: &Findings) -> Vec<Warning> {
     f.backend
         .as_ref()
-        .map(warnings::backend_warnings)
+        .map(|b| warnings::backend_warnings(b, None))
         .unwrap_or_default()
 }
 

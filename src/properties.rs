@@ -124,7 +124,7 @@ proptest! {
             let _ = b.sts_endpoint();
             let _ = b.sts_region();
             let _ = crate::heal::repair::preserved_settings(&b.config);
-            let _ = crate::backends::warnings::backend_warnings(&b);
+            let _ = crate::backends::warnings::backend_warnings(&b, None);
         }
     }
 
@@ -199,6 +199,7 @@ fn no_debug_print_shows_a_secret() {
         init_change: InitChange::CredentialsOnly,
         saved_verdict: None,
         ambient_verdict: None,
+        key_in_config: None,
     };
     let target = Target {
         endpoint: None,
@@ -218,7 +219,7 @@ fn no_debug_print_shows_a_secret() {
         kind: "s3".into(),
         config: saved.config.clone(),
     };
-    let warnings = crate::backends::warnings::backend_warnings(&saved);
+    let warnings = crate::backends::warnings::backend_warnings(&saved, None);
     let printed = format!(
         "{saved:?} {creds:?} {:?} {:?} {:?} {inv:?} {flags:?} {facts:?} {target:?} {plan:?} {warnings:?} {} {}",
         AccessKeyId::new(KEY),

@@ -6,4 +6,5 @@ pub mod config_file;
 pub mod planfile;
 pub mod saved;
 pub mod secrets;
+pub mod tf_block;
 pub mod warnings;

@@ -19,19 +19,31 @@ pub struct Warning {
     pub message: String,
 }
 
-/// Secrets saved in the backend configuration. Pure.
-pub fn backend_warnings(b: &SavedBackend) -> Vec<Warning> {
+/// Secrets saved in the backend configuration; `key_in_config` names the root's file whose `.tf`
+/// backend block writes the S3 keys, when it does (`tf_block.rs`). Pure.
+pub fn backend_warnings(b: &SavedBackend, key_in_config: Option<&Path>) -> Vec<Warning> {
     let file = b.path.display();
     let mut out = Vec::new();
     if let Some(creds) = b.s3_static_credentials() {
-        out.push(Warning {
-            code: "plaintext-keys",
-            message: format!(
+        let message = match key_in_config {
+            Some(tf) => format!(
+                "the S3 key {} and its secret are written in the backend block in {} and saved in \
+                 plain text in {file}; prefer the credential chain (environment, profile, SSO): \
+                 remove access_key/secret_key from that block, then run `terraform init \
+                 -reconfigure` with the -backend-config settings you used before",
+                creds.access_key,
+                tf.display()
+            ),
+            None => format!(
                 "the S3 key {} and its secret are saved in plain text in {file} (they came from \
                  `-backend-config=access_key=…`); prefer the credential chain (environment, profile, \
                  SSO) and `terraform init -reconfigure` without keys",
                 creds.access_key
             ),
+        };
+        out.push(Warning {
+            code: "plaintext-keys",
+            message,
         });
     }
     let secret_attrs: Vec<&str> = secrets::other_secret_attrs(&b.kind)
@@ -168,15 +180,28 @@ mod tests {
 
     #[test]
     fn s3_static_keys() {
-        let w = backend_warnings(&backend(
-            "s3",
-            r#"{"access_key":"AKIAIOSFODNN7EXAMPLE","secret_key":"wJalrXUtnFEMI"}"#,
-        ));
+        let w = backend_warnings(
+            &backend(
+                "s3",
+                r#"{"access_key":"AKIAIOSFODNN7EXAMPLE","secret_key":"wJalrXUtnFEMI"}"#,
+            ),
+            None,
+        );
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].code, "plaintext-keys");
         assert!(w[0].message.contains("AKIA…MPLE"));
         assert!(!w[0].message.contains("wJalr") && !w[0].message.contains("IOSFODNN"));
-        assert!(backend_warnings(&backend("s3", r#"{"access_key":null}"#)).is_empty());
+        assert!(backend_warnings(&backend("s3", r#"{"access_key":null}"#), None).is_empty());
+        // Written in the .tf block: said so, with the file, and no -backend-config story.
+        let w = backend_warnings(
+            &backend(
+                "s3",
+                r#"{"access_key":"AKIAIOSFODNN7EXAMPLE","secret_key":"x"}"#,
+            ),
+            Some(Path::new("main.tf")),
+        );
+        assert!(w[0].message.contains("backend block in main.tf"), "{w:?}");
+        assert!(!w[0].message.contains("came from"), "{w:?}");
     }
 
     #[test]
@@ -190,13 +215,16 @@ mod tests {
             ("pg", r#"{"conn_str":"postgres://u:pw@db/x"}"#),
             ("pg", r#"{"conn_str":"host=db password=pw"}"#),
         ] {
-            let w = backend_warnings(&backend(kind, config));
+            let w = backend_warnings(&backend(kind, config), None);
             assert_eq!(w.len(), 1, "{kind} {config}");
             assert_eq!(w[0].code, "secret-in-backend");
             assert!(!w[0].message.contains("pw") && !w[0].message.contains("sv=x"));
         }
-        assert!(backend_warnings(&backend("pg", r#"{"conn_str":"postgres://u@db/x"}"#)).is_empty());
-        assert!(backend_warnings(&backend("azurerm", r#"{"access_key":null}"#)).is_empty());
-        assert!(backend_warnings(&backend("local", r#"{"path":"x"}"#)).is_empty());
+        assert!(
+            backend_warnings(&backend("pg", r#"{"conn_str":"postgres://u@db/x"}"#), None)
+                .is_empty()
+        );
+        assert!(backend_warnings(&backend("azurerm", r#"{"access_key":null}"#), None).is_empty());
+        assert!(backend_warnings(&backend("local", r#"{"path":"x"}"#), None).is_empty());
     }
 }

@@ -32,8 +32,8 @@ ENVIRONMENT:
   TFSHIM_LOG=debug           print tfshim's decisions (never secrets) with timings
   TFSHIM_RECURSION_COUNT     set by tfshim on the terraform it runs; stops loops
 
-EXIT CODES (doctor): 0 nothing to do, 3 a repair is due, 4 stale key and no working credentials,
-1 doctor failed. Proxied runs exit with terraform's code; 1 when tfshim refuses or a repair fails,
+EXIT CODES (doctor): 0 nothing to do, 3 a repair is due, 4 stale key that cannot be repaired (no
+working credentials, or the key is written in the .tf backend block), 1 doctor failed. Proxied runs exit with terraform's code; 1 when tfshim refuses or a repair fails,
 127 when no terraform is found.";
 
 /// tfshim: a drop-in `terraform` that heals S3 backends whose saved access key was rotated away.
@@ -54,8 +54,9 @@ pub enum ShimCommand {
     Version,
     /// Diagnose the saved backend and the credentials, changing nothing.
     ///
-    /// Exit codes: 0 nothing to do, 3 a repair is due, 4 the saved key is stale and no working
-    /// credentials were found, 1 doctor itself failed.
+    /// Exit codes: 0 nothing to do, 3 a repair is due, 4 the saved key is stale and cannot be
+    /// repaired (no working credentials, or it is written in the .tf backend block), 1 doctor itself
+    /// failed.
     Doctor {
         /// The Terraform root to look at (terraform's `-chdir=DIR` is accepted too).
         #[arg(long, value_name = "DIR")]

@@ -140,6 +140,8 @@ pub struct Facts {
     pub init_change: InitChange,
     pub saved_verdict: Option<Verdict>,
     pub ambient_verdict: Option<Verdict>,
+    /// The file whose `.tf` backend block writes the saved key (no reconfigure can remove it).
+    pub key_in_config: Option<String>,
 }
 
 /// The next step.
@@ -166,6 +168,9 @@ pub enum Step {
     ReconfigureInit,
     /// The saved key is stale and nothing else works either: change nothing, exit 1.
     Refuse,
+    /// The saved key is stale, and the `.tf` backend block in this file writes it: a reconfigure
+    /// would read it back. Say so and what to do, change nothing, run the command unchanged.
+    KeyInConfiguration(String),
 }
 
 /// The decision. Pure.
@@ -200,6 +205,9 @@ pub fn next(f: &Facts) -> Step {
         Some(Verdict::Valid { .. }) => Step::Run,
         Some(Verdict::Unknown { reason }) => Step::RunUnchecked(reason.clone()),
         Some(Verdict::Missing) => Step::RunUnchecked("no key to check".into()),
+        Some(Verdict::Rejected { .. }) if f.key_in_config.is_some() => {
+            Step::KeyInConfiguration(f.key_in_config.clone().unwrap_or_default())
+        }
         Some(Verdict::Rejected { .. }) if f.mode == Mode::Warn => Step::WarnStale,
         Some(Verdict::Rejected { .. }) => match &f.ambient_verdict {
             None => Step::CheckAmbient,
@@ -318,6 +326,7 @@ mod tests {
             init_change: InitChange::Same,
             saved_verdict: None,
             ambient_verdict: None,
+            key_in_config: None,
         }
     }
 
@@ -487,6 +496,25 @@ mod tests {
                 ..facts(class, saved)
             };
             assert_eq!(next(&f), expected, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_written_in_the_tf_block_is_not_repaired() {
+        for (mode, class) in [
+            (Mode::Fix, CommandClass::LoadsBackend),
+            (Mode::Warn, CommandClass::LoadsBackend),
+            (Mode::Fix, CommandClass::Init(InitFlags::default())),
+        ] {
+            let mut f = facts(class, Saved::StaticKey);
+            f.mode = mode;
+            f.key_in_config = Some("main.tf".into());
+            assert_eq!(next(&f), CheckSavedKey);
+            f.saved_verdict = valid();
+            assert_eq!(next(&f), Run);
+            f.saved_verdict = rejected();
+            // No fallback check, no repair: the reconfigure would read the key back.
+            assert_eq!(next(&f), KeyInConfiguration("main.tf".into()));
         }
     }
 

@@ -11,6 +11,7 @@ use crate::aws::chain::{Generation, ProfileEndpoint, ProfileSettings};
 use crate::aws::sts::{Ambient, Session, Target};
 use crate::aws::verdict::Verdict;
 use crate::backends::saved::{SavedBackend, StaticCredentials};
+use crate::backends::tf_block;
 use crate::backends::warnings::{self, Warning};
 use crate::heal::decide::Saved;
 use crate::heal::repair::Lock;
@@ -67,6 +68,9 @@ pub struct Findings {
     pub target: Option<Result<Target, String>>,
     pub saved_verdict: Option<Verdict>,
     pub ambient: Option<Ambient>,
+    /// The root's file whose `.tf` backend block writes the saved key itself (so no re-initialising
+    /// can remove it); `None` when the key came from `-backend-config` (or none is saved).
+    pub key_in_config: Option<PathBuf>,
     session: Option<Session>,
 }
 
@@ -76,7 +80,7 @@ impl Findings {
         let Some(b) = &self.backend else {
             return Vec::new();
         };
-        let mut out = warnings::backend_warnings(b);
+        let mut out = warnings::backend_warnings(b, self.key_in_config.as_deref());
         if !out.is_empty() {
             out.extend(warnings::git_warnings(work_dir, &b.path));
         }
@@ -97,6 +101,10 @@ impl Findings {
             (Saved::StaticKey, Some(Err(why))) => Saved::Uncheckable(why.clone()),
             (fact, _) => fact,
         };
+        // Only a saved S3 key makes the root's own files worth reading.
+        let key_in_config = creds
+            .as_ref()
+            .and_then(|_| tf_block::credentials_in_configuration(work_dir));
         Findings {
             work_dir: work_dir.to_path_buf(),
             data_dir,
@@ -106,6 +114,7 @@ impl Findings {
             target,
             saved_verdict: None,
             ambient: None,
+            key_in_config,
             session: None,
         }
     }

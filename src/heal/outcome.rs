@@ -36,6 +36,13 @@ pub fn plan_of(step: &Step, f: &Findings) -> Plan {
                  checked ({why})"
             ),
         ),
+        Step::KeyInConfiguration(file) => Plan::new(
+            Action::CannotRepair,
+            format!(
+                "the saved key {key} is rejected, and the backend block in {file} writes it: \
+                 re-initialising cannot remove it; replace or remove it there"
+            ),
+        ),
         Step::WarnStale => Plan::new(
             Action::None,
             format!("the saved key {key} is rejected; TFSHIM_MODE=warn"),
@@ -60,6 +67,7 @@ pub fn next_plan(f: &Findings) -> Plan {
         init_change: InitChange::Same,
         saved_verdict: f.saved_verdict.clone(),
         ambient_verdict: f.ambient.as_ref().map(|a| a.verdict.clone()),
+        key_in_config: f.key_in_config.as_ref().map(|p| p.display().to_string()),
     };
     // With every verdict known, the decision is final at once.
     plan_of(&decide::next(&facts), f)

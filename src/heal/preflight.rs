@@ -92,6 +92,7 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
         init_change,
         saved_verdict: None,
         ambient_verdict: None,
+        key_in_config: f.key_in_config.as_ref().map(|p| p.display().to_string()),
     };
     let step = loop {
         let step = decide::next(&facts);
@@ -227,6 +228,18 @@ fn act(
             (next, done)
         }
         Step::Refuse => (refuse(&key, facts, f), None),
+        Step::KeyInConfiguration(file) => {
+            log::warn(&format!(
+                "the saved S3 backend key {key} was rejected by STS ({}); it is written in the \
+                 backend block in {file}, not saved from -backend-config, so re-initialising \
+                 cannot remove it and nothing was changed. Put the new key there — better, remove \
+                 access_key/secret_key from that block and let terraform use the credential chain \
+                 (environment, profile, SSO) — then run `terraform init -reconfigure` with the \
+                 -backend-config settings you used before",
+                code(&facts.saved_verdict)
+            ));
+            (Ok(unchanged()), None)
+        }
         // The caller gathers these and never passes them here; were it to, fail open, not panic.
         Step::CheckSavedKey | Step::CheckAmbient => (Ok(unchanged()), None),
     }
@@ -234,7 +247,7 @@ fn act(
 
 /// The reactive fallback applies: `fix` mode, not `TFSHIM_RETRY=0`, an `init` or a `plan` without
 /// `-json` (whose diagnostics go to stdout), a saved static key, and no verdict on it from the
-/// preflight. (With `skip_credentials_validation` the backend makes no such call, so a
+/// preflight, and a key that does not come from the `.tf` block. (With `skip_credentials_validation` the backend makes no such call, so a
 /// `GetCallerIdentity` failure would be a provider's, not the saved key's.)
 fn reactive_eligible(
     facts: &Facts,
@@ -247,7 +260,14 @@ fn reactive_eligible(
     let command =
         matches!(facts.class, CommandClass::Init(_)) || inv.command.as_deref() == Some("plan");
     let json = effective.iter().any(|a| a == "-json");
-    enabled && command && !json && matches!(step, Step::RunUnchecked(_)) && f.creds.is_some()
+    // A key the `.tf` block writes would come back with the repair's reconfigure.
+    let removable = f.key_in_config.is_none();
+    enabled
+        && command
+        && !json
+        && matches!(step, Step::RunUnchecked(_))
+        && f.creds.is_some()
+        && removable
 }
 
 /// Runs the command as a watched child; if terraform reports the saved key rejected, repairs (after

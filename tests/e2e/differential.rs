@@ -790,6 +790,23 @@ fn saved_by_1_0_3_then_rotated(row: &mut Row) -> Expect {
     Expect::plan(true)
 }
 
+/// #11 item 5: the key is written in the `.tf` backend block itself, then rotated (the new key in
+/// the shared file). Nobody heals it by re-initialising (the block brings the key back); tfshim must
+/// attempt nothing that leaves the root worse.
+fn key_written_in_tf_block(row: &mut Row) -> Expect {
+    let key = &row.sb.key;
+    row.set_backend(
+        &format!(
+            "    access_key = \"{}\"\n    secret_key = \"{}\"\n",
+            key.id, key.secret
+        ),
+        true,
+    );
+    init_with(row, &[]);
+    row.sb.rotate();
+    Expect::plan(false)
+}
+
 rows! {
     seed_via_flags: partial = false;
     partial_config: partial = true;
@@ -807,4 +824,5 @@ rows! {
     settings_file_and_new_key_flags: partial = true;
     keys_in_file_from_tf_cli_args: partial = true;
     saved_by_1_0_3_then_rotated: partial = true;
+    key_written_in_tf_block: partial = false;
 }

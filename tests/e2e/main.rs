@@ -7,6 +7,7 @@ mod differential;
 mod doctor;
 mod faults;
 mod heal;
+mod keys;
 mod passthrough;
 mod reactive;
 mod seed;
