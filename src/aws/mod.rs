@@ -3,6 +3,7 @@
 //! Knows nothing of repairs or reports.
 
 pub mod chain;
+pub mod fresh;
 pub mod proxy;
 pub mod sts;
 pub mod verdict;

@@ -25,10 +25,12 @@ use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClie
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use crate::aws::chain::{self, expand_home, Generation, ProfileEndpoint, ProfileSettings};
+use crate::aws::fresh;
 use crate::aws::proxy::ProxySettings;
 use crate::aws::verdict::{classify, Failure, FailureKind, Verdict};
 use crate::backends::saved::{SavedBackend, StaticCredentials};
 use crate::backends::secrets;
+use crate::log;
 
 /// Where and how to reach STS, as terraform's S3 backend would.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,7 +235,27 @@ impl Session {
             let config = sts_config(target, self.http.clone())
                 .credentials_provider(creds)
                 .build();
-            call(aws_sdk_sts::Client::from_conf(config)).await
+            let client = aws_sdk_sts::Client::from_conf(config);
+            let mut verdict = call(client.clone()).await;
+            // A rejection may only mean the key is seconds old (`fresh.rs`): ask again, with
+            // backoff, for the window; any other answer ends it.
+            let window = fresh::window(|k| env::var(k).ok());
+            for (i, pause) in fresh::pauses(window).into_iter().enumerate() {
+                if !matches!(verdict, Verdict::Rejected { .. }) {
+                    break;
+                }
+                if i == 0 {
+                    log::say(&format!(
+                        "the fallback credentials were rejected by STS too; a key created seconds \
+                         ago can be, so asking again for up to {}s ({})",
+                        window.as_secs_f64(),
+                        fresh::VAR
+                    ));
+                }
+                tokio::time::sleep(pause).await;
+                verdict = call(client.clone()).await;
+            }
+            verdict
         });
         Ambient {
             verdict,

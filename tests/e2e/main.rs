@@ -6,6 +6,7 @@ mod support;
 mod differential;
 mod doctor;
 mod faults;
+mod fresh;
 mod heal;
 mod keys;
 mod passthrough;

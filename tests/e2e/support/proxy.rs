@@ -7,7 +7,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct Shared {
@@ -19,6 +19,10 @@ struct Shared {
     delay_ms: AtomicU64,
     /// What tfshim's requests get instead of moto's answer.
     fault: Mutex<Option<Fault>>,
+    /// Requests signed by one key id, from anyone, meet a fault until a deadline (`None`: always).
+    key_faults: Mutex<Vec<(String, Option<Instant>, Fault)>>,
+    /// Connections whose first request was signed by each key id.
+    by_key: Mutex<Vec<(String, usize)>>,
 }
 
 pub struct StsProxy {
@@ -61,6 +65,26 @@ impl StsProxy {
     /// From now on, tfshim's requests (only) meet `fault`; terraform's still reach moto.
     pub fn fault_for_tfshim(&self, fault: Fault) {
         *self.shared.fault.lock().unwrap() = Some(fault);
+    }
+
+    /// Requests signed by `key_id` (from tfshim or terraform) meet `fault` for `duration` from now,
+    /// or for good with `None`; e.g. a key IAM has not yet made valid everywhere.
+    pub fn fault_for_key(&self, key_id: &str, duration: Option<Duration>, fault: Fault) {
+        let until = duration.map(|d| Instant::now() + d);
+        self.shared
+            .key_faults
+            .lock()
+            .unwrap()
+            .push((key_id.to_owned(), until, fault));
+    }
+
+    /// Connections (one request each, unless a client reuses them) signed by `key_id`.
+    pub fn requests_signed_by(&self, key_id: &str) -> usize {
+        let counts = self.shared.by_key.lock().unwrap();
+        counts
+            .iter()
+            .find(|(k, _)| k == key_id)
+            .map_or(0, |(_, n)| *n)
     }
 
     /// From now on, accept connections and close them at once (an unreachable STS).
@@ -127,8 +151,27 @@ fn serve(mut client: TcpStream, upstream: u16, shared: Arc<Shared>) {
         }
     };
     tally(&first);
+    let key = signing_key(&first);
+    if let Some(key) = &key {
+        let mut counts = shared.by_key.lock().unwrap();
+        match counts.iter_mut().find(|(k, _)| k == key) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((key.clone(), 1)),
+        }
+    }
+    let key_fault = key.and_then(|key| {
+        let faults = shared.key_faults.lock().unwrap();
+        faults
+            .iter()
+            .find(|(k, until, _)| *k == key && until.is_none_or(|u| Instant::now() < u))
+            .map(|(_, _, f)| f.clone())
+    });
     let fault = shared.fault.lock().unwrap().clone();
-    if let (true, Some(fault)) = (count(&first, b"app/tfshim") > 0, fault) {
+    let fault = match (count(&first, b"app/tfshim") > 0, fault) {
+        (true, Some(fault)) => Some(fault),
+        _ => None,
+    };
+    if let Some(fault) = key_fault.or(fault) {
         match fault {
             Fault::Status(status, body) => {
                 let _ = write!(
@@ -174,6 +217,14 @@ fn serve(mut client: TcpStream, upstream: u16, shared: Arc<Shared>) {
     }
     let _ = s_write.shutdown(Shutdown::Write);
     let _ = back.join();
+}
+
+/// The access key id in a SigV4 `Authorization` header (`Credential=AKIA…/date/…`).
+fn signing_key(request: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(request);
+    let start = text.find("Credential=")? + "Credential=".len();
+    let end = start + text[start..].find('/')?;
+    Some(text[start..end].to_owned())
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
