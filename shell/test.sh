@@ -10,6 +10,11 @@ if ! "$python" -c 'import moto.server, flask' 2>/dev/null; then
   echo "tfshim test: installing moto[server] from PyPI" >&2
   "$python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.2,<6'
 fi
+# The crash-consistency test holds terraform inside its write of the saved file with strace.
+if ! command -v strace >/dev/null 2>&1; then
+  echo "tfshim test: installing strace (apt-get)" >&2
+  apt-get install -y -qq strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace >/dev/null; }
+fi
 if ! command -v terraform >/dev/null 2>&1; then
   echo "tfshim test: no terraform on PATH; the end-to-end tests run the real binary (install it, then rerun)" >&2
   exit 1

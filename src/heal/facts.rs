@@ -13,8 +13,8 @@ use crate::aws::verdict::Verdict;
 use crate::backends::saved::{SavedBackend, StaticCredentials};
 use crate::backends::tf_block;
 use crate::backends::warnings::{self, Warning};
+use crate::heal::datadir::Lock;
 use crate::heal::decide::Saved;
-use crate::heal::repair::Lock;
 use crate::log;
 
 /// Default for `TFSHIM_STS_TIMEOUT` (seconds): long enough for a slow link to STS, short enough that

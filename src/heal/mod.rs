@@ -3,6 +3,7 @@
 //! together for a proxied run. Uses `proxy` to run terraform, `aws` to ask STS, `backends` to read
 //! what was saved; never renders output for people beyond one-line `tfshim:` messages.
 
+pub mod datadir;
 pub mod decide;
 pub mod facts;
 pub mod outcome;

@@ -17,10 +17,11 @@ use crate::aws::verdict::Verdict;
 use crate::backends::config_file;
 use crate::backends::saved::{SavedBackend, StaticCredentials};
 use crate::backends::secrets::S3_CREDENTIAL_ATTRS;
+use crate::heal::datadir::{self, Lock};
 use crate::heal::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
 use crate::heal::facts::{env_var, Findings};
 use crate::heal::outcome;
-use crate::heal::repair::{self, Lock, Outcome, Reconfigure, Removal};
+use crate::heal::repair::{self, Outcome, Reconfigure, Removal};
 use crate::log;
 use crate::proxy::exec::signal_exit_code;
 use crate::proxy::invocation::Invocation;
@@ -67,10 +68,10 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
         log::debug(|| "this command does not load the saved backend; passing through".into());
         return Ok(Next::Run(inv.args.clone()));
     }
-    let mut f = Findings::gather(
-        inv.work_dir(),
-        inv.data_dir(env::var_os("TF_DATA_DIR").as_deref()),
-    );
+    let data_dir = inv.data_dir(env::var_os("TF_DATA_DIR").as_deref());
+    // A repair that was killed may have left the saved file broken and its backup beside it.
+    datadir::recover_if_interrupted(&data_dir);
+    let mut f = Findings::gather(inv.work_dir(), data_dir);
     let init_change = match (&class, &f.backend) {
         (CommandClass::Init(flags), Some(b)) if !flags.config.is_empty() => {
             let given = config_file::merge(&flags.config, inv.work_dir());
@@ -548,5 +549,11 @@ fn reconfigure_init(
         Outcome::Done => Ok(Next::Exit(ExitCode::SUCCESS)),
         Outcome::Failed(code) => Ok(Next::Exit(ExitCode::from(code))),
         Outcome::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
+        Outcome::NotStarted(why) => {
+            log::say(&format!(
+                "cannot add -reconfigure: {why}; running terraform unchanged"
+            ));
+            Ok(Next::Run(inv.args.clone()))
+        }
     }
 }

@@ -15,26 +15,33 @@
 //! 2. `backend.hash` is unchanged (the `.tf` backend block is the one the old file was made from),
 //!    unless the file was saved by another terraform version than the one that reconfigured it: a
 //!    new version hashes the same block anew, and 1 alone must hold (#11 item 4).
-//! 3. If the reconfigure fails, is interrupted, or breaks 1–2, the saved file's bytes are restored.
-//! 4. The settings file holds no credential and is removed when the repair ends (`tempfile` deletes it
-//!    on drop; it is created 0600).
-//! 5. One repair at a time per data dir: an exclusive lock on `<data dir>/tfshim.lock` is held from
+//! 3. If the reconfigure fails, is interrupted, or breaks 1–2, the saved file's bytes are restored —
+//!    only if they differ, atomically, keeping owner and mode, never by an in-place write; if that
+//!    cannot be done, the file is left as terraform left it and the user told (`datadir.rs`).
+//! 4. No rewrite without a durable copy: a backup of the old bytes (0600, fsynced) exists in the data
+//!    dir from before terraform starts until the outcome of 1–3 is settled; a run that finds one
+//!    left by a killed repair recovers from it under the lock, keeping a rewritten file only if it
+//!    passes 1–2 (credentials aside), so the state addressed never changes (`datadir.rs`).
+//! 5. The settings file holds no credential, lives in the data dir (0600, a random name with a fixed
+//!    prefix), exists only while the backup does, and is removed when terraform is done; a killed
+//!    repair's leftovers are removed under the lock.
+//! 6. One repair at a time per data dir: an exclusive lock on `<data dir>/tfshim.lock` is held from
 //!    re-reading the file to verifying the result; readers take it shared. A run that finds the
 //!    repair already done proceeds. Waits are bounded; past them tfshim runs terraform unchanged.
-//! 6. Terminating signals cannot cut 1–4 short: they are caught for the whole repair (`exec.rs`).
+//! 7. Terminating signals cannot cut 1–5 short: they are caught for the whole repair (`exec.rs`);
+//!    SIGKILL can, and 4 covers it.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
 use crate::backends::saved::{SavedBackend, StaticCredentials};
 use crate::backends::secrets::{self, url_has_password, S3_CREDENTIAL_ATTRS};
+use crate::heal::datadir::{self, Backup, Lock, Restored};
 use crate::log;
 use crate::proxy::exec::{killed_by, run_child, signal_exit_code, ChildRun, Signals};
 
@@ -174,95 +181,16 @@ pub enum Outcome {
     Failed(u8),
     /// A signal arrived while terraform ran; the file is either repaired or back as it was.
     Interrupted(i32),
-}
-
-/// How long a run waits for another tfshim's repair of the same directory before giving up (and
-/// running terraform unchanged): a repair is one `init`, normally seconds.
-const LOCK_WAIT: Duration = Duration::from_secs(120);
-const LOCK_FILE: &str = "tfshim.lock";
-const RESTORE_PREFIX: &str = ".tfshim-restore-";
-
-/// Holds the per-data-dir lock while alive (the lock is released when the file is closed).
-pub struct Lock(#[allow(dead_code)] File);
-
-/// Polls `try` until it succeeds or `LOCK_WAIT` has passed; says once that it is waiting.
-fn wait_for(
-    what: &str,
-    mut attempt: impl FnMut() -> Result<(), fs::TryLockError>,
-) -> io::Result<bool> {
-    let deadline = Instant::now() + LOCK_WAIT;
-    let mut said = false;
-    loop {
-        match attempt() {
-            Ok(()) => return Ok(true),
-            Err(fs::TryLockError::Error(e)) => return Err(e),
-            Err(fs::TryLockError::WouldBlock) if Instant::now() >= deadline => return Ok(false),
-            Err(fs::TryLockError::WouldBlock) => {
-                if !said {
-                    log::say(&format!(
-                        "another tfshim is repairing this directory; waiting {what}"
-                    ));
-                    said = true;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-impl Lock {
-    /// A shared hold on an existing lock file, so that a reader never sees the saved file half-way
-    /// through another tfshim's repair. No lock file (no repair ever ran here), no access, or a
-    /// repair that takes too long: `None`, and the caller reads anyway (a half-written file then
-    /// fails to parse, and tfshim fails open).
-    pub fn shared_if_exists(data_dir: &Path) -> Option<Lock> {
-        let file = File::open(data_dir.join(LOCK_FILE)).ok()?;
-        match wait_for("to read the saved backend", || file.try_lock_shared()) {
-            Ok(true) => Some(Lock(file)),
-            _ => None,
-        }
-    }
-
-    /// Takes `<data dir>/tfshim.lock`, waiting (and saying so) while another tfshim holds it, for
-    /// at most two minutes. Removes what an earlier, killed repair may have left in the data dir.
-    pub fn acquire(data_dir: &Path) -> Result<Lock> {
-        let path = data_dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot create the lock file {}", path.display()))?;
-        let locked = wait_for("for it to finish", || file.try_lock())
-            .with_context(|| format!("cannot lock {}", path.display()))?;
-        if !locked {
-            bail!(
-                "another tfshim has held {} for {} s; if none is running, delete that file",
-                path.display(),
-                LOCK_WAIT.as_secs()
-            );
-        }
-        if let Ok(entries) = fs::read_dir(data_dir) {
-            for entry in entries.flatten() {
-                if entry
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(RESTORE_PREFIX)
-                {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-        Ok(Lock(file))
-    }
+    /// Terraform was not run, and why (no backup or settings file could be written): nothing changed.
+    NotStarted(String),
 }
 
 impl<'a> Reconfigure<'a> {
-    /// Writes `settings` (from [`preserved_settings`]) to the settings file, runs the terraform command
-    /// line `args` builds from the file's path, then verifies the invariants, restoring the old file
-    /// when they fail. The caller holds the [`Lock`] and passes the saved backend it read under it.
-    /// Terminating signals are caught from before the settings file exists until the end, so that
-    /// the check and the restore always run.
+    /// Backs the saved file up, writes `settings` (from [`preserved_settings`]) to the settings file,
+    /// runs the terraform command line `args` builds from the file's path, then verifies the
+    /// invariants, restoring the old file when they fail. The caller holds the [`Lock`] and passes
+    /// the saved backend it read under it. Terminating signals are caught from before the backup
+    /// exists until the end, so that the check and the restore always run.
     pub fn run(
         &self,
         old: &SavedBackend,
@@ -271,9 +199,20 @@ impl<'a> Reconfigure<'a> {
         expected_credentials: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Outcome> {
         let signals = Signals::catch();
-        let file = write_settings(settings, self.data_dir)?;
+        // Invariant 4: no rewrite without a durable copy.
+        let backup = match Backup::create(self.data_dir, old) {
+            Ok(b) => b,
+            Err(e) => return Ok(Outcome::NotStarted(format!("{e:#}"))),
+        };
+        let file = match datadir::write_settings(settings, self.data_dir) {
+            Ok(f) => f,
+            Err(e) => {
+                backup.discard();
+                return Ok(Outcome::NotStarted(format!("{e:#}")));
+            }
+        };
         let mut cmd = Command::new(self.terraform);
-        cmd.args(args(file.path().as_os_str().to_owned()))
+        cmd.args(args(file.as_os_str().to_owned()))
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         for name in self.remove_env {
             cmd.env_remove(name);
@@ -285,9 +224,16 @@ impl<'a> Reconfigure<'a> {
         }
         let capture = !self.users_command && !self.show_output;
         let run = run_child(cmd, capture, &signals);
-        drop(file); // invariant 4: gone before anything else can fail
-        let ChildRun { status, output } =
-            run.with_context(|| format!("could not run {}", self.terraform.display()))?;
+        drop(file); // invariant 5: gone before anything else can fail
+        let ChildRun { status, output } = match run {
+            Ok(r) => r,
+            Err(e) => {
+                // terraform never started: the saved file is as it was.
+                backup.discard();
+                return Err(e)
+                    .with_context(|| format!("could not run {}", self.terraform.display()));
+            }
+        };
         if !status.success() && !output.is_empty() {
             let _ = io::stderr().write_all(&output);
         }
@@ -302,21 +248,37 @@ impl<'a> Reconfigure<'a> {
         };
         let outcome = match (status.success(), verified) {
             // Repaired and verified: keep it, even if a signal came in meanwhile.
-            (true, Ok(())) => match interrupted {
-                None => Outcome::Done,
-                Some(sig) => Outcome::Interrupted(sig),
-            },
+            (true, Ok(())) => {
+                backup.discard();
+                match interrupted {
+                    None => Outcome::Done,
+                    Some(sig) => Outcome::Interrupted(sig),
+                }
+            }
             (false, Ok(())) if interrupted.is_some() => {
+                backup.discard();
                 Outcome::Interrupted(interrupted.unwrap_or(0))
             }
             (succeeded, verdict) => {
-                restore(old)?;
+                // Invariant 3. On failure the backup stays and the error says what to do.
+                let why = match (&interrupted, &verdict) {
+                    (Some(sig), _) => format!("the repair was interrupted by signal {sig}"),
+                    (None, Err(why)) if succeeded => {
+                        format!("terraform's reconfigure succeeded but {why}")
+                    }
+                    (None, _) => format!("the repair's init failed (exit {})", failed_code()),
+                };
+                let how = match backup.restore().context(why)? {
+                    Restored::Unchanged => "is unchanged",
+                    Restored::PutBack => "was put back as it was",
+                };
+                log::say(&format!("the saved backend {} {how}", old.path.display()));
                 match (interrupted, verdict) {
                     (Some(sig), _) => Outcome::Interrupted(sig),
                     (None, Err(why)) if succeeded => bail!(
-                        "terraform's reconfigure succeeded but {why}; the saved backend {} was put \
-                         back as it was. Run `terraform init -reconfigure` with the backend settings \
-                         you need yourself",
+                        "terraform's reconfigure succeeded but {why}; the saved backend {} {how}. \
+                         Run `terraform init -reconfigure` with the backend settings you need \
+                         yourself",
                         old.path.display()
                     ),
                     (None, _) => Outcome::Failed(failed_code()),
@@ -425,76 +387,9 @@ impl KeyRemoval<'_> {
             Outcome::Done => Removal::Done,
             Outcome::Failed(code) => Removal::Failed(code),
             Outcome::Interrupted(sig) => Removal::Interrupted(sig),
+            Outcome::NotStarted(why) => Removal::Skipped(why),
         })
     }
-}
-
-/// The settings file: JSON (terraform reads `-backend-config` files as HCL or JSON), 0600, in the
-/// temp dir, else in the data dir (a read-only /tmp must not stop the repair). Its name is random.
-fn write_settings(
-    settings: &Map<String, Value>,
-    data_dir: &Path,
-) -> Result<tempfile::NamedTempFile> {
-    let text = serde_json::to_vec_pretty(settings).context("cannot encode the backend settings")?;
-    let make = |dir: &Path| -> io::Result<tempfile::NamedTempFile> {
-        let mut f = tempfile::Builder::new()
-            .prefix("tfshim-backend-")
-            .suffix(".json")
-            .tempfile_in(dir)?;
-        f.write_all(&text)?;
-        f.flush()?;
-        Ok(f)
-    };
-    // `-chdir` changes terraform's directory, so the file is named absolutely.
-    let temp = std::env::temp_dir();
-    let fallback = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-    make(&temp).or_else(|_| make(&fallback)).with_context(|| {
-        format!(
-            "cannot write the backend settings file in {} or {}",
-            temp.display(),
-            data_dir.display()
-        )
-    })
-}
-
-/// Invariant 3: puts the old bytes back atomically (a temp file in the same directory, renamed over
-/// the saved file, with the old permissions), then checks them.
-pub fn restore(old: &SavedBackend) -> Result<()> {
-    // Through a symlink, the file it points to is restored and the link stays a link.
-    let path = fs::canonicalize(&old.path).unwrap_or_else(|_| old.path.clone());
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let put_back = || -> io::Result<()> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(RESTORE_PREFIX)
-            .tempfile_in(dir)?;
-        tmp.write_all(&old.raw)?;
-        tmp.as_file().sync_all()?;
-        if let Ok(meta) = fs::metadata(&path) {
-            let _ = fs::set_permissions(tmp.path(), meta.permissions());
-        }
-        tmp.persist(&path).map_err(|e| e.error)?;
-        Ok(())
-    };
-    put_back()
-        .or_else(|_| fs::write(&path, &old.raw))
-        .with_context(|| {
-            format!(
-                "could not restore {}; its previous contents are lost to tfshim: run `terraform init \
-                 -reconfigure` with your backend settings",
-                old.path.display()
-            )
-        })?;
-    if fs::read(&old.path).ok().as_deref() != Some(&old.raw[..]) {
-        bail!(
-            "restored {} but it reads back differently",
-            old.path.display()
-        );
-    }
-    log::say(&format!(
-        "the saved backend {} is unchanged",
-        old.path.display()
-    ));
-    Ok(())
 }
 
 #[cfg(test)]

@@ -120,17 +120,44 @@ fn failed_repair_shows_terraform_output_and_restores() {
     sb.rotate();
     s3("DELETE", &format!("/{bucket}"));
     let before = sb.saved_bytes();
+    // Issue #12: a file terraform did not touch keeps its inode, hard links, owner and mode.
+    #[cfg(unix)]
+    let (saved, identity) = {
+        use std::os::unix::fs::PermissionsExt;
+        let saved = sb.data_dir().join("terraform.tfstate");
+        std::os::unix::fs::chown(&saved, Some(4242), Some(4343)).unwrap();
+        std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o604)).unwrap();
+        std::fs::hard_link(&saved, sb.root.path().join("hard-link")).unwrap();
+        let identity = file_identity(&saved);
+        assert_eq!(identity.1, 2, "the link is there");
+        (saved, identity)
+    };
     let run = sb.tfshim(&["plan", "-input=false", "-no-color"]);
     run.code_is(1)
         .stderr_has("the repair's `terraform init -reconfigure` failed")
         // terraform's own explanation, held back while it ran, is shown.
         .stderr_has("Error:")
-        .stderr_has("unchanged");
+        .stderr_has("is unchanged");
     assert_eq!(
         sb.saved_bytes(),
         before,
         "the old file is back byte-for-byte"
     );
+    #[cfg(unix)]
+    assert_eq!(
+        file_identity(&saved),
+        identity,
+        "(inode, links, uid, gid, mode)"
+    );
+    assert!(sb.tfshim_leftovers().is_empty());
+}
+
+/// (inode, hard links, owner, group, mode).
+#[cfg(unix)]
+fn file_identity(path: &std::path::Path) -> (u64, u64, u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap();
+    (m.ino(), m.nlink(), m.uid(), m.gid(), m.mode() & 0o7777)
 }
 
 #[test]
@@ -406,13 +433,9 @@ fn signal_during_repair(signal: i32) -> (Sandbox, std::process::Output, Vec<u8>)
     unsafe { libc::kill(child.id() as i32, signal) };
     let out = child.wait_with_output().unwrap();
     let out = crate::support::Run::checked(&sb, "plan under a signal", out).output;
-    // No settings file and no restore copy is left behind.
+    // No settings file, backup or restore copy is left behind.
     assert_eq!(std::fs::read_dir(sb.tmp_dir()).unwrap().count(), 0);
-    let leftovers: Vec<_> = std::fs::read_dir(sb.data_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".tfshim"))
-        .collect();
+    let leftovers = sb.tfshim_leftovers();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     (sb, out, before)
 }

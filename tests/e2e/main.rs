@@ -5,6 +5,8 @@ mod support;
 
 mod differential;
 mod doctor;
+#[cfg(target_os = "linux")]
+mod durability;
 mod faults;
 mod fresh;
 mod heal;

@@ -303,6 +303,20 @@ impl Sandbox {
         self.work.join(".terraform")
     }
 
+    /// tfshim's transient files — settings files, the repair's backup, restore temporaries — found
+    /// in the data dir, the work dir or the temp dir (the lock file is permanent and not one).
+    pub fn tfshim_leftovers(&self) -> Vec<PathBuf> {
+        [self.data_dir(), self.work.clone(), self.tmp_dir()]
+            .iter()
+            .flat_map(|d| fs::read_dir(d).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.contains("tfshim") && name != "tfshim.lock"
+            })
+            .collect()
+    }
+
     pub fn saved_bytes(&self) -> Vec<u8> {
         fs::read(self.data_dir().join("terraform.tfstate")).expect("no saved backend")
     }
