@@ -114,6 +114,10 @@ impl Lock {
                     .open(&path)
                     .and_then(|_| File::open(&path))
             })
+            .and_then(|f| match f.metadata()?.is_file() {
+                true => Ok(f),
+                false => Err(io::Error::other("something else is in its place")),
+            })
             .with_context(|| format!("cannot create the lock file {}", path.display()))?;
         let locked = wait_for("for it to finish", || file.try_lock())
             .with_context(|| format!("cannot lock {}", path.display()))?;
