@@ -37,7 +37,9 @@ pub fn backend_warnings(b: &SavedBackend, key_in_config: Option<&Path>) -> Vec<W
             None => format!(
                 "the S3 key {} and its secret are saved in plain text in {file} (they came from \
                  `-backend-config=access_key=…`); prefer the credential chain (environment, profile, \
-                 SSO) and `terraform init -reconfigure` without keys",
+                 SSO): with it in place, `tfshim shim forget-keys` in the root removes the saved keys \
+                 and keeps every other setting (a bare `terraform init -reconfigure` would drop the \
+                 settings given at init and can switch the root to other state)",
                 creds.access_key
             ),
         };
@@ -190,6 +192,8 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].code, "plaintext-keys");
         assert!(w[0].message.contains("AKIA…MPLE"));
+        // The advice is the safe command, not a bare reconfigure.
+        assert!(w[0].message.contains("`tfshim shim forget-keys`"), "{w:?}");
         assert!(!w[0].message.contains("wJalr") && !w[0].message.contains("IOSFODNN"));
         assert!(backend_warnings(&backend("s3", r#"{"access_key":null}"#), None).is_empty());
         // Written in the .tf block: said so, with the file, and no -backend-config story.

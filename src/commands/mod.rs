@@ -5,6 +5,7 @@
 //! Owns the commands' own behaviour; the checks and repairs they run are `heal`'s, not copied here.
 
 pub mod doctor;
+pub mod forget_keys;
 pub mod sweep;
 
 use std::ffi::OsString;
@@ -86,6 +87,22 @@ pub enum ShimCommand {
               value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
         jobs: usize,
     },
+    /// Remove the static S3 keys saved in a root's backend, keeping every other saved setting.
+    ///
+    /// The safe form of "re-initialise without keys" (a bare `terraform init -reconfigure` drops the
+    /// settings given at init and can move the root to other state): the repair's own reconfigure,
+    /// lock, checks and rollback, run before or after a rotation. The credentials terraform falls
+    /// back to are checked with STS first; without working ones the key is kept. Exit codes: 0 every
+    /// saved key removed (or none saved), 1 a removal failed or was not attempted, 4 some root has no
+    /// working fallback credentials (its key was kept).
+    ForgetKeys {
+        /// The root (with --all: the directory to search, as `sweep` does).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Every root under DIR (`.terraform` data dirs, as `sweep` finds them).
+        #[arg(long)]
+        all: bool,
+    },
     /// Print a completion script for tfshim's own commands.
     Completions {
         /// bash, zsh, fish, powershell or elvish.
@@ -125,6 +142,7 @@ pub fn run(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
                 Err(e) => report::out(&format!("wraps nothing: {e:#}\n")),
             }
         }
+        ShimCommand::ForgetKeys { dir, all } => return forget_keys::run(dir, all, located),
         ShimCommand::Doctor { chdir, json } => return doctor::run(chdir, json, located),
         ShimCommand::Sweep {
             dir,

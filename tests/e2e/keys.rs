@@ -64,3 +64,103 @@ fn key_written_in_the_tf_block_is_named_not_repaired() {
     );
     assert_eq!(sb.saved_bytes(), before);
 }
+
+/// A root whose `key` was overridden at `init` (the state lives elsewhere than `main.tf` says), with
+/// the seed's keys saved and one resource applied there.
+fn overridden_root(sb: &Sandbox) -> String {
+    let other = format!("{}/overridden.tfstate", sb.user);
+    sb.init_with_saved_key(&[format!("-backend-config=key={other}")]);
+    sb.terraform(&["apply", "-input=false", "-auto-approve"])
+        .success();
+    other
+}
+
+/// #11 item 6: the `plaintext-keys` warning points at `tfshim shim forget-keys`, which removes the
+/// saved keys before any rotation, with the repair's preserved settings: the root whose `key` was
+/// overridden at `init` keeps addressing the same state (a bare `init -reconfigure`, the old advice,
+/// would move it to `main.tf`'s key).
+#[test]
+fn forget_keys_keeps_an_overridden_root_on_its_state() {
+    let sb = Sandbox::new(Layout::default());
+    let other = overridden_root(&sb);
+    let doctor = sb.tfshim(&["shim", "doctor", "--json"]);
+    let j: Value = serde_json::from_str(&doctor.stdout()).unwrap();
+    let warning = j["warnings"][0]["message"].as_str().unwrap();
+    assert!(warning.contains("`tfshim shim forget-keys`"), "{warning}");
+
+    // The credential chain in place (the same key in the shared file), nothing rotated yet.
+    sb.set_ambient(Some(&sb.key));
+    let before = sb.saved_backend();
+    let run = sb.tfshim(&["shim", "forget-keys"]);
+    run.success();
+    assert!(
+        run.stdout()
+            .contains("removed the saved key; terraform now uses profile default"),
+        "{}",
+        run.stdout()
+    );
+    let after = sb.saved_backend();
+    assert!(!sb.saved_text().contains(&sb.key.id), "the key is gone");
+    assert_eq!(after["hash"], before["hash"]);
+    assert_eq!(after["config"]["key"], Value::from(other));
+    for (k, v) in before["config"].as_object().unwrap() {
+        if !["access_key", "secret_key", "token"].contains(&k.as_str()) {
+            assert_eq!(&after["config"][k], v, "{k} changed");
+        }
+    }
+    // Same state: the applied resource is there, nothing to change.
+    sb.terraform(&["plan", "-input=false", "-detailed-exitcode"])
+        .code_is(0);
+    // Nothing left to forget.
+    sb.tfshim(&["shim", "forget-keys"])
+        .success()
+        .stdout_has("no static S3 key is saved");
+}
+
+/// Without working fallback credentials the key is what keeps terraform working: it is kept, exit 4.
+#[test]
+fn forget_keys_keeps_the_key_without_working_fallback_credentials() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_bytes();
+    sb.record_terraform_calls();
+    let run = sb.tfshim(&["shim", "forget-keys"]);
+    run.code_is(4)
+        .stdout_has("kept the saved key: terraform would have no working credentials");
+    assert_eq!(sb.saved_bytes(), before);
+    assert!(sb.terraform_calls().is_empty(), "no reconfigure was tried");
+}
+
+/// `--all`: every root under a directory, each with its own settings; a root without a saved key is
+/// left alone.
+#[test]
+fn forget_keys_all_roots_under_a_directory() {
+    let mut sb = Sandbox::new(Layout::default());
+    let other = overridden_root(&sb);
+    sb.set_ambient(Some(&sb.key));
+    // A second root beside it, initialised with the credential chain: no key saved there.
+    let keyless = sb.root.path().join("keyless");
+    fs::create_dir_all(&keyless).unwrap();
+    let tf = sb
+        .main_tf(Layout::default())
+        .replace(&sb.state_key, "keyless/terraform.tfstate");
+    fs::write(keyless.join("main.tf"), tf).unwrap();
+    let mut cmd = sb.terraform_cmd();
+    cmd.current_dir(&keyless);
+    sb.run(cmd, &["init", "-input=false"]).success();
+    let keyless_before = fs::read(keyless.join(".terraform/terraform.tfstate")).unwrap();
+    // TF_DATA_DIR is per invocation: --all reads `.terraform`, whatever the shell exports.
+    sb.env("TF_DATA_DIR", "elsewhere");
+    let mut cmd = sb.tfshim_cmd();
+    cmd.current_dir(sb.root.path());
+    let run = sb.run(cmd, &["shim", "forget-keys", ".", "--all"]);
+    run.success()
+        .stdout_has("removed the saved key")
+        .stdout_has("2 roots, 1 with a saved key, 1 removed");
+    assert!(!sb.saved_text().contains(&sb.key.id));
+    assert_eq!(sb.saved_backend()["config"]["key"], Value::from(other));
+    assert_eq!(
+        fs::read(keyless.join(".terraform/terraform.tfstate")).unwrap(),
+        keyless_before
+    );
+}

@@ -39,7 +39,7 @@ use crate::proxy::locate::Located;
 use crate::report::sweep::{RepairResult, RootText, Summary, Tally};
 use crate::report::{self, Action, Shown};
 
-#[cfg(test)]
+// Also `forget-keys --all`'s roots.
 pub use discover::find_roots;
 use discover::DATA_DIR;
 use progress::Progress;

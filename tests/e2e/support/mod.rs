@@ -390,6 +390,16 @@ impl Run {
     }
 
     #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    #[track_caller]
     pub fn stderr_lacks(&self, needle: &str) -> &Self {
         assert!(
             !self.stderr().contains(needle),
