@@ -32,7 +32,9 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-use crate::support::{moto, real_terraform, Key, Layout, Run, Sandbox, BUCKET};
+use crate::support::{
+    moto, real_terraform, ForwardProxy, Key, Layout, Run, Sandbox, TlsFront, BUCKET,
+};
 
 /// The terraform versions every row runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +160,10 @@ pub struct Row {
     pub tf: Tf,
     pub sb: Sandbox,
     pub partial: bool,
+    /// The STS URL the backend block names (default: the counting proxy on 127.0.0.1).
+    pub sts: String,
+    /// What must live as long as the row (e.g. a server the row started).
+    pub guards: Vec<Box<dyn std::any::Any>>,
 }
 
 /// What a row wants run, and what the careful manual fix does on this version.
@@ -192,7 +198,14 @@ impl Row {
             ));
             sb.env("PATH", std::env::join_paths(path).unwrap());
         }
-        let row = Row { tf, sb, partial };
+        let sts = format!("http://127.0.0.1:{}", sb.sts.port);
+        let row = Row {
+            tf,
+            sb,
+            partial,
+            sts,
+            guards: Vec::new(),
+        };
         row.set_backend("", true);
         row
     }
@@ -209,11 +222,11 @@ impl Row {
             );
         }
         s += "    region = \"us-east-1\"\n    skip_region_validation = true\n";
-        let port = self.sb.sts.port;
+        let url = &self.sts;
         s += &match self.tf {
             Tf::V1_11 => {
                 let sts = if sts {
-                    format!("      sts = \"http://127.0.0.1:{port}\"\n")
+                    format!("      sts = \"{url}\"\n")
                 } else {
                     String::new()
                 };
@@ -225,7 +238,7 @@ impl Row {
             }
             Tf::V1_0 => {
                 let sts = if sts {
-                    format!("    sts_endpoint = \"http://127.0.0.1:{port}\"\n")
+                    format!("    sts_endpoint = \"{url}\"\n")
                 } else {
                     String::new()
                 };
@@ -306,7 +319,7 @@ impl Row {
 
     /// The STS endpoint of this row (the counting proxy).
     pub fn sts_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.sb.sts.port)
+        self.sts.clone()
     }
 
     /// `-backend-config` flags naming this row's bucket and key (for a partial root).
@@ -596,6 +609,123 @@ fn profile_beats_environment_keys(row: &mut Row) -> Expect {
     Expect::plan(row.tf == Tf::V1_11)
 }
 
+/// #11 item 3: STS behind a name only a forward proxy resolves (`sts.tfshim.test`), reached through
+/// `HTTP_PROXY`/`HTTPS_PROXY` as terraform reaches it (S3 and IAM on loopback go direct).
+fn proxy_variables_non_loopback_sts(row: &mut Row) -> Expect {
+    let proxy = ForwardProxy::start();
+    row.sts = format!("http://sts.tfshim.test:{}", row.sb.sts.port);
+    row.set_backend("", true);
+    for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+        row.sb.env(var, proxy.url());
+    }
+    row.init(&[]);
+    assert!(
+        proxy.connections() > 0,
+        "terraform reached STS through the proxy"
+    );
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
+/// STS over HTTPS with a certificate from the test's own CA, trusted through the backend's
+/// `custom_ca_bundle` (1.11; 1.0.3's backend has no such attribute, so `AWS_CA_BUNDLE` there).
+fn custom_ca_bundle(row: &mut Row) -> Expect {
+    let front = TlsFront::start(row.sb.sts.port, &row.sb.root.path().join("tls"));
+    row.sts = format!("https://localhost:{}", front.port);
+    match row.tf {
+        Tf::V1_11 => row.set_backend(
+            &format!("    custom_ca_bundle = \"{}\"\n", front.ca.display()),
+            true,
+        ),
+        Tf::V1_0 => {
+            row.set_backend("", true);
+            row.sb.env("AWS_CA_BUNDLE", &front.ca);
+        }
+    }
+    row.guards.push(Box::new(front));
+    row.init(&[]);
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
+/// The same CA, given by `AWS_CA_BUNDLE` on both versions.
+fn ca_bundle_from_environment(row: &mut Row) -> Expect {
+    let front = TlsFront::start(row.sb.sts.port, &row.sb.root.path().join("tls"));
+    row.sts = format!("https://localhost:{}", front.port);
+    row.set_backend("", true);
+    row.sb.env("AWS_CA_BUNDLE", &front.ca);
+    row.guards.push(Box::new(front));
+    row.init(&[]);
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
+/// Fallback from the environment: the new key only in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
+fn fallback_from_environment(row: &mut Row) -> Expect {
+    row.init(&[]);
+    row.sb.rotate();
+    row.write_credentials("");
+    let new = row.sb.key.clone();
+    row.sb
+        .env("AWS_ACCESS_KEY_ID", &new.id)
+        .env("AWS_SECRET_ACCESS_KEY", &new.secret);
+    Expect::plan(true)
+}
+
+/// Fallback from the backend's `profile`: the new key in `[lab]`, nothing in `[default]`.
+fn fallback_from_backend_profile(row: &mut Row) -> Expect {
+    row.set_backend("    profile = \"lab\"\n", true);
+    row.write_credentials(&credentials_section("lab", &row.sb.key));
+    row.init(&[]);
+    row.sb.rotate();
+    row.write_credentials(&credentials_section("lab", &row.sb.key));
+    Expect::plan(true)
+}
+
+/// Fallback from a `credential_process` of `[profile default]` in the config file (the section
+/// spelling the old hand parser missed): a script that prints the new key.
+fn fallback_from_credential_process(row: &mut Row) -> Expect {
+    row.init(&[]);
+    row.sb.rotate();
+    row.write_credentials("");
+    let script = row.sb.home.join("creds.sh");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '{{\"Version\": 1, \"AccessKeyId\": \"%s\", \"SecretAccessKey\": \"%s\"}}' '{}' '{}'\n",
+            row.sb.key.id, row.sb.key.secret
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    row.write_config(&format!(
+        "[profile default]\ncredential_process = {}\n",
+        script.display()
+    ));
+    Expect::plan(true)
+}
+
+/// Fallback from a shared credentials file the backend names with `~` (HOME).
+fn fallback_from_shared_file_with_tilde(row: &mut Row) -> Expect {
+    let attr = match row.tf {
+        Tf::V1_11 => "    shared_credentials_files = [\"~/keys/aws\"]\n",
+        Tf::V1_0 => "    shared_credentials_file = \"~/keys/aws\"\n",
+    };
+    row.set_backend(attr, true);
+    fs::create_dir_all(row.sb.home.join("keys")).unwrap();
+    row.init(&[]);
+    row.sb.rotate();
+    // The new key only in the named file; the default file is empty.
+    let new = credentials_section("default", &row.sb.key);
+    fs::write(row.sb.home.join("keys/aws"), new).unwrap();
+    row.write_credentials("");
+    Expect::plan(true)
+}
+
 /// Where STS is not in the backend, the requests to AWS itself go to a proxy that refuses them (no
 /// test ever reaches the real AWS), and loopback is exempted explicitly.
 fn sts_not_in_backend(row: &mut Row) {
@@ -818,6 +948,13 @@ rows! {
     sts_endpoint_from_config_profile: partial = false;
     sts_endpoint_from_environment: partial = false;
     proxy_variables_skip_loopback: partial = false;
+    proxy_variables_non_loopback_sts: partial = false;
+    custom_ca_bundle: partial = false;
+    ca_bundle_from_environment: partial = false;
+    fallback_from_environment: partial = false;
+    fallback_from_backend_profile: partial = false;
+    fallback_from_credential_process: partial = false;
+    fallback_from_shared_file_with_tilde: partial = false;
     keys_in_hcl_file_rewritten: partial = true;
     keys_in_json_file_rewritten: partial = true;
     keys_dropped_from_hcl_file: partial = true;

@@ -2,8 +2,10 @@
 //! the shared moto servers (through a per-test counting STS proxy), an isolated HOME and AWS
 //! environment, and runners for the real `terraform` and for tfshim with `#[track_caller]` assertions.
 
+pub mod forward;
 pub mod moto;
 pub mod proxy;
+pub mod tls;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -12,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use forward::ForwardProxy;
 pub use moto::{moto, Key, BUCKET};
 pub use proxy::{Fault, StsProxy};
+pub use tls::TlsFront;
 
 pub const TFSHIM: &str = env!("CARGO_BIN_EXE_tfshim");
 
