@@ -3,6 +3,8 @@
 //! The orchestrator (`preflight.rs`) calls [`next`] repeatedly, gathering the fact a step asks for
 //! (e.g. an STS verdict) until the step is final. So every network call is made only when the decision
 //! needs it: a directory without a saved static key costs no request at all.
+//!
+//! More than half of this file is the table of cases that tests the decision.
 
 use std::ffi::{OsStr, OsString};
 

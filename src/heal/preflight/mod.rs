@@ -4,10 +4,12 @@
 //! Fail open: whenever tfshim cannot reach a verdict it says one line and lets terraform run
 //! unchanged. Only a key that STS definitely rejected, with working credentials to fall back to,
 //! leads to a change on disk, and that change is verified (`repair.rs`).
+//!
+//! `retry` holds the reactive fallback (watch terraform, repair, run once more); `plan_file` the
+//! check of a key embedded in a plan file.
 
 use std::env;
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -25,8 +27,13 @@ use crate::heal::repair::{self, Outcome, Reconfigure, Removal};
 use crate::log;
 use crate::proxy::exec::signal_exit_code;
 use crate::proxy::invocation::Invocation;
-use crate::proxy::reactive;
 use crate::report::{self, Doctor, Plan};
+
+mod plan_file;
+mod retry;
+
+use plan_file::check_plan_file;
+use retry::{reactive_eligible, watch_then_retry};
 
 /// What to do once the preflight is over.
 pub enum Next {
@@ -246,152 +253,7 @@ fn act(
     }
 }
 
-/// The reactive fallback applies: `fix` mode, not `TFSHIM_RETRY=0`, an `init` or a `plan` without
-/// `-json` (whose diagnostics go to stdout), a saved static key, and no verdict on it from the
-/// preflight, and a key that does not come from the `.tf` block. (With `skip_credentials_validation` the backend makes no such call, so a
-/// `GetCallerIdentity` failure would be a provider's, not the saved key's.)
-fn reactive_eligible(
-    facts: &Facts,
-    f: &Findings,
-    inv: &Invocation,
-    step: &Step,
-    effective: &[OsString],
-) -> bool {
-    let enabled = facts.mode == Mode::Fix && env_var("TFSHIM_RETRY").as_deref() != Some("0");
-    let command =
-        matches!(facts.class, CommandClass::Init(_)) || inv.command.as_deref() == Some("plan");
-    let json = effective.iter().any(|a| a == "-json");
-    // A key the `.tf` block writes would come back with the repair's reconfigure.
-    let removable = f.key_in_config.is_none();
-    enabled
-        && command
-        && !json
-        && matches!(step, Step::RunUnchecked(_))
-        && f.creds.is_some()
-        && removable
-}
-
-/// Runs the command as a watched child; if terraform reports the saved key rejected, repairs (after
-/// checking the fallback credentials, patiently: terraform did reach STS) and runs it once more.
-fn watch_then_retry(
-    ctx: &Context,
-    inv: &Invocation,
-    effective: &[OsString],
-    f: &mut Findings,
-) -> (Result<Next>, Option<Plan>) {
-    let mut cmd = std::process::Command::new(ctx.terraform);
-    cmd.args(&inv.args)
-        .envs(ctx.child_env.iter().map(|(k, v)| (k, v)));
-    let watched = match reactive::run_watched(cmd) {
-        Ok(w) => w,
-        Err(e) => return (Err(e.into()), None),
-    };
-    let code = match (
-        watched.status.code(),
-        crate::proxy::exec::killed_by(&watched.status),
-    ) {
-        (Some(c), _) => c.clamp(0, 255) as u8,
-        (None, Some(sig)) => signal_exit_code(sig),
-        (None, None) => 1,
-    };
-    // Without a retry, the run's held-back stdout is its output after all.
-    let exit = || {
-        let mut out = std::io::stdout();
-        let _ = out.write_all(&watched.held_stdout);
-        let _ = out.flush();
-        (Ok(Next::Exit(ExitCode::from(code))), None)
-    };
-    if watched.status.success()
-        || watched.interrupted_by.is_some()
-        || !reactive::is_rejected_key_failure(&watched.stderr_tail)
-    {
-        return exit();
-    }
-    // terraform's message is only the trigger: the verdict is STS's, asked again now that terraform
-    // showed STS answers (patiently), so a provider's bad key never costs the backend a working one.
-    f.be_patient();
-    f.saved_verdict = None;
-    let key = f.key();
-    let verdict = f.check_saved();
-    let Verdict::Rejected { code: rejected } = verdict else {
-        log::say(&format!(
-            "terraform's error names GetCallerIdentity, but STS says the saved key {key} is {verdict}; \
-             nothing was changed"
-        ));
-        return exit();
-    };
-    log::warn(&format!(
-        "the saved S3 backend key {key} was rejected by STS ({rejected}); re-initialising the \
-         backend without it and running the command again"
-    ));
-    let ambient = f.check_ambient();
-    if !matches!(ambient.verdict, Verdict::Valid { .. }) {
-        log::say(&format!(
-            "no working credentials to replace it ({}; looked in {}); nothing was changed",
-            ambient.verdict,
-            f.profiles()
-                .map(|p| p.describe(env_var))
-                .unwrap_or_default()
-        ));
-        return exit();
-    }
-    let Some(creds) = f.creds.clone() else {
-        return exit();
-    };
-    let removal = match remove_key(ctx, inv, effective, &f.data_dir, &creds) {
-        Ok(r) => r,
-        Err(e) => return (Err(e), None),
-    };
-    let done = Some(outcome::plan_after(&removal));
-    let next = match removal {
-        Removal::Done | Removal::AlreadyDone => {
-            log::say("the backend was re-initialised; running your command again");
-            Ok(Next::Run(inv.args.clone()))
-        }
-        Removal::Skipped(why) => {
-            log::say(&format!("cannot repair automatically: {why}"));
-            exit().0
-        }
-        Removal::Failed(code) => {
-            log::say(&format!(
-                "the repair's `terraform init -reconfigure` failed (exit {code}); the saved \
-                 backend was left as it was"
-            ));
-            exit().0
-        }
-        Removal::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
-    };
-    (next, done)
-}
-
-/// `apply PLANFILE` uses the backend settings saved in the plan file, keys included: if that key is
-/// now rejected, terraform will fail, and only a new plan helps. Says so in one line; changes nothing.
-fn check_plan_file(inv: &Invocation, plan: &std::ffi::OsStr) {
-    let path = inv.work_dir().join(plan);
-    let Ok(Some(plan_backend)) = crate::backends::planfile::read(&path) else {
-        return;
-    };
-    // The same accessors as a saved backend's, to aim the check where terraform will.
-    let backend = plan_backend.into_backend(&path);
-    let Some(creds) = backend.s3_static_credentials() else {
-        return;
-    };
-    let target = crate::heal::facts::target_of(&backend, inv.work_dir());
-    let verdict = match target.map(crate::aws::sts::Session::new) {
-        Ok(Ok(session)) => session.check_static(&creds),
-        _ => return,
-    };
-    if let Verdict::Rejected { code } = verdict {
-        log::warn(&format!(
-            "the plan file {} embeds the S3 backend key {}, which STS now rejects ({code}); \
-             terraform will fail to apply it: make a new plan (`terraform plan -out=…`) and apply that",
-            path.display(),
-            creds.access_key
-        ));
-    }
-}
-
-fn code(v: &Option<Verdict>) -> String {
+pub(super) fn code(v: &Option<Verdict>) -> String {
     match v {
         Some(Verdict::Rejected { code }) => code.clone(),
         _ => "unknown".into(),
@@ -432,7 +294,7 @@ fn global_args(inv: &Invocation) -> Vec<OsString> {
 }
 
 /// The repair, as the proxy runs it (its stdout on stderr; its output held back unless in CI).
-fn remove_key(
+pub(super) fn remove_key(
     ctx: &Context,
     inv: &Invocation,
     effective: &[OsString],
