@@ -8,6 +8,8 @@ mod commands;
 #[cfg(all(test, unix))]
 mod golden;
 mod heal;
+#[cfg(test)]
+mod layers;
 mod log;
 #[cfg(test)]
 mod properties;

@@ -16,12 +16,26 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hcl::eval::{Context, Evaluate};
 use serde_json::{Map, Number, Value};
 
-use crate::proxy::invocation::ConfigItem;
+use crate::backends::saved::Secret;
+
+/// One `-backend-config` item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigItem {
+    /// `KEY=VALUE`. The value may be a secret, so it is kept as one.
+    Pair(String, Secret),
+    /// A file of attribute values (HCL, or JSON when the name ends in `.json`); a relative path is
+    /// relative to the directory terraform runs in. An empty value (`-backend-config=''` alone
+    /// clears every override) is kept as an empty path.
+    File(PathBuf),
+    /// An argument tfshim cannot read (not UTF-8) that may be a `-backend-config`: whatever it says,
+    /// tfshim cannot know the merged result.
+    Opaque,
+}
 
 /// A backend settings file is a few hundred bytes; anything far larger is not read.
 const MAX_SIZE: u64 = 1024 * 1024;

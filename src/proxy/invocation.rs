@@ -9,6 +9,7 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
+use crate::backends::config_file::ConfigItem;
 use crate::backends::saved::Secret;
 
 /// Subcommands with a second word that names the real command (`state list`, `workspace select`).
@@ -196,20 +197,6 @@ pub struct InitFlags {
     /// Every `-backend-config` item, in order: terraform merges them in this order, a later value
     /// winning (`backends/config_file.rs` reads and merges them).
     pub config: Vec<ConfigItem>,
-}
-
-/// One `-backend-config` item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigItem {
-    /// `KEY=VALUE`. The value may be a secret, so it is kept as one.
-    Pair(String, Secret),
-    /// A file of attribute values (HCL, or JSON when the name ends in `.json`); a relative path is
-    /// relative to the directory terraform runs in. An empty value (`-backend-config=''` alone
-    /// clears every override) is kept as an empty path.
-    File(PathBuf),
-    /// An argument tfshim cannot read (not UTF-8) that may be a `-backend-config`: whatever it says,
-    /// tfshim cannot know the merged result.
-    Opaque,
 }
 
 /// Parses `init`'s flags the way Go's `flag` package does: one or two leading dashes, `-name=value`
