@@ -128,6 +128,10 @@ pub enum InitChange {
     Same,
     /// Only credential attributes differ: terraform would stop with "Backend configuration changed".
     CredentialsOnly,
+    /// The same settings, but saved credentials left out (dropped from a settings file, say) that the
+    /// `.tf` block does not bring back: terraform would stop with "Backend configuration changed",
+    /// and the careful fix is this init with `-reconfigure` and every other saved setting.
+    KeysDropped,
     /// Anything else differs (or a value tfshim cannot read): a real change, left to terraform and
     /// the user.
     Other,
@@ -188,10 +192,10 @@ pub fn next(f: &Facts) -> Step {
             return Step::Run;
         }
         CommandClass::Init(_) => match f.init_change {
-            InitChange::CredentialsOnly if f.mode == Mode::Warn => {
+            InitChange::CredentialsOnly | InitChange::KeysDropped if f.mode == Mode::Warn => {
                 return Step::WarnCredentialChange
             }
-            InitChange::CredentialsOnly => return Step::ReconfigureInit,
+            InitChange::CredentialsOnly | InitChange::KeysDropped => return Step::ReconfigureInit,
             InitChange::Other => return Step::Run,
             InitChange::Same => {}
         },
@@ -222,12 +226,15 @@ pub fn next(f: &Facts) -> Step {
 
 /// Compares an init's merged `-backend-config` values (flags and files, `config_file::merge`) with
 /// the saved configuration. `saved_value` returns a saved attribute (`None` when absent);
-/// `credential` tells credential attributes. `Err` (a file tfshim cannot read as terraform would) is
-/// a change tfshim does not understand: left to terraform.
+/// `credentials` are the backend's credential attributes; `tf_writes_credentials` says the `.tf`
+/// block sets them (then one left out of the `-backend-config` values comes back from there). `Err`
+/// (a file tfshim cannot read as terraform would) is a change tfshim does not understand: left to
+/// terraform.
 pub fn init_change(
     given: &Result<Given, String>,
     saved_value: impl Fn(&str) -> Option<Value>,
-    credential: impl Fn(&str) -> bool,
+    credentials: &[&str],
+    tf_writes_credentials: bool,
 ) -> InitChange {
     let Ok(given) = given else {
         return InitChange::Other;
@@ -235,14 +242,24 @@ pub fn init_change(
     let mut credentials_differ = false;
     for (key, value) in &given.0 {
         let same = same_value(value, saved_value(key).as_ref());
-        match (same, credential(key)) {
+        match (same, credentials.contains(&key.as_str())) {
             (true, _) => {}
             (false, true) => credentials_differ = true,
             (false, false) => return InitChange::Other,
         }
     }
+    // Once any `-backend-config` is given, `init` compares the whole merged configuration with the
+    // saved one (`Meta.backendFromConfig`, internal/command/meta_backend.go): a saved credential left
+    // out is a change too.
+    let dropped = !given.0.is_empty()
+        && !tf_writes_credentials
+        && credentials
+            .iter()
+            .any(|c| !given.0.contains_key(*c) && saved_value(c).is_some_and(|v| !v.is_null()));
     if credentials_differ {
         InitChange::CredentialsOnly
+    } else if dropped {
+        InitChange::KeysDropped
     } else {
         InitChange::Same
     }
@@ -547,17 +564,27 @@ mod tests {
         let saved_config = serde_json::json!({"bucket": "b", "access_key": "OLD", "encrypt": true,
             "endpoints": {"sts": "x", "s3": null}});
         let saved = |k: &str| saved_config.get(k).cloned();
-        let cred = |k: &str| matches!(k, "access_key" | "secret_key" | "token");
+        let cred = &["access_key", "secret_key", "token"];
         let given = |v: Value| Ok(Given(v.as_object().unwrap().clone()));
-        let change = |v: Value| init_change(&given(v), saved, cred);
+        let change = |v: Value| init_change(&given(v), saved, cred, false);
         assert_eq!(change(serde_json::json!({})), InitChange::Same);
         assert_eq!(
             change(serde_json::json!({"access_key": "OLD", "bucket": "b", "encrypt": "true"})),
             InitChange::Same
         );
-        // The same settings without the keys (the user dropped them from the file).
+        // The same settings without the saved key (the user dropped it from the file).
         assert_eq!(
             change(serde_json::json!({"bucket": "b", "endpoints": {"sts": "x"}})),
+            InitChange::KeysDropped
+        );
+        // …unless the .tf block writes the key (it comes back).
+        assert_eq!(
+            init_change(
+                &given(serde_json::json!({"bucket": "b"})),
+                saved,
+                cred,
+                true
+            ),
             InitChange::Same
         );
         assert_eq!(
@@ -573,9 +600,14 @@ mod tests {
             InitChange::Other
         );
         assert_eq!(
-            init_change(&Err("unreadable".into()), saved, cred),
+            init_change(&Err("unreadable".into()), saved, cred, false),
             InitChange::Other
         );
+        let mut f = facts(CommandClass::Init(InitFlags::default()), Saved::StaticKey);
+        f.init_change = InitChange::KeysDropped;
+        assert_eq!(next(&f), ReconfigureInit);
+        f.mode = Mode::Warn;
+        assert_eq!(next(&f), WarnCredentialChange);
     }
 
     #[test]

@@ -874,6 +874,21 @@ fn keys_dropped_from_hcl_file(row: &mut Row) -> Expect {
     }
 }
 
+/// #11 item 1, the second case before any rotation: the user drops the keys from the file (the same
+/// key now in the shared credentials file) and runs the init again. Terraform alone stops with
+/// "Backend configuration changed"; the careful fix (that init with `-reconfigure` and the saved
+/// settings) heals.
+fn keys_dropped_from_hcl_file_before_rotation(row: &mut Row) -> Expect {
+    write_settings_file(row, "backend.hcl", Some(&row.sb.key));
+    init_with(row, &["-backend-config=backend.hcl"]);
+    row.sb.set_ambient(Some(&row.sb.key));
+    write_settings_file(row, "backend.hcl", None);
+    Expect {
+        command: init_command(&["-backend-config=backend.hcl"]),
+        manual_heals: true,
+    }
+}
+
 /// #11 item 1, third case (CI): the settings file holds the location, the new keys come as flags.
 fn settings_file_and_new_key_flags(row: &mut Row) -> Expect {
     write_settings_file(row, "prod.hcl", None);
@@ -958,6 +973,7 @@ rows! {
     keys_in_hcl_file_rewritten: partial = true;
     keys_in_json_file_rewritten: partial = true;
     keys_dropped_from_hcl_file: partial = true;
+    keys_dropped_from_hcl_file_before_rotation: partial = true;
     settings_file_and_new_key_flags: partial = true;
     keys_in_file_from_tf_cli_args: partial = true;
     saved_by_1_0_3_then_rotated: partial = true;

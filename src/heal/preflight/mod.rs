@@ -85,10 +85,16 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
             if let Err(why) = &given {
                 log::debug(|| format!("-backend-config not understood: {why}"));
             }
+            let credentials = if b.kind == "s3" {
+                S3_CREDENTIAL_ATTRS
+            } else {
+                &[]
+            };
             decide::init_change(
                 &given,
                 |k| b.config.get(k).cloned(),
-                |k| b.kind == "s3" && S3_CREDENTIAL_ATTRS.contains(&k),
+                credentials,
+                f.key_in_config.is_some(),
             )
         }
         _ => InitChange::Same,
