@@ -50,6 +50,31 @@ impl Generation {
             _ => Generation::Current,
         }
     }
+
+    /// The generation of the terraform that saved `b`: its `terraform_version` where the file records
+    /// one (1.x's `workdir.BackendState`; docs/terraform-backend.md — 1.0.3 records none), else the
+    /// attribute set: terraform saves every attribute of its backend schema, null when unset, and
+    /// these arrived with 1.6 (hashicorp/terraform#33723: `shared_config_files`,
+    /// `shared_credentials_files`; #33765: `sts_region`, `use_path_style`, `custom_ca_bundle`; the
+    /// `endpoints` block). A file with none of them is from 1.5 or older.
+    pub fn of_backend(b: &SavedBackend) -> Generation {
+        if let Some(v) = b.terraform_version() {
+            return Generation::of_terraform(Some(&v));
+        }
+        const FROM_1_6: &[&str] = &[
+            "endpoints",
+            "sts_region",
+            "use_path_style",
+            "custom_ca_bundle",
+            "shared_config_files",
+            "shared_credentials_files",
+        ];
+        if FROM_1_6.iter().any(|k| b.config.contains_key(*k)) {
+            Generation::Current
+        } else {
+            Generation::Legacy
+        }
+    }
 }
 
 /// Where the ambient chain reads profiles from, as the backend says, and in which order terraform
@@ -78,7 +103,7 @@ impl ProfileSettings {
                 .iter()
                 .map(|p| expand_home(p, &env))
                 .collect(),
-            generation: Generation::of_terraform(b.terraform_version().as_deref()),
+            generation: Generation::of_backend(b),
         }
     }
 
@@ -390,10 +415,35 @@ mod tests {
     }
 
     #[test]
+    fn generation_of_a_saved_file() {
+        use crate::backends::saved::SavedBackend;
+        let parse = |text: &str| {
+            SavedBackend::parse(PathBuf::from("x"), text.as_bytes().to_vec())
+                .unwrap()
+                .unwrap()
+        };
+        let new = parse(
+            r#"{"version":3,"terraform_version":"1.11.4","backend":{"type":"s3","config":{},"hash":1}}"#,
+        );
+        assert_eq!(Generation::of_backend(&new), Generation::Current);
+        // 1.0.3 writes no terraform_version; its schema has no `endpoints`.
+        let old = parse(
+            r#"{"version":3,"serial":1,"backend":{"type":"s3","config":{"sts_endpoint":null,"endpoint":null},"hash":1}}"#,
+        );
+        assert_eq!(Generation::of_backend(&old), Generation::Legacy);
+        let unversioned_new =
+            parse(r#"{"version":3,"backend":{"type":"s3","config":{"endpoints":null},"hash":1}}"#);
+        assert_eq!(
+            Generation::of_backend(&unversioned_new),
+            Generation::Current
+        );
+    }
+
+    #[test]
     fn profile_settings() {
         let env = env_of(&[("HOME", "/h")]);
         let b = backend(
-            r#"{"profile":"ops","shared_credentials_files":["~/creds"],"shared_config_files":null}"#,
+            r#"{"profile":"ops","shared_credentials_files":["~/creds"],"shared_config_files":null,"endpoints":null}"#,
         );
         let p = ProfileSettings::from_backend(&b, &env);
         assert_eq!(p.profile.as_deref(), Some("ops"));
