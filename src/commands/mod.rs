@@ -26,6 +26,8 @@ ENVIRONMENT:
   TFSHIM_TERRAFORM=PATH      the real terraform (absolute path or a name on PATH)
   TFSHIM_ENGINE=terraform|tofu  the engine when invoked as `tfshim` (a link's name decides otherwise)
   TFSHIM_STS_TIMEOUT=SECS    timeout of each STS check (default 5; fractions allowed)
+  TFSHIM_FRESH_KEY_WAIT=SECS how long rejected fallback credentials are asked again, with backoff
+                             (new keys can be rejected for 5-10 s; default 10, 0: off)
   TFSHIM_RETRY=0             no reactive fallback (repair and retry of init/plan after terraform's
                              own rejected-key error, when the preflight had no verdict)
   TFSHIM_QUIET=1             no security warnings on stderr during proxied runs
