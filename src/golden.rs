@@ -99,7 +99,7 @@ fn doctor_findings(case: &str) -> Findings {
     if f.saved == Saved::StaticKey {
         f.saved_verdict = Some(saved.expect("a verdict for every saved key"));
     }
-    if matches!(f.target, Some(Ok(_))) {
+    if f.fallback_checkable() {
         f.ambient = amb;
     }
     f
@@ -218,7 +218,7 @@ fn sweep_roots(fix: bool) -> Vec<Root> {
             let path = root_dir(case);
             let mut f = Findings::gather(&path, path.join(".terraform"));
             let (saved, amb) = verdicts(case);
-            let checked = f.saved == Saved::StaticKey && matches!(f.target, Some(Ok(_)));
+            let checked = f.saved == Saved::StaticKey && f.fallback_checkable();
             if checked {
                 f.saved_verdict = saved;
             }

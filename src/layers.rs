@@ -6,7 +6,15 @@ use std::path::Path;
 
 /// The folders (and top-level modules), top first.
 const LAYERS: &[&str] = &[
-    "commands", "heal", "report", "proxy", "aws", "backends", "log",
+    "commands",
+    "heal",
+    "report",
+    "proxy",
+    "credentials",
+    "aws",
+    "net",
+    "backends",
+    "log",
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

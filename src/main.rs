@@ -4,6 +4,7 @@
 mod aws;
 mod backends;
 mod commands;
+mod credentials;
 // Paths in the golden files are written with `/`.
 #[cfg(all(test, unix))]
 mod golden;

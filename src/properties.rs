@@ -123,7 +123,7 @@ proptest! {
             let _ = b.s3_static_credentials();
             let _ = b.sts_endpoint();
             let _ = b.sts_region();
-            let _ = crate::heal::repair::preserved_settings(&b.config);
+            let _ = crate::heal::repair::preserved_settings(&b, crate::credentials::credential_attrs(&b.kind));
             let _ = crate::backends::warnings::backend_warnings(&b, None);
         }
     }

@@ -23,7 +23,7 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
     if f.saved == Saved::StaticKey {
         f.check_saved();
     }
-    if matches!(f.target, Some(Ok(_))) {
+    if f.fallback_checkable() {
         f.check_ambient();
     }
     let mut warnings = Vec::new();

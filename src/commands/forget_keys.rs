@@ -143,7 +143,7 @@ fn forget(
     base_env: &[(OsString, OsString)],
 ) -> RootResult {
     let mut f = Findings::gather(root, data_dir.to_path_buf());
-    let Some(creds) = f.creds.clone() else {
+    if !f.has_saved_credential() {
         return match &f.saved {
             Saved::Unreadable(why) => RootResult::Kept(why.clone()),
             _ => RootResult::NoKey,
@@ -172,10 +172,7 @@ fn forget(
             ))
         }
         other => {
-            let looked = f
-                .profiles()
-                .map(|p| p.describe(crate::heal::facts::env_var))
-                .unwrap_or_default();
+            let looked = f.looked();
             return RootResult::NoFallback(format!(
                 "terraform would have no working credentials without it ({other}; looked in \
                  {looked}); put working ones where terraform finds them first"
@@ -204,7 +201,10 @@ fn forget(
         no_color: !report::color_on(&std::io::stderr()),
         show_output: log::debug_enabled(),
     };
-    match job.run(&creds) {
+    let Some(cred) = f.cred.as_deref() else {
+        return RootResult::NoKey;
+    };
+    match job.run(cred, Some(&ambient)) {
         Ok(Removal::Done) => RootResult::Removed(ambient.source),
         Ok(Removal::AlreadyDone) => RootResult::AlreadyGone,
         Ok(Removal::Skipped(why)) => RootResult::Kept(why),

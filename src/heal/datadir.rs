@@ -466,7 +466,8 @@ pub fn recovery_step(backup: &[u8], saved: Option<&[u8]>) -> RecoveryStep {
     };
     // Whatever credentials it holds, they do not select the state: accept them as they are.
     let as_saved = |name: &str| new.string(name).map(str::to_owned);
-    match check_invariants(&old, &new, &as_saved) {
+    let credentials = crate::credentials::credential_attrs(&old.kind);
+    match check_invariants(&old, &new, credentials, &as_saved) {
         Ok(()) => RecoveryStep::KeepRepaired,
         Err(why) => RecoveryStep::PutBack(why),
     }

@@ -1,5 +1,6 @@
-//! Gathering what the decision needs: the saved backend, its static key, and — only when asked — the
-//! STS verdicts on that key and on the credentials terraform would fall back to. Shared by the proxy's
+//! Gathering what the decision needs: the saved backend, its saved credential (`credentials::Credential`:
+//! an S3 key, an http password), and — only when asked — the verdicts on that credential and on the
+//! credentials terraform would fall back to. Shared by the proxy's
 //! preflight (which asks lazily, so a directory without a saved key costs no request) and by
 //! `shim doctor` (which shows the same facts instead of acting on them).
 
@@ -7,12 +8,12 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::aws::chain::{Generation, ProfileEndpoint, ProfileSettings};
-use crate::aws::sts::{Ambient, Session, Target};
+use crate::aws::sts::Ambient;
 use crate::aws::verdict::Verdict;
-use crate::backends::saved::{SavedBackend, StaticCredentials};
+use crate::backends::saved::SavedBackend;
 use crate::backends::tf_block;
 use crate::backends::warnings::{self, Warning};
+use crate::credentials::{self, Checkable, Credential};
 use crate::heal::datadir::Lock;
 use crate::heal::decide::Saved;
 use crate::log;
@@ -20,14 +21,12 @@ use crate::log;
 /// Default for `TFSHIM_STS_TIMEOUT` (seconds): long enough for a slow link to STS, short enough that
 /// an unreachable endpoint costs the user little.
 const DEFAULT_TIMEOUT_SECS: f64 = 5.0;
-/// The timeout of checks made after terraform itself has reached STS.
-const PATIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn env_var(name: &str) -> Option<String> {
     env::var(name).ok()
 }
 
-/// `TFSHIM_STS_TIMEOUT` in seconds (fractions allowed).
+/// `TFSHIM_STS_TIMEOUT` in seconds (fractions allowed): the timeout of every credential check.
 pub fn sts_timeout() -> Duration {
     let secs = env_var("TFSHIM_STS_TIMEOUT")
         .and_then(|v| v.trim().parse::<f64>().ok())
@@ -36,42 +35,19 @@ pub fn sts_timeout() -> Duration {
     Duration::from_secs_f64(secs.min(300.0))
 }
 
-/// Where terraform in `work_dir` would send the STS call for backend `b` (see [`Target`]).
-pub fn target_of(b: &SavedBackend, work_dir: &Path) -> Result<Target, String> {
-    let profiles = ProfileSettings::from_backend(b, env_var).anchored(work_dir);
-    // The AWS config files can only name STS when nothing before them does (and only for
-    // terraform 1.6+); reading them is skipped otherwise, and where there is no key to check.
-    let set = |k: &str| env_var(k).is_some_and(|v| !v.is_empty());
-    let needs_files = profiles.generation == Generation::Current
-        && b.s3_static_credentials().is_some()
-        && b.sts_endpoint().is_none()
-        && !["AWS_ENDPOINT_URL_STS", "AWS_STS_ENDPOINT"]
-            .iter()
-            .any(|k| set(k));
-    let endpoint = if needs_files {
-        ProfileEndpoint::load(&profiles)
-    } else {
-        ProfileEndpoint::default()
-    };
-    Target::from_backend(b, env_var, profiles.generation, &endpoint, sts_timeout())
-        .map(|t| t.anchored(work_dir))
-}
-
 /// The facts about one data dir, gathered so far.
 pub struct Findings {
-    /// The directory terraform runs in (relative paths in the backend are read from there).
-    pub work_dir: PathBuf,
     pub data_dir: PathBuf,
     pub saved: Saved,
     pub backend: Option<SavedBackend>,
-    pub creds: Option<StaticCredentials>,
-    pub target: Option<Result<Target, String>>,
+    /// The saved credential and how to check it (`credentials::Credential`), for the backend types
+    /// tfshim heals.
+    pub cred: Option<Box<dyn Credential>>,
     pub saved_verdict: Option<Verdict>,
     pub ambient: Option<Ambient>,
     /// The root's file whose `.tf` backend block writes the saved key itself (so no re-initialising
     /// can remove it); `None` when the key came from `-backend-config` (or none is saved).
     pub key_in_config: Option<PathBuf>,
-    session: Option<Session>,
 }
 
 impl Findings {
@@ -90,98 +66,102 @@ impl Findings {
     /// Reads the saved backend in `data_dir` of the root `work_dir` (no network).
     pub fn gather(work_dir: &Path, data_dir: PathBuf) -> Findings {
         let (saved, backend) = read_saved(&data_dir);
-        let creds = backend
+        let cred = backend
             .as_ref()
-            .and_then(SavedBackend::s3_static_credentials);
-        let target = backend
-            .as_ref()
-            .filter(|b| b.kind == "s3")
-            .map(|b| target_of(b, work_dir));
-        let saved = match (saved, &target) {
-            (Saved::StaticKey, Some(Err(why))) => Saved::Uncheckable(why.clone()),
+            .and_then(|b| credentials::credential_of(b, work_dir, &env_var, sts_timeout()));
+        let saved = match (saved, cred.as_deref()) {
+            (Saved::Unreadable(why), _) => Saved::Unreadable(why),
+            (_, Some(c)) if c.present() => match c.checkable() {
+                Checkable::Yes => Saved::StaticKey,
+                Checkable::Skipped => Saved::ValidationSkipped,
+                Checkable::No(why) => Saved::Uncheckable(why),
+            },
             (fact, _) => fact,
         };
         // Only a saved S3 key makes the root's own files worth reading.
-        let key_in_config = creds
-            .as_ref()
+        let key_in_config = cred
+            .as_deref()
+            .filter(|c| c.kind() == "s3" && c.present())
             .and_then(|_| tf_block::credentials_in_configuration(work_dir));
+        log::debug(|| format!("saved credential: {cred:?} → {saved:?}"));
         Findings {
-            work_dir: work_dir.to_path_buf(),
             data_dir,
             saved,
             backend,
-            creds,
-            target,
+            cred,
             saved_verdict: None,
             ambient: None,
             key_in_config,
-            session: None,
         }
     }
 
-    /// The saved key, redacted (`AKIA…QXGR`), or empty.
+    /// The saved credential, redacted (`AKIA…QXGR`), or empty.
     pub fn key(&self) -> String {
-        self.creds
+        self.cred
             .as_ref()
-            .map(|c| c.access_key.redacted())
+            .filter(|c| c.present())
+            .map(|c| c.shown())
             .unwrap_or_default()
     }
 
-    /// The profile settings of the saved backend.
-    pub fn profiles(&self) -> Option<ProfileSettings> {
-        self.backend
+    /// The saved credential in words (`key AKIA…QXGR`, `password (user ci)`), or empty.
+    pub fn label(&self) -> String {
+        self.cred
             .as_ref()
-            .map(|b| ProfileSettings::from_backend(b, env_var).anchored(&self.work_dir))
+            .filter(|c| c.present())
+            .map(|c| c.label())
+            .unwrap_or_default()
     }
 
-    fn session(&mut self) -> Result<&Session, String> {
-        if self.session.is_none() {
-            let target = match &self.target {
-                Some(Ok(t)) => t.clone(),
-                Some(Err(why)) => return Err(why.clone()),
-                None => return Err("no S3 backend".into()),
-            };
-            self.session = Some(Session::new(target)?);
-        }
-        Ok(self.session.as_ref().expect("set above"))
+    /// Whether a credential is saved (checkable or not).
+    pub fn has_saved_credential(&self) -> bool {
+        self.cred.as_ref().is_some_and(|c| c.present())
     }
 
-    /// Gives later checks a long timeout: after terraform itself reached STS, a slow STS is not a
-    /// reason to give up (the reactive fallback).
+    /// Whether the fallback credentials can be asked about.
+    pub fn fallback_checkable(&self) -> bool {
+        self.cred.as_ref().is_some_and(|c| c.fallback_checkable())
+    }
+
+    /// Where the fallback credentials were looked for, in words.
+    pub fn looked(&self) -> String {
+        self.cred
+            .as_ref()
+            .map(|c| c.looked(&env_var))
+            .unwrap_or_else(|| "nowhere".into())
+    }
+
+    /// Gives later checks a long timeout: after terraform itself reached the server, a slow server
+    /// is not a reason to give up (the reactive fallback).
     pub fn be_patient(&mut self) {
-        if let Some(Ok(target)) = &mut self.target {
-            target.timeout = target.timeout.max(PATIENT_TIMEOUT);
+        if let Some(c) = &mut self.cred {
+            c.be_patient();
         }
-        self.session = None;
     }
 
-    /// Asks STS about the saved key (once).
+    /// Asks about the saved credential (once).
     pub fn check_saved(&mut self) -> Verdict {
         if let Some(v) = &self.saved_verdict {
             return v.clone();
         }
-        let verdict = match self.creds.clone() {
-            None => Verdict::Missing,
-            Some(creds) => match self.session() {
-                Ok(s) => s.check_static(&creds),
-                Err(why) => Verdict::unknown(why),
-            },
+        let verdict = match &self.cred {
+            Some(c) if c.present() => c.check(),
+            _ => Verdict::Missing,
         };
-        log::debug(|| format!("saved key {}: {verdict}", self.key()));
+        log::debug(|| format!("saved credential {}: {verdict}", self.key()));
         self.saved_verdict = Some(verdict.clone());
         verdict
     }
 
-    /// Asks STS about the credentials terraform would fall back to (once).
+    /// Asks about the credentials terraform would fall back to (once).
     pub fn check_ambient(&mut self) -> Ambient {
         if let Some(a) = &self.ambient {
             return a.clone();
         }
-        let profiles = self.profiles().unwrap_or_default();
-        let ambient = match self.session() {
-            Ok(s) => s.check_ambient(&profiles),
-            Err(why) => Ambient {
-                verdict: Verdict::unknown(why),
+        let ambient = match &self.cred {
+            Some(c) => c.check_fallback(),
+            None => Ambient {
+                verdict: Verdict::unknown("no backend tfshim can check"),
                 source: "not checked".into(),
             },
         };
@@ -215,16 +195,9 @@ fn read_saved(data_dir: &Path) -> (Saved, Option<SavedBackend>) {
             None,
         ),
         Ok(Some(b)) => {
-            let fact = match (
-                b.s3_static_credentials(),
-                b.flag("skip_credentials_validation"),
-            ) {
-                (None, _) => Saved::NothingToCheck,
-                (Some(_), true) => Saved::ValidationSkipped,
-                (Some(_), false) => Saved::StaticKey,
-            };
-            log::debug(|| format!("saved backend: {b:?} → {fact:?}"));
-            (fact, Some(b))
+            log::debug(|| format!("saved backend: {b:?}"));
+            // What the saved credential offers is decided in `gather`, by its backend.
+            (Saved::NothingToCheck, Some(b))
         }
     }
 }

@@ -18,21 +18,22 @@ use crate::report::{
 
 /// The action a final decision step stands for, and why.
 pub fn plan_of(step: &Step, f: &Findings) -> Plan {
-    let key = f.key();
+    // `key AKIA…QXGR` (S3), `password (user ci)` (http).
+    let key = f.label();
     match step {
         Step::Repair => Plan::new(
             Action::Reconfigure,
-            format!("the saved key {key} is rejected and the fallback credentials work"),
+            format!("the saved {key} is rejected and the fallback credentials work"),
         ),
         Step::Refuse => Plan::new(
             Action::CannotRepair,
-            format!("the saved key {key} is rejected and no working credentials were found"),
+            format!("the saved {key} is rejected and no working credentials were found"),
         ),
         Step::RunUnchecked(why) => Plan::new(Action::None, format!("no verdict: {why}")),
         Step::AmbientUnchecked(why) => Plan::new(
             Action::None,
             format!(
-                "the saved key {key} is rejected, but the fallback credentials could not be \
+                "the saved {key} is rejected, but the fallback credentials could not be \
                  checked ({why})"
             ),
         ),
@@ -45,13 +46,17 @@ pub fn plan_of(step: &Step, f: &Findings) -> Plan {
         ),
         Step::WarnStale => Plan::new(
             Action::None,
-            format!("the saved key {key} is rejected; TFSHIM_MODE=warn"),
+            format!("the saved {key} is rejected; TFSHIM_MODE=warn"),
         ),
-        _ => match (&f.creds, &f.saved_verdict) {
-            (None, _) => Plan::new(Action::None, "no static key is saved"),
-            (Some(_), Some(Verdict::Valid { .. })) => {
-                Plan::new(Action::None, "the saved key works")
-            }
+        _ => match (f.has_saved_credential(), &f.saved_verdict) {
+            (false, _) => Plan::new(Action::None, "no static key is saved"),
+            (true, Some(Verdict::Valid { .. })) => Plan::new(
+                Action::None,
+                format!(
+                    "the saved {} works",
+                    f.label().split(' ').next().unwrap_or("key")
+                ),
+            ),
             _ => Plan::new(Action::None, "nothing to do"),
         },
     }
@@ -134,10 +139,11 @@ fn shown(v: Option<&Verdict>) -> Shown {
 
 /// The saved key and its verdict.
 fn saved_credentials(f: &Findings) -> SavedCredentials {
-    let Some(c) = &f.creds else {
+    let Some(c) = f.cred.as_ref().filter(|c| c.present()) else {
         return SavedCredentials {
             present: false,
             access_key: None,
+            credential: None,
             verdict: Shown::None,
             code: None,
             arn: None,
@@ -151,9 +157,11 @@ fn saved_credentials(f: &Findings) -> SavedCredentials {
         (Saved::Uncheckable(why), None) => Some(why.clone()),
         _ => reason,
     };
+    let s3 = c.kind() == "s3";
     SavedCredentials {
         present: true,
-        access_key: Some(c.access_key.redacted()),
+        access_key: s3.then(|| c.shown()),
+        credential: (!s3).then(|| c.label()),
         verdict: shown(v),
         code,
         arn,

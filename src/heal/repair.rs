@@ -10,8 +10,9 @@
 //! Invariants, checked after every reconfigure (and the old file put back, byte for byte, when any of
 //! them fails):
 //! 1. The new saved `backend.type` and `backend.config` equal the old ones, except the credential
-//!    attributes (`access_key`, `secret_key`, `token`), which hold exactly the expected values: unset
-//!    after a repair, the user's new ones after a credential-only `init`.
+//!    attributes (S3 `access_key`, `secret_key`, `token`; http `password`, … — what the backend's
+//!    `credentials::Credential` removes), which hold exactly the expected values: unset after a
+//!    repair, the user's new ones after a credential-only `init`.
 //! 2. `backend.hash` is unchanged (the `.tf` backend block is the one the old file was made from),
 //!    unless the file was saved by another terraform version than the one that reconfigured it: a
 //!    new version hashes the same block anew, and 1 alone must hold (#11 item 4).
@@ -39,46 +40,56 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::backends::saved::{SavedBackend, StaticCredentials};
-use crate::backends::secrets::{self, url_has_password, S3_CREDENTIAL_ATTRS};
+use crate::aws::sts::Ambient;
+use crate::backends::saved::SavedBackend;
+use crate::backends::secrets::url_has_password;
+use crate::credentials::{self, Credential};
 use crate::heal::datadir::{self, Backup, Lock, Restored};
 use crate::log;
 use crate::proxy::exec::{killed_by, run_child, signal_exit_code, ChildRun, Signals};
 
-/// The name of the first sensitive attribute set anywhere in `value`: an S3 secret other than the
-/// credentials ([`secrets::other_secret_attrs`], at any depth: `assume_role_with_web_identity`'s
-/// token, in the object or the one-element-list shape), or a URL carrying a password
-/// (`http_proxy = "http://user:pw@proxy"`). It would have to be written to the settings file, which
-/// must hold no secret, so a backend that saved one is not repaired automatically.
-fn sensitive_in(value: &Value) -> Option<String> {
+/// The name of the first sensitive attribute set anywhere in `value`: a name in `sensitive` (the
+/// backend's non-credential secrets, `credentials::sensitive_settings`: they would have to be written to
+/// the settings file, which must hold no secret, so a backend that saved one is not repaired
+/// automatically), or a URL carrying a password (`http_proxy = "http://user:pw@proxy"`).
+fn sensitive_in(value: &Value, sensitive: &[&str]) -> Option<String> {
     match value {
         Value::Object(m) => m.iter().find_map(|(k, v)| {
             if v.is_null() {
                 return None;
             }
-            if secrets::other_secret_attrs("s3").any(|s| s == k)
-                || v.as_str().is_some_and(url_has_password)
-            {
+            if sensitive.contains(&k.as_str()) || v.as_str().is_some_and(url_has_password) {
                 return Some(k.clone());
             }
-            sensitive_in(v)
+            sensitive_in(v, sensitive)
         }),
-        Value::Array(a) => a.iter().find_map(sensitive_in),
+        Value::Array(a) => a.iter().find_map(|v| sensitive_in(v, sensitive)),
         _ => None,
     }
 }
 
-/// The settings to hand back to terraform: every saved attribute that is set and is not a credential,
-/// with nulls dropped inside nested objects too. Pure.
-pub fn preserved_settings(config: &Map<String, Value>) -> Result<Map<String, Value>, String> {
-    if let Some(name) = sensitive_in(&Value::Object(config.clone())) {
+/// The settings to hand back to terraform: every saved attribute that is set and is not in `removes`
+/// (the credential attributes), with nulls dropped inside nested objects too. Pure.
+pub fn preserved_settings(
+    b: &SavedBackend,
+    removes: &[&str],
+) -> Result<Map<String, Value>, String> {
+    let config = &b.config;
+    // A removed attribute never reaches the file, whatever it holds.
+    let kept: Map<String, Value> = config
+        .iter()
+        .filter(|(k, _)| !removes.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let sensitive = credentials::sensitive_settings(&b.kind);
+    if let Some(name) = sensitive_in(&Value::Object(kept), &sensitive) {
         return Err(format!(
             "the saved backend also holds `{name}`, a secret tfshim will not write to a file"
         ));
     }
     Ok(config
         .iter()
-        .filter(|(k, _)| !S3_CREDENTIAL_ATTRS.contains(&k.as_str()))
+        .filter(|(k, _)| !removes.contains(&k.as_str()))
         .filter_map(|(k, v)| without_nulls(v).map(|v| (k.clone(), v)))
         .collect())
 }
@@ -109,11 +120,13 @@ fn upgraded(old: &SavedBackend, new: &SavedBackend) -> bool {
     }
 }
 
-/// Checks invariants 1 and 2. `expected_credentials` gives each credential attribute's expected new
-/// value (`None`: unset). Messages name attributes, never values. Pure.
+/// Checks invariants 1 and 2. `credential_attrs` are the attributes allowed to change and
+/// `expected_credentials` gives each one's expected new value (`None`: unset). Messages name
+/// attributes, never values. Pure.
 pub fn check_invariants(
     old: &SavedBackend,
     new: &SavedBackend,
+    credential_attrs: &[&str],
     expected_credentials: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), String> {
     if old.kind != new.kind {
@@ -132,7 +145,7 @@ pub fn check_invariants(
     for name in names {
         let before = normalized(old.config.get(name));
         let after = normalized(new.config.get(name));
-        if S3_CREDENTIAL_ATTRS.contains(&name.as_str()) {
+        if credential_attrs.contains(&name.as_str()) {
             let want = expected_credentials(name).map(Value::String);
             if after != want {
                 changed.push(name.as_str());
@@ -161,6 +174,8 @@ pub struct Reconfigure<'a> {
     pub terraform: &'a Path,
     /// The data dir holding the saved file (and the lock).
     pub data_dir: &'a Path,
+    /// The attributes this reconfigure changes (invariant 1).
+    pub credential_attrs: &'a [&'a str],
     /// Environment to add to the child (the recursion counter, `TFSHIM_MODE=off`).
     pub env: &'a [(OsString, OsString)],
     /// Environment variables the child must not see.
@@ -240,7 +255,9 @@ impl<'a> Reconfigure<'a> {
         let verified = SavedBackend::read(self.data_dir)
             .map_err(|e| e.to_string())
             .and_then(|new| new.ok_or_else(|| "the saved backend is gone".to_owned()))
-            .and_then(|new| check_invariants(old, &new, expected_credentials));
+            .and_then(|new| {
+                check_invariants(old, &new, self.credential_attrs, expected_credentials)
+            });
         let interrupted = signals.received().or_else(|| killed_by(&status));
         let failed_code = || match killed_by(&status) {
             Some(sig) => signal_exit_code(sig),
@@ -307,7 +324,8 @@ pub fn child_env(base: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
 }
 
 /// The repair itself: `terraform [-chdir=…] init -reconfigure -input=false -backend-config=FILE`
-/// in one data dir, under its lock, so that the rejected saved key is gone and nothing else changed.
+/// in one data dir, under its lock, so that the rejected saved credential is gone and nothing else
+/// changed.
 /// Used by the proxy (before the user's command) and by `shim sweep` (for every stale root).
 pub struct KeyRemoval<'a> {
     pub terraform: &'a Path,
@@ -337,8 +355,9 @@ pub enum Removal {
 }
 
 impl KeyRemoval<'_> {
-    /// Removes `rejected` from the saved backend, if it is still the one saved.
-    pub fn run(&self, rejected: &StaticCredentials) -> Result<Removal> {
+    /// Removes `rejected` from the saved backend, if it is still the one saved; `fallback` is what
+    /// terraform will use instead (checked to work).
+    pub fn run(&self, rejected: &dyn Credential, fallback: Option<&Ambient>) -> Result<Removal> {
         let _lock = match Lock::acquire(self.data_dir) {
             Ok(l) => l,
             Err(e) => return Ok(Removal::Skipped(format!("{e:#}"))),
@@ -349,19 +368,18 @@ impl KeyRemoval<'_> {
             Ok(None) => return Ok(Removal::Skipped("the saved backend is gone".into())),
             Err(e) => return Ok(Removal::Skipped(format!("the saved backend changed: {e}"))),
         };
-        let still_saved = current.s3_static_credentials().is_some_and(|c| {
-            c.access_key == rejected.access_key && c.secret_key == rejected.secret_key
-        });
-        if !still_saved {
+        if !rejected.still_saved(&current) {
             return Ok(Removal::AlreadyDone);
         }
-        let settings = match preserved_settings(&current.config) {
+        let removes = rejected.removes(fallback);
+        let settings = match preserved_settings(&current, &removes) {
             Ok(s) => s,
             Err(why) => return Ok(Removal::Skipped(why)),
         };
         let reconfigure = Reconfigure {
             terraform: self.terraform,
             data_dir: self.data_dir,
+            credential_attrs: &removes,
             env: self.env,
             // The repair's init is tfshim's, not the user's: their extra init flags (`-upgrade`,
             // `-migrate-state`, `-backend-config=…`) would change what it does.
@@ -397,6 +415,8 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    const S3: &[&str] = crate::credentials::s3::CREDENTIAL_ATTRS;
+
     fn saved(config: &str, hash: u64) -> SavedBackend {
         crate::backends::saved::testing::saved("s3", config, hash)
     }
@@ -406,7 +426,7 @@ mod tests {
 
     #[test]
     fn settings_keep_everything_but_credentials_and_nulls() {
-        let s = preserved_settings(&saved(OLD, 1).config).unwrap();
+        let s = preserved_settings(&saved(OLD, 1), S3).unwrap();
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(
             text,
@@ -418,28 +438,28 @@ mod tests {
     #[test]
     fn settings_refuse_other_secrets() {
         let b = saved(r#"{"access_key":"A","sse_customer_key":"c2VjcmV0"}"#, 1);
-        let err = preserved_settings(&b.config).unwrap_err();
+        let err = preserved_settings(&b, S3).unwrap_err();
         assert!(err.contains("sse_customer_key") && !err.contains("c2VjcmV0"));
         let b = saved(
             r#"{"assume_role_with_web_identity":{"web_identity_token":"tok"}}"#,
             1,
         );
-        assert!(preserved_settings(&b.config).is_err());
+        assert!(preserved_settings(&b, S3).is_err());
         let b = saved(
             r#"{"assume_role_with_web_identity":[{"web_identity_token":"tok"}]}"#,
             1,
         );
-        assert!(preserved_settings(&b.config).is_err());
+        assert!(preserved_settings(&b, S3).is_err());
         let b = saved(r#"{"https_proxy":"http://me:pw@proxy:3128"}"#, 1);
-        let err = preserved_settings(&b.config).unwrap_err();
+        let err = preserved_settings(&b, S3).unwrap_err();
         assert!(err.contains("https_proxy") && !err.contains("pw@"), "{err}");
         let b = saved(
             r#"{"https_proxy":"http://proxy:3128","endpoints":{"sts":"https://a@b"}}"#,
             1,
         );
-        assert!(preserved_settings(&b.config).is_ok());
+        assert!(preserved_settings(&b, S3).is_ok());
         let b = saved(r#"{"sse_customer_key":null}"#, 1);
-        assert!(preserved_settings(&b.config).is_ok());
+        assert!(preserved_settings(&b, S3).is_ok());
     }
 
     /// A saved file written by `version`.
@@ -461,30 +481,35 @@ mod tests {
             .replace(r#""S""#, "null");
         // Upgraded: a new hash is expected when every setting is the same but the keys.
         assert_eq!(
-            check_invariants(&old, &saved_by("1.11.4", &repaired, 2), &unset),
+            check_invariants(&old, &saved_by("1.11.4", &repaired, 2), S3, &unset),
             Ok(())
         );
         // The same version: a new hash still means another .tf block.
         assert!(
-            check_invariants(&old, &saved_by("1.0.3", &repaired, 2), &unset)
+            check_invariants(&old, &saved_by("1.0.3", &repaired, 2), S3, &unset)
                 .unwrap_err()
                 .contains("hash")
         );
         // Upgraded, but a setting changed too: still a violation.
         let moved = repaired.replace(r#""key":"k""#, r#""key":"other""#);
         assert!(
-            check_invariants(&old, &saved_by("1.11.4", &moved, 2), &unset)
+            check_invariants(&old, &saved_by("1.11.4", &moved, 2), S3, &unset)
                 .unwrap_err()
                 .contains("key")
         );
         // 1.0.3 recorded no version: a file that comes back with one was written by another version.
         assert_eq!(
-            check_invariants(&saved(OLD, 1), &saved_by("1.11.4", &repaired, 2), &unset),
+            check_invariants(
+                &saved(OLD, 1),
+                &saved_by("1.11.4", &repaired, 2),
+                S3,
+                &unset
+            ),
             Ok(())
         );
         // Neither says: no exception.
         let bare = saved(&repaired, 2);
-        assert!(check_invariants(&saved(OLD, 1), &bare, &unset).is_err());
+        assert!(check_invariants(&saved(OLD, 1), &bare, S3, &unset).is_err());
     }
 
     #[test]
@@ -496,19 +521,19 @@ mod tests {
             "region":"us-east-1","endpoints":{"sts":"http://x","s3":null,"iam":null},"use_path_style":true}"#,
             1,
         );
-        assert_eq!(check_invariants(&old, &repaired, &unset), Ok(()));
+        assert_eq!(check_invariants(&old, &repaired, S3, &unset), Ok(()));
         // The key must really be gone.
-        assert!(check_invariants(&old, &old, &unset).is_err());
+        assert!(check_invariants(&old, &old, S3, &unset).is_err());
         // A changed hash or a changed setting is a violation, named without values.
         let moved = saved(
             &OLD.replace(r#""key":"k""#, r#""key":"other""#)
                 .replace("AKIAOLD", "null"),
             1,
         );
-        let err = check_invariants(&old, &moved, &unset).unwrap_err();
+        let err = check_invariants(&old, &moved, S3, &unset).unwrap_err();
         assert!(err.contains("key") && !err.contains("other"), "{err}");
         assert!(
-            check_invariants(&old, &saved(r#"{"bucket":"b"}"#, 2), &unset)
+            check_invariants(&old, &saved(r#"{"bucket":"b"}"#, 2), S3, &unset)
                 .unwrap_err()
                 .contains("hash")
         );
@@ -523,7 +548,7 @@ mod tests {
             "secret_key" => Some("T".to_owned()),
             _ => None,
         };
-        assert_eq!(check_invariants(&old, &new_key, &expect), Ok(()));
-        assert!(check_invariants(&old, &repaired, &expect).is_err());
+        assert_eq!(check_invariants(&old, &new_key, S3, &expect), Ok(()));
+        assert!(check_invariants(&old, &repaired, S3, &expect).is_err());
     }
 }

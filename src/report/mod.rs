@@ -193,6 +193,9 @@ pub enum BackendInfo {
 pub struct SavedCredentials {
     pub present: bool,
     pub access_key: Option<String>,
+    /// Other backends' saved credential in words (`password (user ci)`); absent for S3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
     pub verdict: Shown,
     pub code: Option<String>,
     pub arn: Option<String>,
@@ -289,7 +292,7 @@ impl Doctor {
         );
         rows.push((
             "saved key",
-            match &saved.access_key {
+            match saved.access_key.as_ref().or(saved.credential.as_ref()) {
                 Some(k) => format!("{k}  {saved_cell}"),
                 None => "none".into(),
             },

@@ -104,6 +104,7 @@ fn doctor(backend: BackendInfo) -> Doctor {
         saved_credentials: SavedCredentials {
             present: true,
             access_key: s(),
+            credential: None,
             verdict: Shown::Rejected,
             code: s(),
             arn: None,

@@ -1,12 +1,10 @@
-//! The STS checks of a sweep: grouping the roots by what a check depends on, and running the checks
-//! on at most `--jobs` threads, each with its own sessions.
+//! The checks of a sweep: grouping the roots by what a check depends on (`credentials::Credential`'s
+//! `same_check`/`same_fallback`), and running the checks on at most `--jobs` threads.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::aws::chain::ProfileSettings;
-use crate::aws::sts::{Ambient, Session, Target};
+use crate::aws::sts::Ambient;
 use crate::aws::verdict::Verdict;
-use crate::backends::saved::StaticCredentials;
 use crate::heal::decide::Saved;
 use crate::heal::outcome;
 use crate::log;
@@ -14,51 +12,67 @@ use crate::log;
 use super::progress::Progress;
 use super::Root;
 
-/// Asks STS about every root's saved key, once per distinct (credentials, target), and about the
-/// fallback credentials only where a saved key was rejected, once per (target, profiles); sets the
-/// verdicts and each root's next action. Returns the numbers of key and fallback checks.
+/// Asks about every root's saved credential, once per distinct (credential, target), and about the
+/// fallback credentials only where a saved credential was rejected, once per distinct fallback (S3:
+/// target and profiles; http: address, username and TLS settings); sets the verdicts and each
+/// root's next action. Each group is checked through its first root's `credentials::Credential`.
+/// Returns the numbers of credential and fallback checks.
 pub(super) fn check_all(roots: &mut [Root], jobs: usize, progress: &Progress) -> (usize, usize) {
-    // The saved keys: one STS request per distinct (credentials, target).
-    let mut keys: Vec<(StaticCredentials, Target)> = Vec::new();
-    for root in roots.iter_mut() {
-        let f = &root.findings;
-        if let (Saved::StaticKey, Some(creds), Some(Ok(target))) = (&f.saved, &f.creds, &f.target) {
-            root.group = Some(group_of(&mut keys, (creds.clone(), target.clone())));
-        }
+    let mut keys: Vec<usize> = Vec::new();
+    for i in 0..roots.len() {
+        let f = &roots[i].findings;
+        let Some(cred) = f.cred.as_deref().filter(|_| f.saved == Saved::StaticKey) else {
+            continue;
+        };
+        let g = group_of(&mut keys, i, |&r| {
+            roots[r]
+                .findings
+                .cred
+                .as_deref()
+                .is_some_and(|o| cred.same_check(o))
+        });
+        roots[i].group = Some(g);
     }
     progress.update(true, |p| p.keys_total = keys.len());
-    let key_verdicts = bounded(&keys, jobs, |(creds, target), sessions| {
-        let verdict = match sessions.get(target) {
-            Ok(s) => s.check_static(creds),
-            Err(why) => Verdict::unknown(why),
-        };
-        log::debug(|| format!("saved key {}: {verdict}", creds.access_key));
+    let shared: &[Root] = roots;
+    let key_verdicts = bounded(&keys, jobs, |&r| {
+        let f = &shared[r].findings;
+        let verdict = f.cred.as_deref().map_or(Verdict::Missing, |c| c.check());
+        log::debug(|| format!("saved key {}: {verdict}", f.key()));
         progress.update(true, |p| p.keys_checked += 1);
         verdict
     });
 
-    // The fallback credentials, only where a saved key was rejected: once per (target, profiles).
-    let mut fallbacks: Vec<(Target, ProfileSettings)> = Vec::new();
+    // The fallback credentials, only where a saved credential was rejected.
+    let mut fallbacks: Vec<usize> = Vec::new();
     let mut fallback_of = vec![None; roots.len()];
-    for (i, root) in roots.iter_mut().enumerate() {
-        let Some(g) = root.group else { continue };
-        root.findings.saved_verdict = Some(key_verdicts[g].clone());
-        if matches!(key_verdicts[g], Verdict::Rejected { .. }) {
-            let profiles = root.findings.profiles().unwrap_or_default();
-            fallback_of[i] = Some(group_of(&mut fallbacks, (keys[g].1.clone(), profiles)));
+    for i in 0..roots.len() {
+        let Some(g) = roots[i].group else { continue };
+        roots[i].findings.saved_verdict = Some(key_verdicts[g].clone());
+        if !matches!(key_verdicts[g], Verdict::Rejected { .. }) {
+            continue;
         }
+        let Some(cred) = roots[i].findings.cred.as_deref() else {
+            continue;
+        };
+        fallback_of[i] = Some(group_of(&mut fallbacks, i, |&r| {
+            roots[r]
+                .findings
+                .cred
+                .as_deref()
+                .is_some_and(|o| cred.same_fallback(o))
+        }));
     }
-    let ambients = bounded(
-        &fallbacks,
-        jobs,
-        |(target, profiles), sessions| match sessions.get(target) {
-            Ok(s) => s.check_ambient(profiles),
-            Err(why) => Ambient {
-                verdict: Verdict::unknown(why),
+    let shared: &[Root] = roots;
+    let ambients = bounded(&fallbacks, jobs, |&r| {
+        match shared[r].findings.cred.as_deref() {
+            Some(c) => c.check_fallback(),
+            None => Ambient {
+                verdict: Verdict::unknown("no backend tfshim can check"),
                 source: "not checked".into(),
             },
-        },
-    );
+        }
+    });
     for (root, fallback) in roots.iter_mut().zip(&fallback_of) {
         if let Some(a) = fallback {
             root.findings.ambient = Some(ambients[*a].clone());
@@ -71,10 +85,11 @@ pub(super) fn check_all(roots: &mut [Root], jobs: usize, progress: &Progress) ->
     (keys.len(), fallbacks.len())
 }
 
-/// The index of `item` in `groups`, appending it when new. A linear search: neither the credentials
-/// nor the target are hashable, and the number of distinct keys in a tree is small.
-fn group_of<T: PartialEq>(groups: &mut Vec<T>, item: T) -> usize {
-    match groups.iter().position(|g| *g == item) {
+/// The index of the group `same` finds `item` in, appending it as a new group when none. A linear
+/// search: credentials and targets are not hashable, and the number of distinct keys in a tree is
+/// small.
+fn group_of<T>(groups: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) -> usize {
+    match groups.iter().position(same) {
         Some(i) => i,
         None => {
             groups.push(item);
@@ -83,42 +98,19 @@ fn group_of<T: PartialEq>(groups: &mut Vec<T>, item: T) -> usize {
     }
 }
 
-/// One [`Session`] per target for one worker thread (a session owns a current-thread runtime and the
-/// HTTPS client, the expensive part to build).
-#[derive(Default)]
-struct Sessions(Vec<(Target, Result<Session, String>)>);
-
-impl Sessions {
-    fn get(&mut self, target: &Target) -> Result<&Session, String> {
-        let i = match self.0.iter().position(|(t, _)| t == target) {
-            Some(i) => i,
-            None => {
-                self.0.push((target.clone(), Session::new(target.clone())));
-                self.0.len() - 1
-            }
-        };
-        self.0[i].1.as_ref().map_err(Clone::clone)
-    }
-}
-
 /// `check(item)` for every item, on at most `jobs` scoped threads, results in the items' order.
-fn bounded<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    check: impl Fn(&T, &mut Sessions) -> R + Sync,
-) -> Vec<R> {
+fn bounded<T: Sync, R: Send>(items: &[T], jobs: usize, check: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let workers = jobs.clamp(1, items.len().max(1));
     let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
-                    let mut sessions = Sessions::default();
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(item) = items.get(i) else { break };
-                        done.push((i, check(item, &mut sessions)));
+                        done.push((i, check(item)));
                     }
                     done
                 })
@@ -139,7 +131,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::backends::saved::{AccessKeyId, Secret};
+    use crate::aws::chain::ProfileSettings;
+    use crate::aws::sts::Target;
+    use crate::backends::saved::{AccessKeyId, Secret, StaticCredentials};
 
     fn creds(id: &str, secret: &str) -> StaticCredentials {
         StaticCredentials {
@@ -177,7 +171,10 @@ mod tests {
         ];
         let ids: Vec<usize> = items
             .into_iter()
-            .map(|i| group_of(&mut groups, i))
+            .map(|i| {
+                let key = i.clone();
+                group_of(&mut groups, i, |g| *g == key)
+            })
             .collect();
         assert_eq!(ids, [0, 0, 1, 2, 0]);
         assert_eq!(groups.len(), 3);
@@ -208,7 +205,7 @@ mod tests {
         let items: Vec<usize> = (0..23).collect();
         let running = AtomicUsize::new(0);
         let peak = AtomicUsize::new(0);
-        let out = bounded(&items, 3, |i, _| {
+        let out = bounded(&items, 3, |i| {
             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(now, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(2));
@@ -217,6 +214,6 @@ mod tests {
         });
         assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
         assert!(peak.load(Ordering::SeqCst) <= 3);
-        assert!(bounded(&[] as &[usize], 4, |i, _| *i).is_empty());
+        assert!(bounded(&[] as &[usize], 4, |i| *i).is_empty());
     }
 }

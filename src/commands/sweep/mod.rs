@@ -140,7 +140,7 @@ pub(crate) fn document(dir: &Path, roots: &[Root], summary: Summary) -> report::
             report::sweep::Root {
                 path: r.path.display().to_string(),
                 backend: f.backend.as_ref().map(|b| b.kind.clone()),
-                access_key: f.creds.as_ref().map(|c| c.access_key.redacted()),
+                access_key: f.cred.as_deref().filter(|c| c.present()).map(|c| c.shown()),
                 verdict,
                 code,
                 reason,
@@ -155,8 +155,9 @@ pub(crate) fn document(dir: &Path, roots: &[Root], summary: Summary) -> report::
                         format!("{DATA_DIR}/{SAVED_FILE}"),
                     ),
                     looked_in: if r.action == Action::CannotRepair {
-                        f.profiles()
-                            .map(|p| p.describe(crate::heal::facts::env_var))
+                        f.cred
+                            .as_deref()
+                            .map(|c| c.looked(&crate::heal::facts::env_var))
                             .unwrap_or_default()
                     } else {
                         String::new()

@@ -76,7 +76,7 @@ pub(super) fn repair_all(
             root.outcome = Some(Outcome::Skipped("the sweep was interrupted".into()));
             continue;
         }
-        let Some(creds) = root.findings.creds.clone() else {
+        let Some(cred) = root.findings.cred.as_deref() else {
             continue;
         };
         let mut chdir = OsString::from("-chdir=");
@@ -101,7 +101,7 @@ pub(super) fn repair_all(
         };
         // A failed init prints its output and the restore says so: not across the live line.
         progress.clear();
-        let result = job.run(&creds);
+        let result = job.run(cred, root.findings.ambient.as_ref());
         log::debug(|| format!("repair of {}: {result:?}", root.path.display()));
         let outcome = match result {
             Ok(Removal::Done) => Outcome::Repaired("re-initialised without the saved key".into()),

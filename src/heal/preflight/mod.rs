@@ -17,8 +17,8 @@ use anyhow::{anyhow, Result};
 
 use crate::aws::verdict::Verdict;
 use crate::backends::config_file;
-use crate::backends::saved::{SavedBackend, StaticCredentials};
-use crate::backends::secrets::S3_CREDENTIAL_ATTRS;
+use crate::backends::saved::SavedBackend;
+use crate::credentials::{self, Credential};
 use crate::heal::datadir::{self, Lock};
 use crate::heal::decide::{self, CommandClass, Facts, InitChange, Mode, Step};
 use crate::heal::facts::{env_var, Findings};
@@ -85,11 +85,7 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
             if let Err(why) = &given {
                 log::debug(|| format!("-backend-config not understood: {why}"));
             }
-            let credentials = if b.kind == "s3" {
-                S3_CREDENTIAL_ATTRS
-            } else {
-                &[]
-            };
+            let credentials = credentials::credential_attrs(&b.kind);
             decide::init_change(
                 &given,
                 |k| b.config.get(k).cloned(),
@@ -172,7 +168,7 @@ fn act(
     warnings: &[crate::backends::warnings::Warning],
 ) -> (Result<Next>, Option<Plan>) {
     let unchanged = || Next::Run(inv.args.clone());
-    let key = f.key();
+    let label = f.label();
     if !quiet() {
         for w in warnings {
             log::warn(&w.message);
@@ -184,7 +180,7 @@ fn act(
         Step::RunUnchecked(why) => {
             if f.saved_verdict.is_some() {
                 log::say(&format!(
-                    "could not check the saved backend key {key} ({why}); running terraform unchanged"
+                    "could not check the saved backend {label} ({why}); running terraform unchanged"
                 ));
             } else {
                 log::say(&format!(
@@ -199,19 +195,17 @@ fn act(
         }
         Step::AmbientUnchecked(why) => {
             log::warn(&format!(
-                "the saved S3 backend key {key} was rejected by STS ({}), but the credentials \
-                 terraform would fall back to could not be checked ({why}); nothing was changed, \
-                 running terraform unchanged",
-                code(&facts.saved_verdict)
+                "{}, but the credentials terraform would fall back to could not be checked \
+                 ({why}); nothing was changed, running terraform unchanged",
+                rejected_by(f, &facts.saved_verdict)
             ));
             (Ok(unchanged()), None)
         }
         Step::WarnStale => {
             log::warn(&format!(
-                "the saved S3 backend key {key} was rejected by STS ({}); TFSHIM_MODE=warn, so \
-                 nothing is changed. Fix: `terraform init -reconfigure` with your backend settings, \
-                 or run once with TFSHIM_MODE=fix",
-                code(&facts.saved_verdict)
+                "{}; TFSHIM_MODE=warn, so nothing is changed. Fix: `terraform init -reconfigure` \
+                 with your backend settings, or run once with TFSHIM_MODE=fix",
+                rejected_by(f, &facts.saved_verdict)
             ));
             (Ok(unchanged()), None)
         }
@@ -224,15 +218,14 @@ fn act(
             (Ok(unchanged()), None)
         }
         Step::Repair => {
-            let Some(creds) = f.creds.clone() else {
+            let Some(cred) = f.cred.as_deref() else {
                 return (Ok(unchanged()), None);
             };
             log::warn(&format!(
-                "the saved S3 backend key {key} was rejected by STS ({}); re-initialising the \
-                 backend without it",
-                code(&facts.saved_verdict)
+                "{}; re-initialising the backend without it",
+                rejected_by(f, &facts.saved_verdict)
             ));
-            repair_then_run(ctx, inv, effective, f, &creds)
+            repair_then_run(ctx, inv, effective, &f.data_dir, cred, f.ambient.as_ref())
         }
         Step::ReconfigureInit => {
             let data_dir = f.data_dir.clone();
@@ -241,22 +234,36 @@ fn act(
                 .then(outcome::plan_after_reconfigured_init);
             (next, done)
         }
-        Step::Refuse => (refuse(&key, facts, f), None),
+        Step::Refuse => (refuse(facts, f), None),
         Step::KeyInConfiguration(file) => {
             log::warn(&format!(
-                "the saved S3 backend key {key} was rejected by STS ({}); it is written in the \
+                "{}; it is written in the \
                  backend block in {file}, not saved from -backend-config, so re-initialising \
                  cannot remove it and nothing was changed. Put the new key there — better, remove \
                  access_key/secret_key from that block and let terraform use the credential chain \
                  (environment, profile, SSO) — then run `terraform init -reconfigure` with the \
                  -backend-config settings you used before",
-                code(&facts.saved_verdict)
+                rejected_by(f, &facts.saved_verdict)
             ));
             (Ok(unchanged()), None)
         }
         // The caller gathers these and never passes them here; were it to, fail open, not panic.
         Step::CheckSavedKey | Step::CheckAmbient => (Ok(unchanged()), None),
     }
+}
+
+/// "the saved S3 backend key AKIA…QXGR was rejected by STS (InvalidClientTokenId)".
+pub(super) fn rejected_by(f: &Findings, verdict: &Option<Verdict>) -> String {
+    let (noun, judge) = f
+        .cred
+        .as_ref()
+        .map(|c| (c.noun(), c.judge()))
+        .unwrap_or(("backend credential", "its server"));
+    format!(
+        "the saved {noun} {} was rejected by {judge} ({})",
+        f.label(),
+        code(verdict)
+    )
 }
 
 pub(super) fn code(v: &Option<Verdict>) -> String {
@@ -266,7 +273,7 @@ pub(super) fn code(v: &Option<Verdict>) -> String {
     }
 }
 
-fn refuse(key: &str, facts: &Facts, f: &Findings) -> Result<Next> {
+fn refuse(facts: &Facts, f: &Findings) -> Result<Next> {
     let why = match f.ambient.as_ref().map(|a| &a.verdict) {
         Some(Verdict::Rejected { code }) => format!("they were rejected too ({code})"),
         Some(Verdict::Unknown { reason }) => reason.clone(),
@@ -274,16 +281,12 @@ fn refuse(key: &str, facts: &Facts, f: &Findings) -> Result<Next> {
         Some(Verdict::Valid { .. }) => "they work".into(),
         None => "they were not checked".into(),
     };
-    let looked = f
-        .profiles()
-        .map(|p| p.describe(env_var))
-        .unwrap_or_else(|| "nowhere".into());
+    let advice = f.cred.as_ref().map(|c| c.advice()).unwrap_or_default();
     log::warn(&format!(
-        "the saved S3 backend key {key} was rejected by STS ({}), and no working credentials were \
-         found to replace it ({why}; looked in {looked}). Nothing was changed. Put the rotated key \
-         where terraform finds it — e.g. `~/.aws/credentials` or AWS_ACCESS_KEY_ID/\
-         AWS_SECRET_ACCESS_KEY — and run the command again",
-        code(&facts.saved_verdict),
+        "{}, and no working credentials were found to replace it ({why}; looked in {}). Nothing \
+         was changed. {advice}",
+        rejected_by(f, &facts.saved_verdict),
+        f.looked(),
     ));
     Ok(Next::Exit(ExitCode::from(1)))
 }
@@ -305,7 +308,8 @@ pub(super) fn remove_key(
     inv: &Invocation,
     effective: &[OsString],
     data_dir: &Path,
-    creds: &StaticCredentials,
+    cred: &dyn Credential,
+    fallback: Option<&crate::aws::sts::Ambient>,
 ) -> Result<Removal> {
     let env = repair::child_env(ctx.child_env);
     let job = repair::KeyRemoval {
@@ -316,7 +320,7 @@ pub(super) fn remove_key(
         no_color: decide::wants_no_color(effective),
         show_output: show_repair_output(),
     };
-    let result = job.run(creds);
+    let result = job.run(cred, fallback);
     log::debug(|| format!("repair: {result:?}"));
     result
 }
@@ -326,10 +330,11 @@ fn repair_then_run(
     ctx: &Context,
     inv: &Invocation,
     effective: &[OsString],
-    f: &mut Findings,
-    creds: &StaticCredentials,
+    data_dir: &Path,
+    cred: &dyn Credential,
+    fallback: Option<&crate::aws::sts::Ambient>,
 ) -> (Result<Next>, Option<Plan>) {
-    let removal = match remove_key(ctx, inv, effective, &f.data_dir, creds) {
+    let removal = match remove_key(ctx, inv, effective, data_dir, cred, fallback) {
         Ok(r) => r,
         Err(e) => return (Err(e), None),
     };
@@ -377,7 +382,8 @@ fn reconfigure_init(
         Ok(Some(b)) => b,
         _ => return Ok(Next::Run(inv.args.clone())),
     };
-    let settings = match repair::preserved_settings(&current.config) {
+    let credential_attrs = credentials::credential_attrs(&current.kind);
+    let settings = match repair::preserved_settings(&current, credential_attrs) {
         Ok(s) => s,
         Err(why) => {
             log::say(&format!(
@@ -401,6 +407,7 @@ fn reconfigure_init(
     let reconfigure = Reconfigure {
         terraform: ctx.terraform,
         data_dir,
+        credential_attrs,
         env: &env,
         remove_env: &[],
         // The user's own init: its stdin, stdout and output are theirs.

@@ -36,14 +36,14 @@ pub(super) fn reactive_eligible(
     let command =
         matches!(facts.class, CommandClass::Init(_)) || inv.command.as_deref() == Some("plan");
     let json = effective.iter().any(|a| a == "-json");
+    // terraform's own rejection message is recognised for S3 only.
+    let s3_key = f
+        .cred
+        .as_ref()
+        .is_some_and(|c| c.kind() == "s3" && c.present());
     // A key the `.tf` block writes would come back with the repair's reconfigure.
     let removable = f.key_in_config.is_none();
-    enabled
-        && command
-        && !json
-        && matches!(step, Step::RunUnchecked(_))
-        && f.creds.is_some()
-        && removable
+    enabled && command && !json && matches!(step, Step::RunUnchecked(_)) && s3_key && removable
 }
 
 /// Runs the command as a watched child; if terraform reports the saved key rejected, repairs (after
@@ -104,16 +104,14 @@ pub(super) fn watch_then_retry(
         log::say(&format!(
             "no working credentials to replace it ({}; looked in {}); nothing was changed",
             ambient.verdict,
-            f.profiles()
-                .map(|p| p.describe(env_var))
-                .unwrap_or_default()
+            f.looked()
         ));
         return exit();
     }
-    let Some(creds) = f.creds.clone() else {
+    let Some(cred) = f.cred.as_deref() else {
         return exit();
     };
-    let removal = match remove_key(ctx, inv, effective, &f.data_dir, &creds) {
+    let removal = match remove_key(ctx, inv, effective, &f.data_dir, cred, Some(&ambient)) {
         Ok(r) => r,
         Err(e) => return (Err(e), None),
     };

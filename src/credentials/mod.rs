@@ -1,0 +1,117 @@
+//! One module per backend type whose saved configuration can hold a credential that goes stale,
+//! behind one small abstraction, a [`Credential`] made from the saved backend by [`credential_of`]
+//! (issue #13):
+//! - what is saved that can go stale: [`CREDENTIAL_ATTRS`] per type, and the credential itself
+//!   (shown only redacted);
+//! - how to check it cheaply: [`Credential::check`], one request aimed where terraform aims it, with
+//!   exactly the saved credential (S3: `sts:GetCallerIdentity`; http: one request to `address`);
+//! - what terraform falls back to once it is gone: [`Credential::check_fallback`] (S3: the AWS
+//!   credential chain; http: `TF_HTTP_PASSWORD`), checked the same way before anything is touched;
+//! - what the repair removes: [`Credential::removes`] (S3: the keys and session token; http: the
+//!   password, the mTLS private key if saved, the username where only the variable's works).
+//!
+//! Everything else is shared and sees backends only through this trait: the decision
+//! (`heal::decide`), the repair with its lock, invariants and rollback (`heal::repair`), doctor,
+//! sweep, the reports and the warnings. `s3.rs` and `http.rs` implement it on top of `aws/` (STS)
+//! and `net/` (one blocking HTTP request), reading what `backends/` read.
+
+pub mod s3;
+
+use std::any::Any;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::aws::sts::Ambient;
+use crate::aws::verdict::Verdict;
+use crate::backends::saved::SavedBackend;
+use crate::backends::secrets;
+
+/// Per backend type, the saved attributes that hold credentials: what a credential-only `init` may
+/// change (and the invariants then expect the user's values in).
+pub const CREDENTIAL_ATTRS: &[(&str, &[&str])] = &[("s3", s3::CREDENTIAL_ATTRS)];
+
+/// The credential attributes of backend type `kind` (none for a type tfshim does not heal).
+pub fn credential_attrs(kind: &str) -> &'static [&'static str] {
+    CREDENTIAL_ATTRS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, a)| *a)
+        .unwrap_or(&[])
+}
+
+/// Saved attributes of backend type `kind` that are secrets (`secrets.rs`) other than S3's static
+/// credentials: the repair's settings file must never hold one, so a backend that kept one after
+/// the repair's removals is not repaired automatically.
+pub fn sensitive_settings(kind: &str) -> Vec<&'static str> {
+    secrets::other_secret_attrs(kind).collect()
+}
+
+/// Whether terraform would check the saved credential, and whether tfshim can do it as terraform
+/// would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkable {
+    Yes,
+    /// terraform itself never validates it (S3 `skip_credentials_validation`).
+    Skipped,
+    /// tfshim cannot reproduce terraform's request; why.
+    No(String),
+}
+
+/// How the environment is read (a function, so that tests and the golden files pass their own).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// One saved credential of one root, with what is needed to check it and its fallback. `Debug`
+/// must redact (the types that hold the secrets do).
+pub trait Credential: Send + Sync + std::fmt::Debug {
+    /// `backend.type`.
+    fn kind(&self) -> &'static str;
+    /// Whether a credential is saved at all (an S3 backend without a key still has a fallback to
+    /// show).
+    fn present(&self) -> bool;
+    /// The credential as tfshim shows it: `AKIA…QXGR`, `user gitlab-ci-token`. Never a secret.
+    fn shown(&self) -> String;
+    /// The credential in a sentence: `key AKIA…QXGR`, `password (user gitlab-ci-token)`.
+    fn label(&self) -> String;
+    /// Whose it is: "S3 backend", "http backend".
+    fn noun(&self) -> &'static str;
+    /// Who judges it: "STS", "the state server".
+    fn judge(&self) -> &'static str;
+    fn checkable(&self) -> Checkable;
+    /// Whether the fallback can be checked at all (doctor asks even without a saved credential).
+    fn fallback_checkable(&self) -> bool;
+    /// One request with exactly the saved credential.
+    fn check(&self) -> Verdict;
+    /// The credentials terraform falls back to once the saved one is removed, checked the same way.
+    fn check_fallback(&self) -> Ambient;
+    /// Where the fallback was looked for, in words (for the refusal).
+    fn looked(&self, env: Env) -> String;
+    /// What the user should do when no fallback works.
+    fn advice(&self) -> &'static str;
+    /// Later checks wait longer (terraform itself reached the server).
+    fn be_patient(&mut self);
+    /// The saved attributes the repair removes, given the fallback found to work (http drops the
+    /// saved username too when only `TF_HTTP_USERNAME`'s works).
+    fn removes(&self, fallback: Option<&Ambient>) -> Vec<&'static str>;
+    /// Whether `current` (re-read under the lock) still holds this very credential.
+    fn still_saved(&self, current: &SavedBackend) -> bool;
+    /// Whether one check answers for both (same credential, same target): a sweep checks once.
+    fn same_check(&self, other: &dyn Credential) -> bool;
+    /// Whether one fallback check answers for both.
+    fn same_fallback(&self, other: &dyn Credential) -> bool;
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The saved credential of `b`, for the backend types tfshim heals; `None` when nothing that can go
+/// stale is saved. `work_dir` anchors relative paths as terraform would (`-chdir`).
+pub fn credential_of(
+    b: &SavedBackend,
+    work_dir: &Path,
+    env: Env,
+    timeout: Duration,
+) -> Option<Box<dyn Credential>> {
+    match b.kind.as_str() {
+        "s3" => s3::S3Key::from_backend(b, work_dir, env, timeout)
+            .map(|c| Box::new(c) as Box<dyn Credential>),
+        _ => None,
+    }
+}
