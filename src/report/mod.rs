@@ -285,30 +285,27 @@ impl Doctor {
                 None => "none (no saved backend)".into(),
             },
         ));
+        // `subject  verdict (details)`: the saved key's id, the fallback credentials' source.
         let saved_cell = verdict_cell(
             saved.verdict,
             [&saved.code, &saved.arn, &saved.reason],
             color,
         );
-        rows.push((
-            "saved key",
-            match saved.access_key.as_ref().or(saved.credential.as_ref()) {
-                Some(k) => format!("{k}  {saved_cell}"),
-                None => "none".into(),
-            },
-        ));
         let ambient_cell = verdict_cell(
             ambient.verdict,
             [&ambient.code, &ambient.arn, &ambient.reason],
             color,
         );
-        rows.push((
-            "fallback creds",
-            match &ambient.source {
-                Some(src) => format!("{src}  {ambient_cell}"),
-                None => ambient_cell,
-            },
-        ));
+        let saved_row = match saved.access_key.as_ref().or(saved.credential.as_ref()) {
+            Some(k) => format!("{k}  {saved_cell}"),
+            None => "none".into(),
+        };
+        let ambient_row = match &ambient.source {
+            Some(src) => format!("{src}  {ambient_cell}"),
+            None => ambient_cell,
+        };
+        rows.push(("saved key", saved_row));
+        rows.push(("fallback creds", ambient_row));
         let action = paint(self.action.as_str(), self.action.tone(), color);
         rows.push(("next plan", format!("{action}: {}", self.action_reason)));
         for w in &self.warnings {
