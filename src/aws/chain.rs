@@ -4,6 +4,8 @@
 //! tries the sources), and what the selected profile of the AWS config files says about reaching
 //! STS (`endpoint_url`, a `services` section). Profile files are read with aws-config's own loader,
 //! the parser every AWS SDK's test suite agrees on; everything else here is pure.
+//!
+//! Over 500 lines only because its unit tests (a third of the file) are kept beside the code.
 
 use std::path::{Path, PathBuf};
 

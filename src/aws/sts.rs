@@ -5,6 +5,8 @@
 //! runtime is built on demand, so the pass-through path never pays for it. Calls are aimed where
 //! terraform's S3 backend would aim them (endpoint, region, CA bundle, proxy), with no retries and a
 //! short timeout: a preflight that hangs would be worse than none.
+//!
+//! Over 500 lines only because its unit tests (a third of the file) are kept beside the code.
 
 use std::env;
 use std::path::{Path, PathBuf};

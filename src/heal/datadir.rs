@@ -30,6 +30,9 @@
 //!    state addressed is the one the backup addressed. Leftover settings files and restore temporaries
 //!    are deleted. Recovery runs before every backend-loading proxied run (`TFSHIM_MODE=fix` or
 //!    `warn`: it only undoes tfshim's own interrupted change) and whenever the lock is taken to repair.
+//!
+//! Long on purpose: every write in the data dir is here, so that the durability rules (fsync, atomic
+//! rename, recovery) are read together; the unit tests follow the code.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

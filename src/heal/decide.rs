@@ -1,6 +1,6 @@
 //! The decision: from the facts gathered so far to the next step. Pure and table-tested.
 //!
-//! The orchestrator (`preflight.rs`) calls [`next`] repeatedly, gathering the fact a step asks for
+//! The orchestrator (`preflight/`) calls [`next`] repeatedly, gathering the fact a step asks for
 //! (e.g. an STS verdict) until the step is final. So every network call is made only when the decision
 //! needs it: a directory without a saved static key costs no request at all.
 //!

@@ -1,10 +1,10 @@
 //! The repair: re-initialise the backend so that terraform stops using a saved key, without changing
 //! which state is addressed.
 //!
-//! A bare `terraform init -reconfigure` is not safe (docs/terraform-backend.md, measured): it throws the whole saved config away,
-//! so values that came from earlier `-backend-config` flags are lost, and values an earlier flag had
-//! overridden silently revert to the `.tf` ones — terraform would then address different state. So the
-//! repair hands every saved non-credential attribute back to terraform through a `-backend-config`
+//! A bare `terraform init -reconfigure` is not safe (docs/terraform-backend.md, measured): it throws
+//! the whole saved config away, so values that came from earlier `-backend-config` flags are lost,
+//! and values an earlier flag had overridden silently revert to the `.tf` ones — terraform would then
+//! address different state. So the repair hands every saved non-credential attribute back to terraform through a `-backend-config`
 //! file and lets terraform rebuild the saved backend from it.
 //!
 //! Invariants, checked after every reconfigure (and the old file put back, byte for byte, when any of
