@@ -220,8 +220,11 @@ fn no_debug_print_shows_a_secret() {
         config: saved.config.clone(),
     };
     let warnings = crate::backends::warnings::backend_warnings(&saved, None);
+    // The merged -backend-config values of that init (flags only, so no file is read).
+    let given = crate::backends::config_file::merge(&flags.config, std::path::Path::new("."))
+        .expect("flags only");
     let printed = format!(
-        "{saved:?} {creds:?} {:?} {:?} {:?} {inv:?} {flags:?} {facts:?} {target:?} {plan:?} {warnings:?} {} {}",
+        "{saved:?} {creds:?} {:?} {:?} {:?} {inv:?} {flags:?} {facts:?} {target:?} {plan:?} {warnings:?} {given:?} {} {}",
         AccessKeyId::new(KEY),
         Secret::new(SECRET),
         StaticCredentials {
