@@ -654,6 +654,31 @@ mod tests {
         assert!(!dir.path().join(BACKUP_FILE).exists());
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_file_is_put_back_where_it_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let real = elsewhere.path().join("saved.json");
+        fs::write(&real, OLD).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join(SAVED_FILE)).unwrap();
+        let old = SavedBackend::read(dir.path()).unwrap().unwrap();
+        let backup = Backup::create(dir.path(), &old).unwrap();
+        fs::write(&real, "{").unwrap();
+        assert_eq!(backup.restore().unwrap(), Restored::PutBack);
+        assert_eq!(fs::read(&real).unwrap(), OLD.as_bytes());
+        assert!(
+            dir.path().join(SAVED_FILE).is_symlink(),
+            "the link stays a link"
+        );
+        assert!(!dir.path().join(BACKUP_FILE).exists());
+        assert_eq!(
+            fs::read_dir(elsewhere.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+
     #[test]
     fn recovery_sweeps_and_restores_under_the_lock() {
         let dir = tempfile::tempdir().unwrap();

@@ -506,3 +506,37 @@ fn what_the_kill_left(saved: &Path, backup: &Path, stale: &[u8]) -> &'static str
         (true, _) => "backed up, rewritten by terraform",
     }
 }
+
+#[test]
+fn sweep_fix_recovers_a_killed_repair_then_repairs() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_backend();
+    sb.rotate();
+    let stale = sb.saved_bytes();
+    slow_repair(&mut sb, 2_000_000, 0, "0");
+    let child = spawn_plan(&sb, &[("SLOW", "1")], "killed");
+    wait_until("terraform's truncate", || saved_len(&sb) == Some(0));
+    kill_group(child.id());
+    finished(&sb, child, "killed");
+    assert!(sb.data_dir().join(BACKUP).is_file());
+    // A plain sweep changes nothing, and reports the root as unreadable.
+    let root = sb.work.display().to_string();
+    let look = sb.tfshim(&["shim", "sweep", root.as_str()]);
+    assert!(look.stdout().contains("unverified"), "{}", look.stdout());
+    assert_eq!(saved_len(&sb), Some(0));
+    let run = sb.tfshim(&["shim", "sweep", root.as_str(), "--fix"]);
+    run.success()
+        .stderr_has("putting back the copy tfshim kept");
+    assert!(run.stdout().contains("repaired"), "{}", run.stdout());
+    let after = sb.saved_backend();
+    assert_eq!(after["hash"], before["hash"]);
+    assert_eq!(after["config"]["key"], before["config"]["key"]);
+    assert!(after["config"]["access_key"].is_null());
+    assert_ne!(sb.saved_bytes(), stale);
+    assert!(
+        sb.tfshim_leftovers().is_empty(),
+        "{:?}",
+        sb.tfshim_leftovers()
+    );
+}

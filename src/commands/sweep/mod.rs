@@ -79,6 +79,11 @@ pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
     let mut roots: Vec<Root> = paths
         .into_iter()
         .map(|path| {
+            if opts.fix {
+                // A repair killed in this root left its backup: put things right before reading,
+                // as a proxied run would (`--fix` may change files; a plain sweep never does).
+                crate::heal::datadir::recover_if_interrupted(&path.join(discover::DATA_DIR));
+            }
             let findings = Findings::gather(&path, path.join(discover::DATA_DIR));
             Root {
                 path,
