@@ -406,8 +406,9 @@ fn copy_over(target: &Path, dir: &Path, old: &[u8], owner: Option<Owner>) -> io:
 /// Writes the `-backend-config` settings file: JSON (terraform reads such files as HCL or JSON),
 /// 0600, `SETTINGS_PREFIX` + a random suffix, in the data dir (module comment, 2). It is closed at
 /// once and deleted when the returned path is dropped. Its path is absolute, because `-chdir` changes terraform's
-/// directory. (Values on the command line instead would be readable by every local user in the
-/// process list.)
+/// directory. (Terraform 1.11 would take the values as `-backend-config=KEY=VALUE` too — measured,
+/// nested `endpoints={…}` included — but a command line is readable by every local user in the
+/// process list, and bucket, key, role ARNs and KMS ids are not for them.)
 pub fn write_settings(
     settings: &Map<String, Value>,
     data_dir: &Path,
