@@ -12,6 +12,7 @@ mod heal;
 #[cfg(test)]
 mod layers;
 mod log;
+mod net;
 #[cfg(test)]
 mod properties;
 mod proxy;

@@ -29,7 +29,7 @@ const SECRET_ATTRS: &[(&str, &[&str])] = &[
         ],
     ),
     ("gcs", &["credentials", "access_token", "encryption_key"]),
-    ("http", &["password"]),
+    ("http", &["password", "client_private_key_pem"]),
     ("consul", &["access_token"]),
     ("remote", &["token"]),
     ("cloud", &["token"]),

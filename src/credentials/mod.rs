@@ -15,6 +15,7 @@
 //! sweep, the reports and the warnings. `s3.rs` and `http.rs` implement it on top of `aws/` (STS)
 //! and `net/` (one blocking HTTP request), reading what `backends/` read.
 
+pub mod http;
 pub mod s3;
 
 use std::any::Any;
@@ -28,7 +29,10 @@ use crate::backends::secrets;
 
 /// Per backend type, the saved attributes that hold credentials: what a credential-only `init` may
 /// change (and the invariants then expect the user's values in).
-pub const CREDENTIAL_ATTRS: &[(&str, &[&str])] = &[("s3", s3::CREDENTIAL_ATTRS)];
+pub const CREDENTIAL_ATTRS: &[(&str, &[&str])] = &[
+    ("s3", s3::CREDENTIAL_ATTRS),
+    ("http", http::CREDENTIAL_ATTRS),
+];
 
 /// The credential attributes of backend type `kind` (none for a type tfshim does not heal).
 pub fn credential_attrs(kind: &str) -> &'static [&'static str] {
@@ -44,6 +48,17 @@ pub fn credential_attrs(kind: &str) -> &'static [&'static str] {
 /// the repair's removals is not repaired automatically.
 pub fn sensitive_settings(kind: &str) -> Vec<&'static str> {
     secrets::other_secret_attrs(kind).collect()
+}
+
+/// The credential attributes a credential-only `init` replaces, given those it sets (`given`): an S3
+/// key pair is replaced as a whole (a saved session token belongs to the old key), an http password
+/// alone keeps the saved username.
+pub fn init_replaces(kind: &str, given: &dyn Fn(&str) -> bool) -> Vec<&'static str> {
+    let attrs = credential_attrs(kind);
+    match kind {
+        "s3" => attrs.to_vec(),
+        _ => attrs.iter().copied().filter(|a| given(a)).collect(),
+    }
 }
 
 /// Whether terraform would check the saved credential, and whether tfshim can do it as terraform
@@ -111,6 +126,8 @@ pub fn credential_of(
 ) -> Option<Box<dyn Credential>> {
     match b.kind.as_str() {
         "s3" => s3::S3Key::from_backend(b, work_dir, env, timeout)
+            .map(|c| Box::new(c) as Box<dyn Credential>),
+        "http" => http::HttpPassword::from_backend(b, env, timeout)
             .map(|c| Box::new(c) as Box<dyn Credential>),
         _ => None,
     }

@@ -10,6 +10,7 @@ mod durability;
 mod faults;
 mod fresh;
 mod heal;
+mod http;
 mod keys;
 mod passthrough;
 mod reactive;

@@ -382,8 +382,15 @@ fn reconfigure_init(
         Ok(Some(b)) => b,
         _ => return Ok(Next::Run(inv.args.clone())),
     };
-    let credential_attrs = credentials::credential_attrs(&current.kind);
-    let settings = match repair::preserved_settings(&current, credential_attrs) {
+    let flags = crate::proxy::invocation::parse_init_flags(effective);
+    // The merged value of each credential attribute (flags and files, the last one winning) is
+    // the one terraform saves. The decision read the same files a moment ago.
+    let Ok(merged) = config_file::merge(&flags.config, inv.work_dir()) else {
+        return Ok(Next::Run(inv.args.clone()));
+    };
+    let given = |name: &str| -> Option<String> { merged.string(name).map(str::to_owned) };
+    let credential_attrs = credentials::init_replaces(&current.kind, &|a| given(a).is_some());
+    let settings = match repair::preserved_settings(&current, &credential_attrs) {
         Ok(s) => s,
         Err(why) => {
             log::say(&format!(
@@ -392,13 +399,6 @@ fn reconfigure_init(
             return Ok(Next::Run(inv.args.clone()));
         }
     };
-    let flags = crate::proxy::invocation::parse_init_flags(effective);
-    // The merged value of each credential attribute (flags and files, the last one winning) is
-    // the one terraform saves. The decision read the same files a moment ago.
-    let Ok(merged) = config_file::merge(&flags.config, inv.work_dir()) else {
-        return Ok(Next::Run(inv.args.clone()));
-    };
-    let given = |name: &str| -> Option<String> { merged.string(name).map(str::to_owned) };
     log::say(
         "this init changes only the backend credentials; adding -reconfigure and keeping every other \
          saved backend setting",
@@ -407,7 +407,7 @@ fn reconfigure_init(
     let reconfigure = Reconfigure {
         terraform: ctx.terraform,
         data_dir,
-        credential_attrs,
+        credential_attrs: &credential_attrs,
         env: &env,
         remove_env: &[],
         // The user's own init: its stdin, stdout and output are theirs.

@@ -5,6 +5,7 @@
 pub mod forward;
 pub mod moto;
 pub mod proxy;
+pub mod state_server;
 pub mod tls;
 
 use std::ffi::{OsStr, OsString};

@@ -1,0 +1,429 @@
+//! The http backend behind [`Credential`] (GitLab-managed Terraform state and any REST state server).
+//!
+//! terraform's http backend (`internal/backend/remote-state/http`, 1.11) saves `password` — for
+//! GitLab a personal, project or CI job token, which expires — in plain text in the saved backend.
+//! Facts this module relies on, from that source:
+//! - basic auth is sent only when the username is not empty (`httpClient.httpRequest`);
+//! - every attribute falls back to a variable when unset: `address` ← `TF_HTTP_ADDRESS`, `username` ←
+//!   `TF_HTTP_USERNAME`, `password` ← `TF_HTTP_PASSWORD`, the TLS PEMs ← `TF_HTTP_CLIENT_*_PEM`
+//!   (`GetAttrEnvDefaultFallback`), so once the saved password is removed terraform uses
+//!   `TF_HTTP_PASSWORD`;
+//! - reading state is `GET address`: 200 is state, 204/404 "no state yet", 401 "requires auth", 403
+//!   "invalid auth"; the retrying client retries connection errors and 5xx, never 401/403;
+//! - TLS: `skip_cert_verification`, `client_ca_certificate_pem` (replaces the system roots),
+//!   `client_certificate_pem` + `client_private_key_pem` (mTLS); proxies from the environment (Go's
+//!   `ProxyFromEnvironment`, `aws::proxy`).
+//!
+//! The check is one request to `address` with the saved credentials: `HEAD` (the same
+//! authentication as `GET`, without the state in the answer), and only if the server does not
+//! implement `HEAD` (405, 501) a `GET` whose body is never read. 401/403 → rejected; 2xx/404 →
+//! valid; anything else → no verdict.
+
+use std::any::Any;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::aws::proxy::ProxySettings;
+use crate::aws::sts::Ambient;
+use crate::aws::verdict::Verdict;
+use crate::backends::saved::{SavedBackend, Secret};
+use crate::credentials::{Checkable, Credential, Env};
+use crate::net::client::{self, Request, Tls};
+
+/// The saved attributes that hold credentials (a credential-only `init` may change them).
+pub const CREDENTIAL_ATTRS: &[&str] = &["username", "password", "client_private_key_pem"];
+
+/// The timeout of checks made after terraform itself has reached the server.
+const PATIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The fallback's source when it works only with `TF_HTTP_USERNAME` instead of the saved username:
+/// the repair then removes the saved username too.
+const ENV_USERNAME_SOURCE: &str = "TF_HTTP_USERNAME and TF_HTTP_PASSWORD";
+
+/// An http backend's saved password, and how to reach the server as terraform would.
+pub struct HttpPassword {
+    /// `address`, or why it cannot be used.
+    address: Result<Url, String>,
+    /// The username terraform sends (saved, else `TF_HTTP_USERNAME`).
+    username: String,
+    /// Whether that username is the saved one.
+    username_saved: bool,
+    password: Secret,
+    tls: Tls,
+    /// The mTLS private key is saved (the repair removes it too: it is a secret).
+    key_saved: bool,
+    proxy: Result<Option<Url>, String>,
+    timeout: Duration,
+    /// What terraform falls back to: `TF_HTTP_USERNAME`, `TF_HTTP_PASSWORD`,
+    /// `TF_HTTP_CLIENT_PRIVATE_KEY_PEM`, read once.
+    env_username: Option<String>,
+    env_password: Option<Secret>,
+    env_key: Option<Secret>,
+}
+
+impl std::fmt::Debug for HttpPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpPassword")
+            .field("address", &self.address.as_ref().map(shown_url))
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("key_saved", &self.key_saved)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL without its user info (which may hold a password).
+pub fn shown_url(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+impl HttpPassword {
+    /// `None` unless the backend is http, saved a password, and terraform would send it (it sends
+    /// basic auth only with a username).
+    pub fn from_backend(b: &SavedBackend, env: Env, timeout: Duration) -> Option<HttpPassword> {
+        if b.kind != "http" {
+            return None;
+        }
+        let password = Secret::new(b.string("password")?);
+        let var = |name: &str| env(name).filter(|v| !v.is_empty());
+        let (username, username_saved) = match b.string("username") {
+            Some(u) => (u.to_owned(), true),
+            None => (var("TF_HTTP_USERNAME")?, false),
+        };
+        let address = b
+            .string("address")
+            .map(str::to_owned)
+            .or_else(|| var("TF_HTTP_ADDRESS"))
+            .ok_or_else(|| "no address is saved and TF_HTTP_ADDRESS is not set".to_owned())
+            .and_then(|a| Url::parse(&a).map_err(|_| "the saved address is not a URL".to_owned()))
+            .and_then(|u| match u.scheme() {
+                "http" | "https" => Ok(u),
+                _ => Err("the saved address is not http or https".into()),
+            });
+        let pem = |attr: &str, var_name: &str| {
+            b.string(attr).map(str::to_owned).or_else(|| var(var_name))
+        };
+        let key_saved = b.string("client_private_key_pem").is_some();
+        let tls = Tls {
+            skip_verify: b.flag("skip_cert_verification"),
+            ca_pem: pem(
+                "client_ca_certificate_pem",
+                "TF_HTTP_CLIENT_CA_CERTIFICATE_PEM",
+            ),
+            client_cert_pem: pem("client_certificate_pem", "TF_HTTP_CLIENT_CERTIFICATE_PEM"),
+            client_key_pem: pem("client_private_key_pem", "TF_HTTP_CLIENT_PRIVATE_KEY_PEM")
+                .map(Secret::new),
+        };
+        // Go's proxy rules, as for STS (`aws::proxy`); the http backend has no proxy attributes.
+        let proxy = match &address {
+            Ok(url) => {
+                match ProxySettings::resolve(env, None, None, None).proxy_for(url.as_str()) {
+                    None => Ok(None),
+                    Some(p) => Url::parse(&p)
+                        .map(Some)
+                        .map_err(|_| "the proxy variable is not a URL".to_owned()),
+                }
+            }
+            Err(_) => Ok(None),
+        };
+        Some(HttpPassword {
+            address,
+            username,
+            username_saved,
+            password,
+            tls,
+            key_saved,
+            proxy,
+            timeout,
+            env_username: var("TF_HTTP_USERNAME"),
+            env_password: var("TF_HTTP_PASSWORD").map(Secret::new),
+            env_key: var("TF_HTTP_CLIENT_PRIVATE_KEY_PEM").map(Secret::new),
+        })
+    }
+
+    /// One request with these credentials; the verdict.
+    fn ask(&self, username: &str, password: &Secret, tls: &Tls) -> Verdict {
+        let (url, proxy) = match (&self.address, &self.proxy) {
+            (Ok(u), Ok(p)) => (u, p.as_ref()),
+            (Err(why), _) | (_, Err(why)) => return Verdict::unknown(why.clone()),
+        };
+        let request = |method| Request {
+            method,
+            url,
+            basic_auth: Some((username, password)),
+            tls,
+            proxy,
+            timeout: self.timeout,
+            user_agent: concat!("tfshim/", env!("CARGO_PKG_VERSION")),
+        };
+        let mut answer = client::status(&request("HEAD"));
+        // A server without HEAD: GET, whose body is never read (the connection closes first).
+        if matches!(answer, Ok(405 | 501)) {
+            answer = client::status(&request("GET"));
+        }
+        verdict_of(answer)
+    }
+}
+
+/// The verdict an answer gives. Pure.
+pub fn verdict_of(answer: Result<u16, String>) -> Verdict {
+    match answer {
+        Ok(code @ (401 | 403)) => Verdict::Rejected {
+            code: format!("HTTP {code}"),
+        },
+        // No identity to show: the server only said yes.
+        Ok(200..=299 | 404) => Verdict::Valid { arn: String::new() },
+        Ok(code) => Verdict::unknown(format!("HTTP {code}")),
+        Err(why) => Verdict::unknown(why),
+    }
+}
+
+impl Credential for HttpPassword {
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+    fn present(&self) -> bool {
+        true
+    }
+    fn shown(&self) -> String {
+        format!("user {}", self.username)
+    }
+    fn label(&self) -> String {
+        format!("password (user {})", self.username)
+    }
+    fn noun(&self) -> &'static str {
+        "http backend"
+    }
+    fn judge(&self) -> &'static str {
+        "the state server"
+    }
+    fn checkable(&self) -> Checkable {
+        match (&self.address, &self.proxy) {
+            (Err(why), _) | (_, Err(why)) => Checkable::No(why.clone()),
+            _ => Checkable::Yes,
+        }
+    }
+    fn fallback_checkable(&self) -> bool {
+        self.checkable() == Checkable::Yes
+    }
+    fn check(&self) -> Verdict {
+        self.ask(&self.username, &self.password, &self.tls)
+    }
+    fn check_fallback(&self) -> Ambient {
+        let Some(password) = &self.env_password else {
+            return Ambient {
+                verdict: Verdict::Missing,
+                source: "TF_HTTP_PASSWORD (not set)".into(),
+            };
+        };
+        let mut tls = self.tls.clone();
+        if self.key_saved {
+            // The saved key goes with the password; terraform then reads the variable.
+            match &self.env_key {
+                Some(k) => tls.client_key_pem = Some(k.clone()),
+                None => {
+                    return Ambient {
+                        verdict: Verdict::Missing,
+                        source: "TF_HTTP_CLIENT_PRIVATE_KEY_PEM (not set; the saved mTLS key \
+                                 is removed with the password)"
+                            .into(),
+                    }
+                }
+            }
+        }
+        let verdict = self.ask(&self.username, password, &tls);
+        // The saved username may be what no longer works (another user's token): terraform would
+        // use TF_HTTP_USERNAME once the saved username is gone too.
+        if let (Verdict::Rejected { .. }, true, Some(env_user)) =
+            (&verdict, self.username_saved, &self.env_username)
+        {
+            if *env_user != self.username {
+                let other = self.ask(env_user, password, &tls);
+                if matches!(other, Verdict::Valid { .. }) {
+                    return Ambient {
+                        verdict: other,
+                        source: ENV_USERNAME_SOURCE.into(),
+                    };
+                }
+            }
+        }
+        Ambient {
+            verdict,
+            source: format!("TF_HTTP_PASSWORD (user {})", self.username),
+        }
+    }
+    fn looked(&self, _env: Env) -> String {
+        format!(
+            "TF_HTTP_PASSWORD with the username {} (and TF_HTTP_USERNAME)",
+            self.username
+        )
+    }
+    fn advice(&self) -> &'static str {
+        "Set TF_HTTP_PASSWORD to a working token (and TF_HTTP_USERNAME if the user differs) and run \
+         the command again"
+    }
+    fn be_patient(&mut self) {
+        self.timeout = self.timeout.max(PATIENT_TIMEOUT);
+    }
+    fn removes(&self, fallback: Option<&Ambient>) -> Vec<&'static str> {
+        let mut out = vec!["password"];
+        if self.key_saved {
+            out.push("client_private_key_pem");
+        }
+        if self.username_saved && fallback.is_some_and(|a| a.source == ENV_USERNAME_SOURCE) {
+            out.push("username");
+        }
+        out
+    }
+    fn still_saved(&self, current: &SavedBackend) -> bool {
+        current.kind == "http" && current.string("password") == Some(self.password.expose())
+    }
+    fn same_check(&self, other: &dyn Credential) -> bool {
+        other
+            .as_any()
+            .downcast_ref::<HttpPassword>()
+            .is_some_and(|o| {
+                o.address == self.address
+                    && o.username == self.username
+                    && o.password == self.password
+                    && o.tls == self.tls
+                    && o.proxy == self.proxy
+            })
+    }
+    fn same_fallback(&self, other: &dyn Credential) -> bool {
+        other
+            .as_any()
+            .downcast_ref::<HttpPassword>()
+            .is_some_and(|o| {
+                o.address == self.address
+                    && o.username == self.username
+                    && o.username_saved == self.username_saved
+                    && o.key_saved == self.key_saved
+                    && o.tls == self.tls
+                    && o.proxy == self.proxy
+            })
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::saved::testing::{env_of, saved};
+
+    const T: Duration = Duration::from_secs(1);
+
+    fn http(config: &str, env: &'static [(&'static str, &'static str)]) -> Option<HttpPassword> {
+        HttpPassword::from_backend(&saved("http", config, 1), &env_of(env), T)
+    }
+
+    #[test]
+    fn what_is_checked() {
+        let c = http(
+            r#"{"address":"https://gitlab.example/api/v4/projects/1/terraform/state/prod","username":"ci","password":"glpat-OLD"}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.checkable(), Checkable::Yes);
+        assert_eq!(c.label(), "password (user ci)");
+        assert_eq!(c.removes(None), ["password"]);
+        // No password saved, or no username anywhere (terraform then sends no auth): nothing to check.
+        assert!(http(r#"{"address":"https://x","username":"ci"}"#, &[]).is_none());
+        assert!(http(r#"{"address":"https://x","password":"p"}"#, &[]).is_none());
+        let env_user = http(
+            r#"{"address":"https://x","password":"p"}"#,
+            &[("TF_HTTP_USERNAME", "bot")],
+        )
+        .unwrap();
+        assert_eq!(env_user.shown(), "user bot");
+        // The address from the environment, as terraform reads it.
+        let c = http(
+            r#"{"password":"p","username":"u"}"#,
+            &[("TF_HTTP_ADDRESS", "http://127.0.0.1:1/s")],
+        )
+        .unwrap();
+        assert_eq!(c.checkable(), Checkable::Yes);
+        let c = http(r#"{"password":"p","username":"u"}"#, &[]).unwrap();
+        assert!(matches!(c.checkable(), Checkable::No(_)));
+        let c = http(
+            r#"{"address":"ftp://x","password":"p","username":"u"}"#,
+            &[],
+        )
+        .unwrap();
+        assert!(matches!(c.checkable(), Checkable::No(_)));
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(
+            verdict_of(Ok(401)),
+            Verdict::Rejected {
+                code: "HTTP 401".into()
+            }
+        );
+        assert!(matches!(verdict_of(Ok(403)), Verdict::Rejected { .. }));
+        for ok in [200, 204, 404] {
+            assert!(matches!(verdict_of(Ok(ok)), Verdict::Valid { .. }), "{ok}");
+        }
+        for none in [500, 502, 503, 302, 429, 423] {
+            assert!(
+                matches!(verdict_of(Ok(none)), Verdict::Unknown { .. }),
+                "{none}"
+            );
+        }
+        assert_eq!(
+            verdict_of(Err("timeout".into())),
+            Verdict::unknown("timeout")
+        );
+    }
+
+    #[test]
+    fn the_private_key_goes_with_the_password() {
+        let c = http(
+            r#"{"address":"https://x","username":"u","password":"p","client_certificate_pem":"C","client_private_key_pem":"K"}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.removes(None), ["password", "client_private_key_pem"]);
+        // Without TF_HTTP_CLIENT_PRIVATE_KEY_PEM terraform could not make the TLS handshake.
+        let fallback = c.check_fallback();
+        assert_eq!(fallback.verdict, Verdict::Missing);
+        let shown = format!("{c:?} {fallback:?}");
+        assert!(!shown.contains("\"p\"") && !shown.contains('K'), "{shown}");
+    }
+
+    #[test]
+    fn the_username_goes_only_when_the_variable_works_instead() {
+        let c = http(
+            r#"{"address":"https://x","username":"u","password":"p"}"#,
+            &[],
+        )
+        .unwrap();
+        let env_user = Ambient {
+            verdict: Verdict::Valid { arn: String::new() },
+            source: ENV_USERNAME_SOURCE.into(),
+        };
+        assert_eq!(c.removes(Some(&env_user)), ["password", "username"]);
+        assert_eq!(c.check_fallback().verdict, Verdict::Missing);
+    }
+
+    #[test]
+    fn debug_hides_the_password_and_url_user_info() {
+        let c = http(
+            r#"{"address":"https://me:urlsecret@x/s","username":"u","password":"hunter2"}"#,
+            &[],
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("urlsecret"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,595 @@
+//! One request, one status code: TCP (through an HTTP proxy if one applies, with `CONNECT` for
+//! https), TLS with terraform's http-backend options, a request with basic auth, and the response's
+//! status line. The body is never read: the connection is closed after the head, so a large state
+//! is not downloaded even when the server ignores `HEAD`.
+//!
+//! Every error message names what failed, never a credential or a header value.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use url::{Host, Url};
+
+use crate::backends::saved::Secret;
+
+/// The TLS options of terraform's http backend (`configureTLS` in its `backend.go`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// `skip_cert_verification`: any server certificate is accepted.
+    pub skip_verify: bool,
+    /// `client_ca_certificate_pem`: trust these CAs only (else the system's, as Go does).
+    pub ca_pem: Option<String>,
+    /// `client_certificate_pem` and `client_private_key_pem`: mutual TLS.
+    pub client_cert_pem: Option<String>,
+    pub client_key_pem: Option<Secret>,
+}
+
+/// One request to make.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub url: &'a Url,
+    /// Basic auth, sent only with a username (as terraform's client does).
+    pub basic_auth: Option<(&'a str, &'a Secret)>,
+    pub tls: &'a Tls,
+    /// An `http://` proxy ([`crate::net::proxy::for_url`]), or a direct connection.
+    pub proxy: Option<&'a Url>,
+    /// For the whole request: resolve, connect, TLS, answer.
+    pub timeout: Duration,
+    pub user_agent: &'a str,
+}
+
+/// The status code of the answer, or why there is none (`timeout`, `connection refused`, …).
+pub fn status(req: &Request) -> Result<u16, String> {
+    let deadline = Instant::now() + req.timeout;
+    let https = match req.url.scheme() {
+        "https" => true,
+        "http" => false,
+        other => return Err(format!("unsupported scheme {other}")),
+    };
+    let target = host_port(req.url)?;
+    let tcp = match req.proxy {
+        Some(proxy) if proxy.scheme() != "http" => {
+            return Err(format!(
+                "a {} proxy, which tfshim cannot use",
+                proxy.scheme()
+            ))
+        }
+        Some(proxy) => connect(&host_port(proxy)?, deadline)?,
+        None => connect(&target, deadline)?,
+    };
+    let proxy_auth = req.proxy.and_then(proxy_authorization);
+    if https {
+        let mut tcp = tcp;
+        if req.proxy.is_some() {
+            tunnel(&mut tcp, &target, proxy_auth.as_deref(), deadline)?;
+        }
+        let config = tls_config(req.tls)?;
+        let name = server_name(req.url)?;
+        let conn = ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        exchange(&mut stream, req, &target, None, false, deadline)
+    } else {
+        let mut tcp = tcp;
+        let via_proxy = req.proxy.is_some();
+        exchange(
+            &mut tcp,
+            req,
+            &target,
+            proxy_auth.as_deref(),
+            via_proxy,
+            deadline,
+        )
+    }
+}
+
+/// `host:port` as written in a `Host` header or a `CONNECT` line (IPv6 in brackets).
+struct HostPort {
+    host: String,
+    port: u16,
+    default_port: bool,
+}
+
+impl HostPort {
+    fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+    fn host_header(&self) -> String {
+        if self.default_port {
+            self.host.clone()
+        } else {
+            self.authority()
+        }
+    }
+}
+
+fn host_port(url: &Url) -> Result<HostPort, String> {
+    let host = match url.host() {
+        Some(Host::Domain(d)) => d.to_owned(),
+        Some(Host::Ipv4(ip)) => ip.to_string(),
+        Some(Host::Ipv6(ip)) => format!("[{ip}]"),
+        None => return Err("the address has no host".into()),
+    };
+    let port = url
+        .port_or_known_default()
+        .ok_or("the address has no port")?;
+    Ok(HostPort {
+        host,
+        port,
+        default_port: url.port().is_none(),
+    })
+}
+
+fn remaining(deadline: Instant) -> Result<Duration, String> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "timeout".to_owned())
+}
+
+/// Resolves (in a thread, so that a hanging resolver cannot outlast the deadline) and connects to
+/// the first address that answers.
+fn connect(to: &HostPort, deadline: Instant) -> Result<TcpStream, String> {
+    let name = to
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = to.port;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<SocketAddr>>()),
+        );
+    });
+    let addrs = match rx.recv_timeout(remaining(deadline)?) {
+        Ok(Ok(a)) if !a.is_empty() => a,
+        Ok(Ok(_)) => return Err(format!("{} has no address", to.host)),
+        Ok(Err(e)) => return Err(format!("cannot resolve {}: {e}", to.host)),
+        Err(_) => return Err("timeout".into()),
+    };
+    let mut last = String::from("no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, remaining(deadline)?) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => last = "timeout".into(),
+            Err(e) => last = io_reason(&e),
+        }
+    }
+    Err(last)
+}
+
+fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timeout".into(),
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::ConnectionReset => "connection reset".into(),
+        io::ErrorKind::UnexpectedEof => "connection closed".into(),
+        _ => format!("network error ({e})"),
+    }
+}
+
+/// `Proxy-Authorization` from a proxy URL's user info, as Go sends it.
+fn proxy_authorization(proxy: &Url) -> Option<String> {
+    if proxy.username().is_empty() {
+        return None;
+    }
+    let user = percent_decode(proxy.username());
+    let password = percent_decode(proxy.password().unwrap_or(""));
+    Some(format!(
+        "Basic {}",
+        base64(format!("{user}:{password}").as_bytes())
+    ))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A `CONNECT` tunnel through the proxy to `target`.
+fn tunnel(
+    tcp: &mut TcpStream,
+    target: &HostPort,
+    auth: Option<&str>,
+    deadline: Instant,
+) -> Result<(), String> {
+    let mut head = format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n", target.authority());
+    if let Some(auth) = auth {
+        head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+    }
+    head.push_str("\r\n");
+    set_timeouts(tcp, deadline)?;
+    tcp.write_all(head.as_bytes()).map_err(|e| io_reason(&e))?;
+    match read_status(tcp, deadline)? {
+        200..=299 => Ok(()),
+        code => Err(format!("the proxy refused the tunnel (HTTP {code})")),
+    }
+}
+
+fn set_timeouts(tcp: &TcpStream, deadline: Instant) -> Result<(), String> {
+    let left = remaining(deadline)?;
+    tcp.set_read_timeout(Some(left))
+        .and_then(|()| tcp.set_write_timeout(Some(left)))
+        .map_err(|e| io_reason(&e))
+}
+
+trait Timed: Read + Write {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Timed for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Timed for rustls::StreamOwned<ClientConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+/// Writes the request and reads the status line of the answer.
+fn exchange(
+    stream: &mut dyn Timed,
+    req: &Request,
+    target: &HostPort,
+    proxy_auth: Option<&str>,
+    absolute_form: bool,
+    deadline: Instant,
+) -> Result<u16, String> {
+    // Through a plain-http proxy the request line carries the whole URL (without user info).
+    let mut path = req.url.path().to_owned();
+    if let Some(q) = req.url.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    let line = if absolute_form {
+        format!("{}://{}{path}", req.url.scheme(), target.host_header())
+    } else {
+        path
+    };
+    let mut head = format!(
+        "{} {line} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: close\r\n",
+        req.method,
+        target.host_header(),
+        req.user_agent
+    );
+    if let Some((user, password)) = req.basic_auth {
+        let pair = format!("{user}:{}", password.expose());
+        head.push_str(&format!(
+            "Authorization: Basic {}\r\n",
+            base64(pair.as_bytes())
+        ));
+    }
+    if let Some(auth) = proxy_auth {
+        head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+    }
+    head.push_str("\r\n");
+    set_timeouts(stream.tcp(), deadline)?;
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.flush())
+        .map_err(|e| tls_or_io(&e))?;
+    read_status(stream, deadline)
+}
+
+fn tls_or_io(e: &io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => format!("TLS: {tls}"),
+        None => io_reason(e),
+    }
+}
+
+/// Reads up to the end of the response head (at most 16 KiB) and returns its status code.
+fn read_status(stream: &mut dyn Read, deadline: Instant) -> Result<u16, String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        remaining(deadline)?;
+        if buf.len() > 16 * 1024 {
+            return Err("the response head is too large".into());
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) if buf.is_empty() => return Err("connection closed".into()),
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(tls_or_io(&e)),
+        }
+    }
+    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    match (
+        parts.next(),
+        parts.next().and_then(|c| c.parse::<u16>().ok()),
+    ) {
+        (Some(v), Some(code)) if v.starts_with("HTTP/") && (100..1000).contains(&code) => Ok(code),
+        _ => Err("the answer is not HTTP".into()),
+    }
+}
+
+fn server_name(url: &Url) -> Result<ServerName<'static>, String> {
+    let name = match url.host() {
+        Some(Host::Domain(d)) => d.to_owned(),
+        Some(Host::Ipv4(ip)) => ip.to_string(),
+        Some(Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err("the address has no host".into()),
+    };
+    ServerName::try_from(name).map_err(|_| "the address's host is not a valid TLS name".into())
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The TLS configuration terraform's http backend would use.
+fn tls_config(tls: &Tls) -> Result<Arc<ClientConfig>, String> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = if tls.skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+    } else {
+        let mut roots = RootCertStore::empty();
+        match &tls.ca_pem {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                    let cert = cert.map_err(|_| "client_ca_certificate_pem is not PEM")?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("client_ca_certificate_pem: {e}"))?;
+                }
+                if roots.is_empty() {
+                    return Err("client_ca_certificate_pem holds no certificate".into());
+                }
+            }
+            None => {
+                // Go reads the system's roots (honouring SSL_CERT_FILE/SSL_CERT_DIR); so does this.
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let config = match (&tls.client_cert_pem, &tls.client_key_pem) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| "client_certificate_pem is not PEM")?;
+            let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
+                .map_err(|_| "client_private_key_pem is not a PEM private key")?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("the client certificate cannot be used: {e}"))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        // terraform refuses a half pair; so there is nothing to reproduce.
+        _ => return Err("only one of client_certificate_pem and client_private_key_pem".into()),
+    };
+    Ok(Arc::new(config))
+}
+
+/// `skip_cert_verification = true`: like Go's `InsecureSkipVerify`, any certificate and host name
+/// are accepted, while the handshake's signatures are still checked.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Standard base64 with padding (RFC 4648), for the `Authorization` header.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("Aladdin:open sesame", "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%40b"), "a@b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    /// A one-shot server: answers `answer` to the first connection and hands back the request head.
+    fn serve(answer: &'static str) -> (Url, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!(
+            "http://127.0.0.1:{}/state/x?ref=main",
+            listener.local_addr().unwrap().port()
+        ))
+        .unwrap();
+        let handle = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 512];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            s.write_all(answer.as_bytes()).unwrap();
+            String::from_utf8(buf).unwrap()
+        });
+        (url, handle)
+    }
+
+    fn request<'a>(url: &'a Url, auth: Option<(&'a str, &'a Secret)>, tls: &'a Tls) -> Request<'a> {
+        Request {
+            method: "HEAD",
+            url,
+            basic_auth: auth,
+            tls,
+            proxy: None,
+            timeout: Duration::from_secs(5),
+            user_agent: "tfshim",
+        }
+    }
+
+    #[test]
+    fn sends_basic_auth_and_reads_the_status() {
+        let (url, server) = serve("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+        let password = Secret::new("glpat-secret");
+        let tls = Tls::default();
+        let code = status(&request(&url, Some(("alice", &password)), &tls)).unwrap();
+        assert_eq!(code, 401);
+        let head = server.join().unwrap();
+        assert!(
+            head.starts_with("HEAD /state/x?ref=main HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("Host: {}\r\n", url.authority())),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!(
+                "Authorization: Basic {}\r\n",
+                base64(b"alice:glpat-secret")
+            )),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn no_answer_is_no_status() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let tls = Tls::default();
+        let err = status(&request(&url, None, &tls)).unwrap_err();
+        assert_eq!(err, "connection refused");
+        let (url, server) = serve("garbage\r\n\r\n");
+        assert_eq!(
+            status(&request(&url, None, &tls)).unwrap_err(),
+            "the answer is not HTTP"
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let tls = Tls::default();
+        let mut req = request(&url, None, &tls);
+        req.timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        assert_eq!(status(&req).unwrap_err(), "timeout");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        drop(listener);
+    }
+}
