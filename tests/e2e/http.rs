@@ -495,3 +495,61 @@ fn sweep_over_s3_and_http_roots() {
     }
     sb.tfshim(&["plan", "-input=false", "-no-color"]).success();
 }
+
+#[test]
+fn an_init_with_only_a_new_password_gets_reconfigure() {
+    let mut r = HttpRoot::new(false);
+    let t1 = r.grant("one");
+    r.init_with_token(&t1, &[]);
+    let before = r.saved_backend();
+    let t2 = r.grant("two");
+    let new_password = format!("-backend-config=password={t2}");
+    // Plain terraform stops: the backend configuration changed.
+    r.terraform(&["init", "-input=false", "-no-color", new_password.as_str()])
+        .code_is(1)
+        .stderr_has("Backend configuration changed");
+    r.tfshim(&["init", "-input=false", "-no-color", new_password.as_str()])
+        .success()
+        .stderr_has("this init changes only the backend credentials; adding -reconfigure");
+    let after = r.saved_backend();
+    assert_eq!(after["config"]["password"], t2.as_str());
+    // Every other setting, the username included, as before.
+    for (k, v) in before["config"].as_object().unwrap() {
+        if k != "password" {
+            assert_eq!(&after["config"][k], v, "{k}");
+        }
+    }
+    assert_eq!(before["hash"], after["hash"]);
+    r.tfshim(PLAN).success();
+}
+
+#[test]
+fn doctor_reports_an_http_root() {
+    let mut r = HttpRoot::new(false);
+    let t1 = r.grant("one");
+    r.init_with_token(&t1, &[]);
+    r.server.revoke(&t1);
+    let t2 = r.grant("two");
+    r.env("TF_HTTP_PASSWORD", &t2);
+    let run = r.tfshim(&["shim", "doctor", "--json"]);
+    run.code_is(3);
+    let doc: Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(doc["backend"]["type"], "http");
+    let saved = &doc["saved_credentials"];
+    assert_eq!(saved["present"], true);
+    assert_eq!(saved["access_key"], Value::Null);
+    assert_eq!(saved["credential"], "password (user alice)");
+    assert_eq!(saved["verdict"], "rejected");
+    assert_eq!(saved["code"], "HTTP 401");
+    assert_eq!(doc["ambient_credentials"]["verdict"], "valid");
+    assert_eq!(doc["action"], "reconfigure");
+    let codes: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"secret-in-backend"), "{codes:?}");
+    // The text form says the same, the token nowhere (every run is scanned).
+    r.tfshim(&["shim", "doctor"]).code_is(3);
+}
