@@ -20,6 +20,7 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
     let work_dir = chdir.unwrap_or_else(|| PathBuf::from("."));
     let data_dir = saved::data_dir(&work_dir, std::env::var_os("TF_DATA_DIR").as_deref());
     let mut f = Findings::gather(&work_dir, data_dir);
+    f.terraform = located.as_ref().ok().map(|l| l.path.clone());
     if f.saved == Saved::StaticKey {
         f.check_saved();
     }

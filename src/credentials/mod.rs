@@ -104,6 +104,9 @@ pub trait Credential: Send + Sync + std::fmt::Debug {
     fn advice(&self) -> &'static str;
     /// Later checks wait longer (terraform itself reached the server).
     fn be_patient(&mut self);
+    /// The terraform that will run, for a credential whose fallback depends on its version more
+    /// than the saved file can tell (`version` runs `terraform version`: call it only if needed).
+    fn note_running_terraform(&mut self, _version: &dyn Fn() -> Option<String>) {}
     /// The saved attributes the repair removes, given the fallback found to work (http drops the
     /// saved username too when only `TF_HTTP_USERNAME`'s works).
     fn removes(&self, fallback: Option<&Ambient>) -> Vec<&'static str>;

@@ -151,6 +151,16 @@ impl Credential for S3Key {
         "Put the rotated key where terraform finds it — e.g. `~/.aws/credentials` or \
          AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY — and run the command again"
     }
+    fn note_running_terraform(&mut self, version: &dyn Fn() -> Option<String>) {
+        // A file saved by ≤ 1.5 may now be used by 1.6+ (an upgrade, before the next `init`), whose
+        // credential order differs (`chain::Generation`). Only a legacy file raises the question,
+        // and only the fallback check (the repair path) pays for asking.
+        if self.profiles.generation == Generation::Legacy {
+            if let Some(v) = version() {
+                self.profiles.generation = Generation::of_terraform(Some(&v));
+            }
+        }
+    }
     fn be_patient(&mut self) {
         if let Ok(target) = &mut self.target {
             target.timeout = target.timeout.max(PATIENT_TIMEOUT);

@@ -48,6 +48,9 @@ pub struct Findings {
     /// The root's file whose `.tf` backend block writes the saved key itself (so no re-initialising
     /// can remove it); `None` when the key came from `-backend-config` (or none is saved).
     pub key_in_config: Option<PathBuf>,
+    /// The terraform that will run, where the caller knows it: the fallback check asks its version
+    /// when the saved file's cannot tell which rules apply.
+    pub terraform: Option<PathBuf>,
 }
 
 impl Findings {
@@ -92,6 +95,7 @@ impl Findings {
             saved_verdict: None,
             ambient: None,
             key_in_config,
+            terraform: None,
         }
     }
 
@@ -157,6 +161,9 @@ impl Findings {
     pub fn check_ambient(&mut self) -> Ambient {
         if let Some(a) = &self.ambient {
             return a.clone();
+        }
+        if let (Some(c), Some(tf)) = (self.cred.as_mut(), &self.terraform) {
+            c.note_running_terraform(&|| crate::proxy::locate::version_of(tf));
         }
         let ambient = match &self.cred {
             Some(c) => c.check_fallback(),

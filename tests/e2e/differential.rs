@@ -961,6 +961,25 @@ fn saved_by_1_0_3_then_rotated(row: &mut Row) -> Expect {
     Expect::plan(true)
 }
 
+/// #11 items 2 and 4 together: saved by 1.0.3 with `profile = "lab"`, then terraform upgraded while
+/// the key is rotated, the dead key still in `AWS_ACCESS_KEY_ID`. The saved file speaks of 1.0.3's
+/// rules, but the terraform that runs decides: 1.11 uses the profile.
+fn upgraded_with_profile_over_environment_keys(row: &mut Row) -> Expect {
+    let tf = row.tf;
+    row.tf = Tf::V1_0;
+    row.set_backend("    profile = \"lab\"\n", true);
+    row.write_credentials(&credentials_section("lab", &row.sb.key));
+    row.init(&[]);
+    row.tf = tf;
+    let old = row.sb.rotate();
+    row.write_credentials(&credentials_section("lab", &row.sb.key));
+    row.sb
+        .env("AWS_ACCESS_KEY_ID", &old.id)
+        .env("AWS_SECRET_ACCESS_KEY", &old.secret);
+    row.shim_repairs = Some(tf == Tf::V1_11);
+    Expect::plan(tf == Tf::V1_11)
+}
+
 /// #11 item 5: the key is written in the `.tf` backend block itself, then rotated (the new key in
 /// the shared file). Nobody heals it by re-initialising (the block brings the key back); tfshim must
 /// attempt nothing that leaves the root worse.
@@ -979,6 +998,7 @@ fn key_written_in_tf_block(row: &mut Row) -> Expect {
 }
 
 rows! {
+    upgraded_with_profile_over_environment_keys: partial = false;
     seed_via_flags: partial = false;
     partial_config: partial = true;
     valid_saved_key: partial = false;

@@ -79,6 +79,7 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
     // A repair that was killed may have left the saved file broken and its backup beside it.
     datadir::recover_if_interrupted(&data_dir);
     let mut f = Findings::gather(inv.work_dir(), data_dir);
+    f.terraform = Some(ctx.terraform.to_path_buf());
     let init_change = match (&class, &f.backend) {
         (CommandClass::Init(flags), Some(b)) if !flags.config.is_empty() => {
             let given = config_file::merge(&flags.config, inv.work_dir());
