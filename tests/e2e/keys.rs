@@ -115,6 +115,16 @@ fn forget_keys_keeps_an_overridden_root_on_its_state() {
     sb.tfshim(&["shim", "forget-keys"])
         .success()
         .stdout_has("no static S3 key is saved");
+    // The old advice, a bare `init -reconfigure`, moves the root to main.tf's key: other state,
+    // where the applied resource is not (plan wants to create it).
+    sb.terraform(&["init", "-reconfigure", "-input=false"])
+        .success();
+    assert_eq!(
+        sb.saved_backend()["config"]["key"],
+        Value::from(sb.state_key.clone())
+    );
+    sb.terraform(&["plan", "-input=false", "-detailed-exitcode"])
+        .code_is(2);
 }
 
 /// Without working fallback credentials the key is what keeps terraform working: it is kept, exit 4.
