@@ -183,6 +183,10 @@ pub fn doctor_report(
             bucket: b.string("bucket").map(str::to_owned),
             key: b.string("key").map(str::to_owned),
             region: b.string("region").map(str::to_owned),
+            address: (b.kind == "http")
+                .then(|| b.string("address"))
+                .flatten()
+                .map(crate::backends::secrets::url_redacted),
         }),
         None => match &f.saved {
             Saved::Unreadable(why) => Some(BackendInfo::Unreadable { error: why.clone() }),

@@ -182,6 +182,9 @@ pub enum BackendInfo {
         bucket: Option<String>,
         key: Option<String>,
         region: Option<String>,
+        /// The http backend's `address` (user info hidden); absent for other backends.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
     },
     Unreadable {
         error: String,
@@ -271,10 +274,16 @@ impl Doctor {
                     bucket,
                     key,
                     region,
+                    address,
                     ..
                 }) => {
                     let mut s = kind.clone();
-                    for (k, v) in [("bucket", bucket), ("key", key), ("region", region)] {
+                    for (k, v) in [
+                        ("bucket", bucket),
+                        ("key", key),
+                        ("region", region),
+                        ("address", address),
+                    ] {
                         if let Some(v) = v {
                             s.push_str(&format!("  {k}={v}"));
                         }

@@ -134,6 +134,7 @@ fn readme_documents_the_doctor_schema() {
         bucket: None,
         key: None,
         region: None,
+        address: None,
     };
     let unreadable = BackendInfo::Unreadable { error: "e".into() };
     check(

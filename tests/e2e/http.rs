@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::support::state_server::StateServer;
+use crate::support::tls::TlsFront;
 use crate::support::{real_terraform, Layout, Run, Sandbox, TFSHIM};
 
 const USER: &str = "alice";
@@ -535,6 +536,7 @@ fn doctor_reports_an_http_root() {
     run.code_is(3);
     let doc: Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(doc["backend"]["type"], "http");
+    assert_eq!(doc["backend"]["address"], r.server.address("prod").as_str());
     let saved = &doc["saved_credentials"];
     assert_eq!(saved["present"], true);
     assert_eq!(saved["access_key"], Value::Null);
@@ -552,4 +554,74 @@ fn doctor_reports_an_http_root() {
     assert!(codes.contains(&"secret-in-backend"), "{codes:?}");
     // The text form says the same, the token nowhere (every run is scanned).
     r.tfshim(&["shim", "doctor"]).code_is(3);
+}
+
+/// An http root whose state server sits behind an HTTPS front signed by the test's own CA.
+fn https_root(extra_tf: &str) -> (HttpRoot, TlsFront, String) {
+    let r = HttpRoot::new(true);
+    let front = TlsFront::start(r.server.port, &r.root.path().join("tls"));
+    let address = format!("https://127.0.0.1:{}/state/prod", front.port);
+    fs::write(
+        r.work.join("main.tf"),
+        format!(
+            "terraform {{\n  backend \"http\" {{\n    address = \"{address}\"\n{extra_tf}  }}\n}}\n\
+             resource \"terraform_data\" \"x\" {{\n  input = \"hello\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    (r, front, address)
+}
+
+#[test]
+fn https_with_the_backends_ca_or_without_verification() {
+    // The CA given by -backend-config: saved, used by tfshim's check, re-supplied by the repair.
+    let (mut r, front, _) = https_root("");
+    let ca = fs::read_to_string(&front.ca).unwrap();
+    let t1 = r.grant("one");
+    r.init_with_token(
+        &t1,
+        &[format!("-backend-config=client_ca_certificate_pem={ca}")],
+    );
+    let before = r.saved_backend();
+    assert_eq!(before["config"]["client_ca_certificate_pem"], ca.as_str());
+    r.server.revoke(&t1);
+    let t2 = r.grant("two");
+    r.env("TF_HTTP_PASSWORD", &t2);
+    r.tfshim(PLAN)
+        .success()
+        .stderr_has("was rejected by the state server (HTTP 401)");
+    only_the_password_left(&before, &r.saved_backend());
+    assert_eq!(r.server.tfshim_requests().len(), 2);
+
+    // skip_cert_verification: any certificate, as terraform accepts it.
+    let (mut r, _front, _) = https_root("    skip_cert_verification = true\n");
+    let t1 = r.grant("one");
+    r.init_with_token(&t1, &[]);
+    r.server.revoke(&t1);
+    let t2 = r.grant("two");
+    r.env("TF_HTTP_PASSWORD", &t2);
+    r.tfshim(PLAN)
+        .success()
+        .stderr_has("was rejected by the state server (HTTP 401)");
+
+    // The CA from TF_HTTP_CLIENT_CA_CERTIFICATE_PEM at init, not saved: without the variable later,
+    // neither terraform nor tfshim can verify the server; tfshim says why it has no verdict and
+    // changes nothing.
+    let (mut r, front, _) = https_root("");
+    let ca = fs::read_to_string(&front.ca).unwrap();
+    let t1 = r.grant("one");
+    r.env("TF_HTTP_CLIENT_CA_CERTIFICATE_PEM", &ca);
+    r.init_with_token(&t1, &[]);
+    r.env
+        .retain(|(k, _)| k != "TF_HTTP_CLIENT_CA_CERTIFICATE_PEM");
+    let before = r.saved_bytes();
+    r.tfshim(PLAN)
+        .code_is(1)
+        .stderr_has("could not check the saved backend password (user alice) (TLS");
+    assert_eq!(r.saved_bytes(), before);
+    // With the variable again, the check is made as terraform makes it, and the token works.
+    r.env("TF_HTTP_CLIENT_CA_CERTIFICATE_PEM", &ca);
+    r.server.clear_log();
+    r.tfshim(PLAN).success();
+    assert_eq!(r.server.tfshim_requests().len(), 1);
 }
