@@ -97,10 +97,10 @@ fn doctor_findings(case: &str) -> Findings {
     let mut f = Findings::gather(&dir, dir.join(".terraform"));
     let (saved, amb) = verdicts(case);
     if f.saved == Saved::StaticKey {
-        f.saved_verdict = Some(saved.expect("a verdict for every saved key"));
+        f.record_saved(saved.expect("a verdict for every saved key"));
     }
-    if f.fallback_checkable() {
-        f.ambient = amb;
+    if let (true, Some(a)) = (f.fallback_checkable(), amb) {
+        f.record_ambient(a);
     }
     f
 }
@@ -220,10 +220,12 @@ fn sweep_roots(fix: bool) -> Vec<Root> {
             let (saved, amb) = verdicts(case);
             let checked = f.saved == Saved::StaticKey && f.fallback_checkable();
             if checked {
-                f.saved_verdict = saved;
+                if let Some(v) = saved {
+                    f.record_saved(v);
+                }
             }
-            if matches!(f.saved_verdict, Some(Verdict::Rejected { .. })) {
-                f.ambient = amb;
+            if let (Some(Verdict::Rejected { .. }), Some(a)) = (f.saved_verdict(), amb) {
+                f.record_ambient(a);
             }
             let report::Plan {
                 action,

@@ -35,7 +35,10 @@ pub fn sts_timeout() -> Duration {
     Duration::from_secs_f64(secs.min(300.0))
 }
 
-/// The facts about one data dir, gathered so far.
+/// The facts about one data dir, gathered so far. What was read from disk is fixed by
+/// [`Findings::gather`]; the verdicts are asked for ([`Findings::check_saved`],
+/// [`Findings::check_ambient`]) or, when reached elsewhere (a sweep checks each distinct key once for
+/// many roots), recorded.
 pub struct Findings {
     pub data_dir: PathBuf,
     pub saved: Saved,
@@ -43,8 +46,8 @@ pub struct Findings {
     /// The saved credential and how to check it (`credentials::Credential`), for the backend types
     /// tfshim heals.
     pub cred: Option<Box<dyn Credential>>,
-    pub saved_verdict: Option<Verdict>,
-    pub ambient: Option<Ambient>,
+    saved_verdict: Option<Verdict>,
+    ambient: Option<Ambient>,
     /// The root's file whose `.tf` backend block writes the saved key itself (so no re-initialising
     /// can remove it); `None` when the key came from `-backend-config` (or none is saved).
     pub key_in_config: Option<PathBuf>,
@@ -97,6 +100,31 @@ impl Findings {
             key_in_config,
             terraform: None,
         }
+    }
+
+    /// The verdict on the saved credential, once known.
+    pub fn saved_verdict(&self) -> Option<&Verdict> {
+        self.saved_verdict.as_ref()
+    }
+
+    /// The verdict on the fallback credentials, once known.
+    pub fn ambient(&self) -> Option<&Ambient> {
+        self.ambient.as_ref()
+    }
+
+    /// Records the saved credential's verdict, reached elsewhere for the same credential and target.
+    pub fn record_saved(&mut self, verdict: Verdict) {
+        self.saved_verdict = Some(verdict);
+    }
+
+    /// Records the fallback credentials' verdict, reached elsewhere for the same target and profiles.
+    pub fn record_ambient(&mut self, ambient: Ambient) {
+        self.ambient = Some(ambient);
+    }
+
+    /// Forgets the saved credential's verdict, so that the next [`Findings::check_saved`] asks again.
+    pub fn forget_saved_verdict(&mut self) {
+        self.saved_verdict = None;
     }
 
     /// The saved credential, redacted (`AKIA…QXGR`), or empty.

@@ -48,7 +48,7 @@ pub fn plan_of(step: &Step, f: &Findings) -> Plan {
             Action::None,
             format!("the saved {key} is rejected; TFSHIM_MODE=warn"),
         ),
-        _ => match (f.has_saved_credential(), &f.saved_verdict) {
+        _ => match (f.has_saved_credential(), f.saved_verdict()) {
             (false, _) => Plan::new(Action::None, "no static key is saved"),
             (true, Some(Verdict::Valid { .. })) => Plan::new(
                 Action::None,
@@ -70,8 +70,8 @@ pub fn next_plan(f: &Findings) -> Plan {
         class: CommandClass::LoadsBackend,
         saved: f.saved.clone(),
         init_change: InitChange::Same,
-        saved_verdict: f.saved_verdict.clone(),
-        ambient_verdict: f.ambient.as_ref().map(|a| a.verdict.clone()),
+        saved_verdict: f.saved_verdict().cloned(),
+        ambient_verdict: f.ambient().map(|a| a.verdict.clone()),
         key_in_config: f.key_in_config.as_ref().map(|p| p.display().to_string()),
     };
     // With every verdict known, the decision is final at once.
@@ -150,7 +150,7 @@ fn saved_credentials(f: &Findings) -> SavedCredentials {
             reason: None,
         };
     };
-    let v = f.saved_verdict.as_ref();
+    let v = f.saved_verdict();
     let (code, arn, reason) = details(v);
     let reason = match (&f.saved, v) {
         (Saved::ValidationSkipped, None) => Some("skip_credentials_validation is set".into()),
@@ -193,7 +193,7 @@ pub fn doctor_report(
             _ => None,
         },
     };
-    let ambient_credentials = match &f.ambient {
+    let ambient_credentials = match f.ambient() {
         None => AmbientCredentials {
             verdict: Shown::Unverified,
             source: None,

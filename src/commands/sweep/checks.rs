@@ -48,7 +48,7 @@ pub(super) fn check_all(roots: &mut [Root], jobs: usize, progress: &Progress) ->
     let mut fallback_of = vec![None; roots.len()];
     for i in 0..roots.len() {
         let Some(g) = roots[i].group else { continue };
-        roots[i].findings.saved_verdict = Some(key_verdicts[g].clone());
+        roots[i].findings.record_saved(key_verdicts[g].clone());
         if !matches!(key_verdicts[g], Verdict::Rejected { .. }) {
             continue;
         }
@@ -75,7 +75,7 @@ pub(super) fn check_all(roots: &mut [Root], jobs: usize, progress: &Progress) ->
     });
     for (root, fallback) in roots.iter_mut().zip(&fallback_of) {
         if let Some(a) = fallback {
-            root.findings.ambient = Some(ambients[*a].clone());
+            root.findings.record_ambient(ambients[*a].clone());
         }
         let plan = outcome::next_plan(&root.findings);
         root.action = plan.action;

@@ -101,7 +101,7 @@ pub(super) fn repair_all(
         };
         // A failed init prints its output and the restore says so: not across the live line.
         progress.clear();
-        let result = job.run(cred, root.findings.ambient.as_ref());
+        let result = job.run(cred, root.findings.ambient());
         log::debug(|| format!("repair of {}: {result:?}", root.path.display()));
         let outcome = match result {
             Ok(Removal::Done) => Outcome::Repaired("re-initialised without the saved key".into()),

@@ -179,7 +179,7 @@ fn act(
     match step {
         Step::Run => (Ok(unchanged()), None),
         Step::RunUnchecked(why) => {
-            if f.saved_verdict.is_some() {
+            if f.saved_verdict().is_some() {
                 log::say(&format!(
                     "could not check the saved backend {label} ({why}); running terraform unchanged"
                 ));
@@ -226,7 +226,7 @@ fn act(
                 "{}; re-initialising the backend without it",
                 rejected_by(f, &facts.saved_verdict)
             ));
-            repair_then_run(ctx, inv, effective, &f.data_dir, cred, f.ambient.as_ref())
+            repair_then_run(ctx, inv, effective, &f.data_dir, cred, f.ambient())
         }
         Step::ReconfigureInit => {
             let data_dir = f.data_dir.clone();
@@ -275,7 +275,7 @@ pub(super) fn code(v: &Option<Verdict>) -> String {
 }
 
 fn refuse(facts: &Facts, f: &Findings) -> Result<Next> {
-    let why = match f.ambient.as_ref().map(|a| &a.verdict) {
+    let why = match f.ambient().map(|a| &a.verdict) {
         Some(Verdict::Rejected { code }) => format!("they were rejected too ({code})"),
         Some(Verdict::Unknown { reason }) => reason.clone(),
         Some(Verdict::Missing) => "none were found".into(),

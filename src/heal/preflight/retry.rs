@@ -85,7 +85,7 @@ pub(super) fn watch_then_retry(
     // terraform's message is only the trigger: the verdict is STS's, asked again now that terraform
     // showed STS answers (patiently), so a provider's bad key never costs the backend a working one.
     f.be_patient();
-    f.saved_verdict = None;
+    f.forget_saved_verdict();
     let key = f.key();
     let verdict = f.check_saved();
     let Verdict::Rejected { code: rejected } = verdict else {
