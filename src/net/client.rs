@@ -581,6 +581,48 @@ mod tests {
     }
 
     #[test]
+    fn through_a_proxy() {
+        // Plain http: the whole URL on the request line, the proxy's own credentials beside ours.
+        let (proxy_url, proxy) = serve("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        let proxy_url = Url::parse(&format!(
+            "http://me:p%40ss@{}",
+            proxy_url.authority().rsplit('@').next().unwrap()
+        ))
+        .unwrap();
+        let target = Url::parse("http://gitlab.example:8080/api/state?x=1").unwrap();
+        let tls = Tls::default();
+        let mut req = request(&target, None, &tls);
+        req.proxy = Some(&proxy_url);
+        assert_eq!(status(&req).unwrap(), 404);
+        let head = proxy.join().unwrap();
+        assert!(
+            head.starts_with("HEAD http://gitlab.example:8080/api/state?x=1 HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!(
+                "Proxy-Authorization: Basic {}\r\n",
+                base64(b"me:p@ss")
+            )),
+            "{head}"
+        );
+        // https: a CONNECT tunnel first; a refusal is no status, and says why.
+        let (proxy_url, proxy) = serve("HTTP/1.1 407 Proxy Authentication Required\r\n\r\n");
+        let target = Url::parse("https://gitlab.example/api/state").unwrap();
+        let mut req = request(&target, None, &tls);
+        req.proxy = Some(&proxy_url);
+        assert_eq!(
+            status(&req).unwrap_err(),
+            "the proxy refused the tunnel (HTTP 407)"
+        );
+        let head = proxy.join().unwrap();
+        assert!(
+            head.starts_with("CONNECT gitlab.example:443 HTTP/1.1\r\nHost: gitlab.example:443\r\n"),
+            "{head}"
+        );
+    }
+
+    #[test]
     fn a_silent_server_times_out() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
