@@ -382,7 +382,29 @@ fn http_client(target: &Target) -> Result<SharedHttpClient, String> {
         Some(path) => {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("cannot read the CA bundle {}: {e}", path.display()))?;
-            TrustStore::empty().with_pem_certificate(pem)
+            let (usable, skipped) = usable_certificates(&pem);
+            if usable.is_empty() {
+                return Err(format!(
+                    "the CA bundle {} holds no usable certificate",
+                    path.display()
+                ));
+            }
+            if skipped > 0 {
+                crate::log::debug(|| {
+                    format!(
+                        "CA bundle {}: {} certificates used, {skipped} blocks skipped",
+                        path.display(),
+                        usable.len()
+                    )
+                });
+            }
+            // Like terraform, the bundle replaces the system's roots (aws-sdk-go-v2 fills a new,
+            // empty pool from it).
+            usable
+                .into_iter()
+                .fold(TrustStore::empty(), |store, block| {
+                    store.with_pem_certificate(block)
+                })
         }
         None => TrustStore::default(),
     };
@@ -408,6 +430,46 @@ fn http_client(target: &Target) -> Result<SharedHttpClient, String> {
             },
         ),
     )
+}
+
+/// The certificates of a CA bundle that can serve as trust anchors, each as its own PEM block, and
+/// how many `CERTIFICATE` blocks were skipped. Read the way terraform reads it (Go's
+/// `x509.CertPool.AppendCertsFromPEM`, docs/ca-bundle.md): a block that does not decode or does not
+/// parse is skipped and the rest are kept; terraform fails only when none is left. The HTTP client
+/// instead panics on the first bad block (`expect("valid PEM certificate")` in
+/// aws-smithy-http-client's rustls provider), so only blocks that pass the same check it makes
+/// (`RootCertStore::add`) are handed to it. Pure.
+pub fn usable_certificates(pem: &[u8]) -> (Vec<Vec<u8>>, usize) {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let (mut usable, mut skipped) = (Vec::new(), 0);
+    let mut rest = pem;
+    while let Some(start) = find(rest, BEGIN) {
+        rest = &rest[start..];
+        let Some(end) = find(rest, END) else {
+            skipped += 1;
+            break;
+        };
+        // A block whose END line is missing: start over at the next BEGIN, as Go's decoder does.
+        if let Some(next) = find(&rest[BEGIN.len()..end], BEGIN) {
+            skipped += 1;
+            rest = &rest[BEGIN.len() + next..];
+            continue;
+        }
+        let block = &rest[..end + END.len()];
+        rest = &rest[end + END.len()..];
+        let anchor = CertificateDer::from_pem_slice(block)
+            .ok()
+            .filter(|der| rustls::RootCertStore::empty().add(der.clone()).is_ok());
+        match anchor {
+            Some(_) => usable.push(block.to_vec()),
+            None => skipped += 1,
+        }
+    }
+    (usable, skipped)
 }
 
 /// The proxy terraform would use for this target's STS URL, by Go's rules (`proxy.rs`): never for
@@ -679,5 +741,43 @@ mod tests {
             t
         )
         .is_err());
+    }
+
+    /// ISRG Root X2 (a public root, from the system bundle).
+    const ROOT: &str = "-----BEGIN CERTIFICATE-----\n\
+MIICGzCCAaGgAwIBAgIQQdKd0XLq7qeAwSxs6S+HUjAKBggqhkjOPQQDAzBPMQsw\n\
+CQYDVQQGEwJVUzEpMCcGA1UEChMgSW50ZXJuZXQgU2VjdXJpdHkgUmVzZWFyY2gg\n\
+R3JvdXAxFTATBgNVBAMTDElTUkcgUm9vdCBYMjAeFw0yMDA5MDQwMDAwMDBaFw00\n\
+MDA5MTcxNjAwMDBaME8xCzAJBgNVBAYTAlVTMSkwJwYDVQQKEyBJbnRlcm5ldCBT\n\
+ZWN1cml0eSBSZXNlYXJjaCBHcm91cDEVMBMGA1UEAxMMSVNSRyBSb290IFgyMHYw\n\
+EAYHKoZIzj0CAQYFK4EEACIDYgAEzZvVn4CDCuwJSvMWSj5cz3es3mcFDR0HttwW\n\
++1qLFNvicWDEukWVEYmO6gbf9yoWHKS5xcUy4APgHoIYOIvXRdgKam7mAHf7AlF9\n\
+ItgKbppbd9/w+kHsOdx1ymgHDB/qo0IwQDAOBgNVHQ8BAf8EBAMCAQYwDwYDVR0T\n\
+AQH/BAUwAwEB/zAdBgNVHQ4EFgQUfEKWrt5LSDv6kviejM9ti6lyN5UwCgYIKoZI\n\
+zj0EAwMDaAAwZQIwe3lORlCEwkSHRhtFcP9Ymd70/aTSVaYgLXTWNLxBo1BfASdW\n\
+tL4ndQavEi51mI38AjEAi/V3bNTIZargCyzuFJ0nN6T5U6VR5CmD1/iQMVtCnwr1\n\
+/q4AaOeMSQ+2b1tbFfLn\n\
+-----END CERTIFICATE-----\n\
+";
+
+    #[test]
+    fn ca_bundles_are_read_leniently() {
+        let bad_base64 =
+            "-----BEGIN CERTIFICATE-----\nMIIB!!not*base64\n-----END CERTIFICATE-----\n";
+        let not_a_cert = "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n";
+        let no_end = "-----BEGIN CERTIFICATE-----\nMIIB\n";
+        let key = "-----BEGIN PRIVATE KEY-----\naGVsbG8=\n-----END PRIVATE KEY-----\n";
+        let bundle = format!("# comment\n{ROOT}{bad_base64}{not_a_cert}{no_end}{key}{ROOT}");
+        let (usable, skipped) = usable_certificates(bundle.as_bytes());
+        assert_eq!((usable.len(), skipped), (2, 3));
+        for block in &usable {
+            assert_eq!(block.as_slice(), ROOT.trim_end().as_bytes());
+        }
+        assert_eq!(usable_certificates(b"").0.len(), 0);
+        let (usable, skipped) = usable_certificates(format!("{bad_base64}{not_a_cert}").as_bytes());
+        assert_eq!((usable.len(), skipped), (0, 2));
+        // An unterminated block at the end is skipped, not fatal.
+        let (usable, skipped) = usable_certificates(format!("{ROOT}{no_end}").as_bytes());
+        assert_eq!((usable.len(), skipped), (1, 1));
     }
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod ca_bundle;
 mod differential;
 mod doctor;
 #[cfg(target_os = "linux")]
