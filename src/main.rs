@@ -3,6 +3,7 @@
 
 mod aws;
 mod backends;
+mod boundary;
 mod commands;
 mod credentials;
 // Paths in the golden files are written with `/`.
@@ -31,6 +32,7 @@ use crate::proxy::invocation::Invocation;
 use crate::proxy::locate::{self, Engine, Located};
 
 fn main() -> ExitCode {
+    boundary::install();
     match run() {
         Ok(code) => code,
         Err(err) => {
@@ -51,7 +53,9 @@ fn run() -> Result<ExitCode> {
     );
     if args.first().is_some_and(|a| a == "shim") {
         let cli = commands::parse(&args[1..]);
-        return commands::run(cli, engine.and_then(find_real));
+        // tfshim's own commands: a bug is an error of theirs (exit 1), said in one line.
+        return boundary::contain(|| commands::run(cli, engine.and_then(find_real)))
+            .unwrap_or_else(|panicked| Err(anyhow::anyhow!("{panicked}")));
     }
     proxy(engine?, args)
 }
@@ -84,9 +88,22 @@ fn proxy(engine: Engine, args: Vec<OsString>) -> Result<ExitCode> {
             found: format!("{} {}", located.engine.binary_name(), located.source),
             child_env: &child_env,
         };
-        match preflight::run(&ctx, &inv)? {
-            preflight::Next::Run(args) => args,
-            preflight::Next::Exit(code) => return Ok(code),
+        // The panic boundary: whatever goes wrong inside the preflight, terraform still runs, as
+        // it would without tfshim — unless the preflight had already run the user's command.
+        match boundary::contain(|| preflight::run(&ctx, &inv)) {
+            Ok(next) => match next? {
+                preflight::Next::Run(args) => args,
+                preflight::Next::Exit(code) => return Ok(code),
+            },
+            Err(panicked) if exec::users_command_started() => {
+                anyhow::bail!(
+                    "{panicked}; terraform had already run your command (its output is above)"
+                )
+            }
+            Err(panicked) => {
+                log::say(&format!("{panicked}; running terraform unchanged"));
+                inv.args
+            }
         }
     };
     let mut cmd = Command::new(&located.path);

@@ -32,6 +32,7 @@ use crate::aws::proxy::ProxySettings;
 use crate::aws::verdict::{classify, Failure, FailureKind, Verdict};
 use crate::backends::saved::{SavedBackend, StaticCredentials};
 use crate::backends::secrets;
+use crate::boundary::contain;
 use crate::log;
 
 /// Where and how to reach STS, as terraform's S3 backend would.
@@ -195,7 +196,7 @@ impl Session {
             .enable_all()
             .build()
             .map_err(|e| format!("could not start the async runtime: {e}"))?;
-        let http = http_client(&target)?;
+        let http = contain(|| http_client(&target)).map_err(|p| p.to_string())??;
         Ok(Session {
             runtime,
             http,
@@ -203,25 +204,39 @@ impl Session {
         })
     }
 
-    /// Checks the saved static key with exactly those credentials.
+    /// Checks the saved static key with exactly those credentials. Like every call into the SDK, it
+    /// runs inside the panic boundary: a panic there is no verdict, not an abort.
     pub fn check_static(&self, creds: &StaticCredentials) -> Verdict {
-        let creds = Credentials::new(
-            creds.access_key.expose(),
-            creds.secret_key.expose(),
-            creds.token.as_ref().map(|t| t.expose().to_owned()),
-            None,
-            "tfshim-saved-backend",
-        );
-        let config = sts_config(&self.target, self.http.clone())
-            .credentials_provider(creds)
-            .build();
-        self.runtime
-            .block_on(call(aws_sdk_sts::Client::from_conf(config)))
+        contain(|| {
+            crate::boundary::injected("sts", || {
+                format!("while checking {}", creds.secret_key.expose())
+            });
+            let creds = Credentials::new(
+                creds.access_key.expose(),
+                creds.secret_key.expose(),
+                creds.token.as_ref().map(|t| t.expose().to_owned()),
+                None,
+                "tfshim-saved-backend",
+            );
+            let config = sts_config(&self.target, self.http.clone())
+                .credentials_provider(creds)
+                .build();
+            self.runtime
+                .block_on(call(aws_sdk_sts::Client::from_conf(config)))
+        })
+        .unwrap_or_else(|p| Verdict::unknown(p.to_string()))
     }
 
     /// Checks the credentials terraform would use without the saved key: aws-config's chain with
     /// the backend's profile settings applied, in the order of terraform's generation.
     pub fn check_ambient(&self, profiles: &ProfileSettings) -> Ambient {
+        contain(|| self.ambient(profiles)).unwrap_or_else(|p| Ambient {
+            verdict: Verdict::unknown(p.to_string()),
+            source: "not checked".into(),
+        })
+    }
+
+    fn ambient(&self, profiles: &ProfileSettings) -> Ambient {
         let target = &self.target;
         let verdict = self.runtime.block_on(async {
             let Some(provider) = self.ambient_provider(profiles).await else {

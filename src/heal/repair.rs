@@ -237,6 +237,9 @@ impl<'a> Reconfigure<'a> {
             // `plan -json` piped elsewhere) nor wait for input.
             cmd.stdin(Stdio::null()).stdout(Stdio::from(io::stderr()));
         }
+        if self.users_command {
+            crate::proxy::exec::starting_users_command();
+        }
         let capture = !self.users_command && !self.show_output;
         let run = run_child(cmd, capture, &signals);
         drop(file); // invariant 5: gone before anything else can fail

@@ -31,6 +31,20 @@ pub fn exec(mut cmd: Command) -> io::Result<ExitCode> {
     }
 }
 
+/// Whether tfshim has started the user's own command as a child (the reactive fallback's first run,
+/// a credential-only `init`): after that, a failure inside tfshim must not run it a second time.
+static USERS_COMMAND_STARTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that the user's own command is about to start as a child.
+pub fn starting_users_command() {
+    USERS_COMMAND_STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn users_command_started() -> bool {
+    USERS_COMMAND_STARTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// The outcome of a child run: its status and, when asked for, what it printed.
 #[derive(Debug)]
 pub struct ChildRun {

@@ -70,6 +70,7 @@ pub fn run_watched(mut cmd: Command) -> io::Result<Watched> {
     if hold {
         cmd.stdout(Stdio::piped());
     }
+    crate::proxy::exec::starting_users_command();
     let mut child = cmd.spawn()?;
     signals.forward_to(child.id());
     let mut err_pipe = child.stderr.take().expect("stderr is piped");

@@ -3,7 +3,6 @@
 
 mod support;
 
-mod ca_bundle;
 mod differential;
 mod doctor;
 #[cfg(target_os = "linux")]
@@ -13,6 +12,7 @@ mod fresh;
 mod heal;
 mod http;
 mod keys;
+mod no_abort;
 mod passthrough;
 mod reactive;
 mod seed;

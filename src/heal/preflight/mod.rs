@@ -63,6 +63,7 @@ pub struct Context<'a> {
 }
 
 pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
+    crate::boundary::injected("preflight", || format!("in {}", inv.work_dir().display()));
     let effective = inv.effective_args(env_var);
     let class = decide::classify_command(inv, &effective);
     if let CommandClass::ApplyPlanFile(plan) = &class {
@@ -114,6 +115,10 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
             final_step => break final_step,
         }
     };
+    crate::boundary::injected("preflight", || {
+        let secret = f.backend.as_ref().and_then(|b| b.string("secret_key"));
+        format!("after deciding {step:?} for {}", secret.unwrap_or_default())
+    });
     // Computed once (the git check is a process), said by `act`, reported below.
     let warnings = warnings_for(&f, inv, &step);
     let (next, done) = act(ctx, inv, &effective, &mut f, &facts, &step, &warnings);

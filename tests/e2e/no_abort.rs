@@ -1,9 +1,13 @@
-//! CA bundles (#12 item 1): `AWS_CA_BUNDLE` or the backend's `custom_ca_bundle`, read the way
-//! terraform reads them. A bundle with a bad block among good ones still serves (terraform skips the
+//! No path in tfshim aborts the process (#12 item 1).
+//!
+//! CA bundles: `AWS_CA_BUNDLE` or the backend's `custom_ca_bundle`, read the way terraform reads them. A bundle with a bad block among good ones still serves (terraform skips the
 //! block); one with no usable certificate, or a path that cannot be read, gives no verdict: one line,
 //! and terraform runs unchanged. Whatever the bundle holds, tfshim (`plan` and `shim doctor`) never
 //! aborts. moto speaks plain HTTP, but the HTTPS client, trust store included, is built for every
 //! check, which is where the abort was.
+//!
+//! The panic boundary: a panic in the preflight runs terraform unchanged, one in an STS check is no
+//! verdict; neither shows the panic's message (which here holds the saved secret).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -197,4 +201,76 @@ fn a_bundle_with_a_bad_block_still_heals() {
     let after = sb.saved_backend();
     assert!(after["config"]["access_key"].is_null());
     assert_eq!(before["hash"], after["hash"]);
+}
+
+#[test]
+fn a_panic_in_the_preflight_runs_terraform_unchanged() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    sb.set_ambient(None);
+    let before = sb.saved_bytes();
+    let alone = sb.terraform(&["plan", "-input=false", "-no-color"]);
+    sb.env("TFSHIM_TEST_PANIC", "preflight");
+    // The injected panic's message holds the saved secret: `Sandbox::run` fails if it is shown.
+    let shim = sb.tfshim(&["plan", "-input=false", "-no-color"]);
+    assert_eq!(shim.code(), alone.code(), "{}", shim.stderr());
+    assert_eq!(shim.stdout(), alone.stdout());
+    let lines = shim.tfshim_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("internal error at src/heal/preflight.rs:")
+            && lines[0].ends_with("running terraform unchanged"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(sb.saved_bytes(), before);
+}
+
+#[test]
+fn a_panic_in_an_sts_check_is_no_verdict() {
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    sb.set_ambient(None);
+    sb.env("TFSHIM_TEST_PANIC", "sts");
+    let shim = sb.tfshim(&["plan", "-input=false", "-no-color"]);
+    shim.success();
+    let lines = shim.tfshim_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("could not check the saved backend key")
+            && lines[0].contains("internal error at src/aws/sts.rs:")
+            && lines[0].ends_with("running terraform unchanged"),
+        "{}",
+        lines[0]
+    );
+    // doctor and sweep still report, with no verdict on the key.
+    let doctor = sb.tfshim(&["shim", "doctor", "--json"]);
+    doctor.code_is(0);
+    let report: serde_json::Value = serde_json::from_str(&doctor.stdout()).unwrap();
+    assert_eq!(
+        report["saved_credentials"]["verdict"], "unverified",
+        "{report}"
+    );
+    let sweep = sb.tfshim(&["shim", "sweep", "--json"]);
+    sweep.code_is(0);
+    let report: serde_json::Value = serde_json::from_str(&sweep.stdout()).unwrap();
+    assert_eq!(report["roots"][0]["verdict"], "unverified", "{report}");
+}
+
+/// The boundary catches only if panics unwind: the release build must keep them so.
+#[test]
+fn the_release_profile_unwinds() {
+    let manifest = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let release = manifest
+        .split("[profile.release]")
+        .nth(1)
+        .expect("a release profile")
+        .split("\n[")
+        .next()
+        .unwrap();
+    let panic: Vec<&str> = release
+        .lines()
+        .filter(|l| l.trim_start().starts_with("panic"))
+        .collect();
+    assert_eq!(panic, ["panic = \"unwind\""], "{release}");
 }
