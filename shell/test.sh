@@ -10,7 +10,8 @@ if ! "$python" -c 'import moto.server, flask' 2>/dev/null; then
   echo "tfshim test: installing moto[server] from PyPI" >&2
   "$python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.2,<6'
 fi
-# The crash-consistency test holds terraform inside its write of the saved file with strace.
+# The crash-consistency test holds terraform inside its write of the saved file with strace, and
+# tests/e2e/signals.rs counts the signals the real terraform receives with it.
 if ! command -v strace >/dev/null 2>&1; then
   echo "tfshim test: installing strace (apt-get)" >&2
   apt-get install -y -qq strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace >/dev/null; }

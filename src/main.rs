@@ -94,6 +94,7 @@ fn proxy(engine: Engine, args: Vec<OsString>) -> Result<ExitCode> {
             Ok(next) => match next? {
                 preflight::Next::Run(args) => args,
                 preflight::Next::Exit(code) => return Ok(code),
+                preflight::Next::Killed(signal) => return Ok(exec::die_by(signal)),
             },
             Err(panicked) if exec::users_command_started() => {
                 anyhow::bail!(

@@ -261,7 +261,13 @@ impl<'a> Reconfigure<'a> {
             .and_then(|new| {
                 check_invariants(old, &new, self.credential_attrs, expected_credentials)
             });
-        let interrupted = signals.received().or_else(|| killed_by(&status));
+        // The user's own init ends as terraform ended (its code, or the signal it died of, as
+        // without tfshim); the repair's init is tfshim's, and a signal tfshim received stops the run.
+        let interrupted = if self.users_command {
+            killed_by(&status)
+        } else {
+            signals.received().or_else(|| killed_by(&status))
+        };
         let failed_code = || match killed_by(&status) {
             Some(sig) => signal_exit_code(sig),
             None => status.code().unwrap_or(1).clamp(1, 255) as u8,

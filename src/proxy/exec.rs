@@ -4,15 +4,35 @@
 //! and the exit code with nothing in between. Windows has no `exec`: tfshim ignores Ctrl-C itself
 //! (the console delivers it to terraform too), waits, and exits with terraform's code, as rustup does.
 //!
-//! A repair's `init` must be a child, because tfshim checks the result afterwards. For the whole
-//! repair — from before the child starts until the check (and any restore) is done — a [`Signals`]
-//! guard catches SIGINT, SIGQUIT, SIGTERM and SIGHUP: the terminal already delivers SIGINT/SIGQUIT to
-//! terraform (same process group), so tfshim only notes them; SIGTERM/SIGHUP sent to tfshim alone are
-//! forwarded to the child once. Either way tfshim finishes its check, so the saved backend is never
-//! left half-repaired, and then exits with the signal's conventional code.
+//! Some runs need terraform as a child, because tfshim checks the result afterwards: a repair's
+//! `init`, the reactive fallback's first run, a credential-only `init`. For all of them a [`Signals`]
+//! guard catches SIGINT, SIGQUIT, SIGTERM and SIGHUP from before the child starts until the check
+//! (and any restore) is done, so the saved backend is never left half-repaired. Each such signal
+//! must reach terraform exactly once, as it would without tfshim (#12): terraform counts them, and a
+//! second SIGINT or SIGTERM makes it stop at once ("data loss may have occurred"). The child stays in
+//! tfshim's process group — so that everything that reaches the group reaches terraform, as it would
+//! reach terraform alone: a terminal's Ctrl-C, Ctrl-Z and hang-up, and a CI runner's SIGKILL of the
+//! group (a child in a group of its own would outlive that, still running an `init` or holding the
+//! state lock, and the next run would race it). Who sent a signal then says whether terraform has it
+//! already:
+//! - the kernel (si_code > 0, SI_KERNEL: the terminal's keys, a hang-up) sends to the foreground
+//!   process group, terraform included: tfshim does not forward it;
+//! - a process (`kill`, si_code ≤ 0 with the sender's pid) usually aims at one pid — CI runners that
+//!   cancel by signalling tfshim's pid — and tfshim forwards it to the child.
+//!
+//! What is left: a process that signals tfshim's whole group (`kill -INT -PGID`, `kill %1`) reaches
+//! terraform directly and through tfshim, twice. Nothing in the signal tells a group from a pid, and
+//! detecting whether the child already got it is a race; the alternative (the child in a group of its
+//! own) trades that for a terraform that outlives a group SIGKILL, which is worse.
+//!
+//! A signal that arrives between spawning the child and registering it is kept and forwarded at
+//! registration (no window). When the child has ended by a signal, tfshim ends by the same one
+//! (default disposition, re-raised: [`die_by`]), so a parent shell sees what it would see with
+//! terraform alone; a repair interrupted before the user's command ran ends tfshim by the signal it
+//! received.
 
 use std::io::{self, Write};
-use std::process::{Command, ExitCode, ExitStatus};
+use std::process::{Child, Command, ExitCode, ExitStatus};
 
 /// Replaces the current process with `cmd` (Unix) or runs it to completion (Windows). Returns only on
 /// failure to start it, or on Windows with the child's exit code.
@@ -76,10 +96,9 @@ pub fn run_child(mut cmd: Command, capture: bool, signals: &Signals) -> io::Resu
     } else {
         None
     };
-    let mut child = cmd.spawn()?;
+    let mut child = spawn(&mut cmd, signals)?;
     // `cmd` holds the pipe's write ends: without it the reader sees the end of the output.
     drop(cmd);
-    signals.forward_to(child.id());
     let status = child.wait();
     signals.forward_to(0);
     let output = reader.map(finish).unwrap_or_default();
@@ -87,6 +106,49 @@ pub fn run_child(mut cmd: Command, capture: bool, signals: &Signals) -> io::Resu
         status: status?,
         output,
     })
+}
+
+/// Starts `cmd` as a child that `signals` forwards to (see the module comment).
+pub fn spawn(cmd: &mut Command, signals: &Signals) -> io::Result<Child> {
+    let child = cmd.spawn()?;
+    signals.forward_to(child.id());
+    Ok(child)
+}
+
+/// How a process ended, as its parent sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Code(u8),
+    Signal(i32),
+}
+
+impl Ending {
+    pub fn of(status: &ExitStatus) -> Ending {
+        match (status.code(), killed_by(status)) {
+            (Some(code), _) => Ending::Code(code.clamp(0, 255) as u8),
+            (None, Some(signal)) => Ending::Signal(signal),
+            (None, None) => Ending::Code(1),
+        }
+    }
+}
+
+/// Ends tfshim by `signal` with its default disposition, as terraform ended (Unix). Returns only if
+/// that did not end the process (a signal whose default is not to terminate; Windows): then with
+/// the conventional code 128+N.
+pub fn die_by(signal: i32) -> ExitCode {
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    #[cfg(unix)]
+    // SAFETY: resets one disposition, unblocks that signal and raises it; nothing is borrowed.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+    }
+    ExitCode::from(signal_exit_code(signal))
 }
 
 /// How long, after a child has exited, tfshim waits for the rest of its output: a grandchild that
@@ -134,16 +196,37 @@ pub use imp::Signals;
 mod imp {
     use std::sync::atomic::{AtomicI32, Ordering};
 
-    static CHILD: AtomicI32 = AtomicI32::new(0);
+    /// The child that signals are forwarded to (0: none yet, or no more).
+    static TARGET: AtomicI32 = AtomicI32::new(0);
+    /// A signal to forward that arrived while there was no target yet.
+    static PENDING: AtomicI32 = AtomicI32::new(0);
     static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
-    extern "C" fn on_signal(sig: libc::c_int) {
+    extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
         // Only async-signal-safe work here: atomics and kill(2).
         let _ = RECEIVED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
-        if sig == libc::SIGTERM || sig == libc::SIGHUP {
-            let child = CHILD.load(Ordering::SeqCst);
-            if child > 0 {
-                unsafe { libc::kill(child, sig) };
+        // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+        let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
+        // kill(2)/sigqueue(3) from a process: SI_USER, SI_QUEUE… (≤ 0) and the sender's pid. A
+        // terminal's signals come from the kernel (SI_KERNEL) and reached the child, which shares
+        // tfshim's group, already.
+        let from_a_process = code <= 0 && sender != 0;
+        if !from_a_process {
+            return;
+        }
+        let target = TARGET.load(Ordering::SeqCst);
+        if target != 0 {
+            unsafe { libc::kill(target, sig) };
+            return;
+        }
+        // No child registered yet: leave it for `forward_to`, then look again — one of the two
+        // sides takes it (both swap PENDING), whichever order they run in.
+        PENDING.store(sig, Ordering::SeqCst);
+        let target = TARGET.load(Ordering::SeqCst);
+        if target != 0 {
+            let pending = PENDING.swap(0, Ordering::SeqCst);
+            if pending != 0 {
+                unsafe { libc::kill(target, pending) };
             }
         }
     }
@@ -160,14 +243,19 @@ mod imp {
     impl Signals {
         pub fn catch() -> Signals {
             RECEIVED.store(0, Ordering::SeqCst);
+            PENDING.store(0, Ordering::SeqCst);
             let mut previous = Vec::with_capacity(CAUGHT.len());
             for sig in CAUGHT {
                 // SAFETY: plain sigaction(2) calls with a handler that is async-signal-safe.
                 unsafe {
                     let mut action: libc::sigaction = std::mem::zeroed();
                     action.sa_sigaction = on_signal as *const () as usize;
+                    // One handler at a time: the caught signals are blocked while one runs.
                     libc::sigemptyset(&mut action.sa_mask);
-                    action.sa_flags = libc::SA_RESTART;
+                    for other in CAUGHT {
+                        libc::sigaddset(&mut action.sa_mask, other);
+                    }
+                    action.sa_flags = libc::SA_RESTART | libc::SA_SIGINFO;
                     let mut old: libc::sigaction = std::mem::zeroed();
                     if libc::sigaction(sig, &action, &mut old) == 0 {
                         previous.push((sig, old));
@@ -177,9 +265,18 @@ mod imp {
             Signals { previous }
         }
 
-        /// The child that SIGTERM/SIGHUP are forwarded to (0: none).
+        /// Registers the child that signals are forwarded to (0: none), and forwards one that
+        /// arrived before it could be registered.
         pub fn forward_to(&self, pid: u32) {
-            CHILD.store(pid as i32, Ordering::SeqCst);
+            let target = pid as i32;
+            TARGET.store(target, Ordering::SeqCst);
+            if target != 0 {
+                let pending = PENDING.swap(0, Ordering::SeqCst);
+                if pending != 0 {
+                    // SAFETY: kill(2) on the child just started.
+                    unsafe { libc::kill(target, pending) };
+                }
+            }
         }
 
         /// The first signal received since [`Signals::catch`].
@@ -190,7 +287,8 @@ mod imp {
 
     impl Drop for Signals {
         fn drop(&mut self) {
-            CHILD.store(0, Ordering::SeqCst);
+            TARGET.store(0, Ordering::SeqCst);
+            PENDING.store(0, Ordering::SeqCst);
             for (sig, old) in &self.previous {
                 // SAFETY: restores the disposition saved by `catch`.
                 unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use crate::proxy::exec::{background, finish, Signals};
+use crate::proxy::exec::{background, finish, spawn, Signals};
 
 /// How much of terraform's stderr is kept to look for the signature: the error is at the end.
 const KEPT: usize = 64 * 1024;
@@ -71,8 +71,7 @@ pub fn run_watched(mut cmd: Command) -> io::Result<Watched> {
         cmd.stdout(Stdio::piped());
     }
     crate::proxy::exec::starting_users_command();
-    let mut child = cmd.spawn()?;
-    signals.forward_to(child.id());
+    let mut child = spawn(&mut cmd, &signals)?;
     let mut err_pipe = child.stderr.take().expect("stderr is piped");
     let stderr_reader = background(move || {
         let mut tail: Vec<u8> = Vec::new();

@@ -16,4 +16,5 @@ mod no_abort;
 mod passthrough;
 mod reactive;
 mod seed;
+mod signals;
 mod sweep;

@@ -25,7 +25,6 @@ use crate::heal::facts::{env_var, Findings};
 use crate::heal::outcome;
 use crate::heal::repair::{self, Outcome, Reconfigure, Removal};
 use crate::log;
-use crate::proxy::exec::signal_exit_code;
 use crate::proxy::invocation::Invocation;
 use crate::report::{self, Doctor, Plan};
 
@@ -41,6 +40,8 @@ pub enum Next {
     Run(Vec<OsString>),
     /// Exit with this code (tfshim refused, or already ran the user's command).
     Exit(ExitCode),
+    /// End by this signal, as terraform did (or as the repair was interrupted).
+    Killed(i32),
 }
 
 /// Whether a repair's own `init` output is streamed: in CI (where logs are read after the fact) and
@@ -365,7 +366,7 @@ fn repair_then_run(
              above), so the saved backend was left as it was. Fix what it reports, then run \
              your command again"
         )),
-        Removal::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
+        Removal::Interrupted(sig) => Ok(Next::Killed(sig)),
     };
     (next, done)
 }
@@ -429,7 +430,7 @@ fn reconfigure_init(
     match outcome? {
         Outcome::Done => Ok(Next::Exit(ExitCode::SUCCESS)),
         Outcome::Failed(code) => Ok(Next::Exit(ExitCode::from(code))),
-        Outcome::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
+        Outcome::Interrupted(sig) => Ok(Next::Killed(sig)),
         Outcome::NotStarted(why) => {
             log::say(&format!(
                 "cannot add -reconfigure: {why}; running terraform unchanged"

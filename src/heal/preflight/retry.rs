@@ -14,7 +14,7 @@ use crate::heal::facts::{env_var, Findings};
 use crate::heal::outcome;
 use crate::heal::repair::Removal;
 use crate::log;
-use crate::proxy::exec::signal_exit_code;
+use crate::proxy::exec::Ending;
 use crate::proxy::invocation::Invocation;
 use crate::proxy::reactive;
 use crate::report::Plan;
@@ -61,20 +61,16 @@ pub(super) fn watch_then_retry(
         Ok(w) => w,
         Err(e) => return (Err(e.into()), None),
     };
-    let code = match (
-        watched.status.code(),
-        crate::proxy::exec::killed_by(&watched.status),
-    ) {
-        (Some(c), _) => c.clamp(0, 255) as u8,
-        (None, Some(sig)) => signal_exit_code(sig),
-        (None, None) => 1,
-    };
-    // Without a retry, the run's held-back stdout is its output after all.
+    // Without a retry, the run's held-back stdout is its output after all, and tfshim ends as it did.
     let exit = || {
         let mut out = std::io::stdout();
         let _ = out.write_all(&watched.held_stdout);
         let _ = out.flush();
-        (Ok(Next::Exit(ExitCode::from(code))), None)
+        let next = match Ending::of(&watched.status) {
+            Ending::Code(code) => Next::Exit(ExitCode::from(code)),
+            Ending::Signal(sig) => Next::Killed(sig),
+        };
+        (Ok(next), None)
     };
     if watched.status.success()
         || watched.interrupted_by.is_some()
@@ -132,7 +128,7 @@ pub(super) fn watch_then_retry(
             ));
             exit().0
         }
-        Removal::Interrupted(sig) => Ok(Next::Exit(ExitCode::from(signal_exit_code(sig)))),
+        Removal::Interrupted(sig) => Ok(Next::Killed(sig)),
     };
     (next, done)
 }
