@@ -6,7 +6,9 @@
 //!
 //! The count is terraform's own: the wrapper `exec`s the real terraform (so tfshim's child is
 //! terraform, as without a wrapper), and the test attaches `strace` to it, which logs every SIGINT
-//! delivered to it (any of its threads) and how it ended.
+//! delivered to it (any of its threads) and how it ended. The kernel merges a second SIGINT that
+//! arrives while the first is still pending, so the test also attaches `strace` to tfshim and counts
+//! the SIGINTs tfshim itself sends: one for a `kill` of its pid, none for the terminal's.
 
 #![cfg(unix)]
 
@@ -40,7 +42,8 @@ enum Delivery {
 struct Setup {
     sb: Sandbox,
     args: Vec<String>,
-    /// Holds the wrapper's pid once the child of interest has started (terraform's, after `exec`).
+    /// Holds the wrapper's pid (terraform's, after `exec`) and its parent's (tfshim's) once the
+    /// child of interest has started.
     started: PathBuf,
     /// The wrapper waits for this file before it `exec`s terraform.
     go: PathBuf,
@@ -80,7 +83,7 @@ fn setup(path: ChildPath, stand_in: Option<&str>) -> Setup {
         ),
     };
     sb.wrap_terraform(&format!(
-        "case \"$*\" in {pattern}) echo $$ > '{s}.tmp'; mv '{s}.tmp' '{s}'; {then} ;; esac",
+        "case \"$*\" in {pattern}) echo $$ $PPID > '{s}.tmp'; mv '{s}.tmp' '{s}'; {then} ;; esac",
         s = started.display()
     ));
     Setup {
@@ -92,11 +95,13 @@ fn setup(path: ChildPath, stand_in: Option<&str>) -> Setup {
     }
 }
 
-/// Attaches strace to `pid` (and all its threads), logging the SIGINTs it receives to `log`;
+/// Attaches strace to `pid` (and all its threads) with `filter` (`-e` options), logging to `log`;
 /// returns once it is attached.
-fn attach_strace(pid: &str, log: &std::path::Path) -> std::process::Child {
+fn attach_strace(pid: &str, filter: &[&str], log: &std::path::Path) -> std::process::Child {
     let mut strace = std::process::Command::new("strace")
-        .args(["-f", "-e", "trace=none", "-e", "signal=SIGINT", "-o"])
+        .arg("-f")
+        .args(filter)
+        .arg("-o")
         .arg(log)
         .args(["-p", pid])
         .stdin(Stdio::null())
@@ -157,8 +162,8 @@ fn interrupt(s: &Setup, delivery: Delivery, ready: impl Fn() -> bool) -> (String
     }
     let out = child.wait_with_output().unwrap();
     drop(keyboard);
-    if let Some(mut strace) = strace {
-        let _ = strace.wait();
+    for mut tracer in strace {
+        let _ = tracer.wait();
     }
     let ended = match (delivery, out.status.code()) {
         (Delivery::Terminal, Some(130)) => "killed by SIGINT".to_owned(),
@@ -167,12 +172,40 @@ fn interrupt(s: &Setup, delivery: Delivery, ready: impl Fn() -> bool) -> (String
     (ended, Run::checked(&s.sb, "tfshim under SIGINT", out))
 }
 
-/// For the real terraform (not a stand-in): strace attached to it, and `go` given.
-fn traced_child(s: &Setup) -> Option<std::process::Child> {
-    let pid = std::fs::read_to_string(&s.started).unwrap();
-    let strace = (!s.go.exists() && !is_stand_in(s)).then(|| attach_strace(pid.trim(), &s.trace));
+/// For the real terraform (not a stand-in): strace attached to it (the SIGINTs it receives) and
+/// to tfshim (the `kill`s it makes), and `go` given.
+fn traced_child(s: &Setup) -> Vec<std::process::Child> {
+    let pids = std::fs::read_to_string(&s.started).unwrap();
+    let mut pids = pids.split_whitespace();
+    let (terraform, tfshim) = (pids.next().unwrap(), pids.next().unwrap());
+    let mut tracers = Vec::new();
+    if !is_stand_in(s) {
+        let signals = ["-e", "trace=none", "-e", "signal=SIGINT"];
+        tracers.push(attach_strace(terraform, &signals, &s.trace));
+        let kills = ["-e", "trace=kill,tgkill,tkill", "-e", "signal=none"];
+        tracers.push(attach_strace(tfshim, &kills, &s.kills()));
+    }
     std::fs::write(&s.go, "").unwrap();
-    strace
+    tracers
+}
+
+impl Setup {
+    /// The signals tfshim itself sent (strace's log of its `kill` calls).
+    fn kills(&self) -> PathBuf {
+        self.sb.root.path().join("tfshim-kills.log")
+    }
+
+    /// The SIGINTs tfshim sent to terraform (not its own re-raise when it ends by the signal).
+    fn sigints_sent_by_tfshim(&self) -> usize {
+        let pids = std::fs::read_to_string(&self.started).unwrap();
+        let terraform = pids.split_whitespace().next().unwrap();
+        let call = format!("kill({terraform}, SIGINT)");
+        std::fs::read_to_string(self.kills())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&call))
+            .count()
+    }
 }
 
 fn is_stand_in(s: &Setup) -> bool {
@@ -224,6 +257,14 @@ fn reaches_terraform_once(path: ChildPath, delivery: Delivery) {
         "{case}: terraform got {delivered} SIGINTs\n{}",
         run.stderr()
     );
+    // The terminal delivered it to terraform itself: tfshim must not add one; a SIGINT sent to
+    // tfshim alone: tfshim passes it on, once.
+    let forwarded = s.sigints_sent_by_tfshim();
+    let want = match delivery {
+        Delivery::Pid => 1,
+        Delivery::Terminal => 0,
+    };
+    assert_eq!(forwarded, want, "{case}: tfshim sent {forwarded} SIGINTs");
     let expected = match path {
         // The repair was interrupted before the user's command ran: tfshim stops, by that signal.
         ChildPath::Repair => "killed by SIGINT".to_owned(),
