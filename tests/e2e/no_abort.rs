@@ -218,7 +218,7 @@ fn a_panic_in_the_preflight_runs_terraform_unchanged() {
     let lines = shim.tfshim_lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
-        lines[0].contains("internal error at src/heal/preflight.rs:")
+        lines[0].contains("internal error at src/heal/preflight")
             && lines[0].ends_with("running terraform unchanged"),
         "{}",
         lines[0]
