@@ -31,6 +31,8 @@
 //!    repair already done proceeds. Waits are bounded; past them tfshim runs terraform unchanged.
 //! 7. Terminating signals cannot cut 1–5 short: they are caught for the whole repair (`exec.rs`);
 //!    SIGKILL can, and 4 covers it.
+//!
+//! Over 500 lines only because its unit tests are kept beside the code.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
