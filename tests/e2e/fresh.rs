@@ -31,7 +31,7 @@ fn rotated() -> (Sandbox, Key) {
 #[test]
 fn a_fresh_fallback_key_is_asked_again_until_it_works() {
     let (sb, new) = rotated();
-    // The new key is rejected for its first 3 s.
+    // The new key is rejected for 3 s from its first use.
     sb.sts
         .fault_for_key(&new.id, Some(Duration::from_secs(3)), rejected());
     let start = Instant::now();

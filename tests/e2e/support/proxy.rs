@@ -19,10 +19,19 @@ struct Shared {
     delay_ms: AtomicU64,
     /// What tfshim's requests get instead of moto's answer.
     fault: Mutex<Option<Fault>>,
-    /// Requests signed by one key id, from anyone, meet a fault until a deadline (`None`: always).
-    key_faults: Mutex<Vec<(String, Option<Instant>, Fault)>>,
+    /// Requests signed by one key id, from anyone, meet a fault (see [`StsProxy::fault_for_key`]).
+    key_faults: Mutex<Vec<KeyFault>>,
     /// Connections whose first request was signed by each key id.
     by_key: Mutex<Vec<(String, usize)>>,
+}
+
+/// A fault for the requests signed by one key.
+struct KeyFault {
+    key_id: String,
+    /// How long it lasts from the first such request (`None`: for good).
+    duration: Option<Duration>,
+    first_request: Option<Instant>,
+    fault: Fault,
 }
 
 pub struct StsProxy {
@@ -67,15 +76,17 @@ impl StsProxy {
         *self.shared.fault.lock().unwrap() = Some(fault);
     }
 
-    /// Requests signed by `key_id` (from tfshim or terraform) meet `fault` for `duration` from now,
-    /// or for good with `None`; e.g. a key IAM has not yet made valid everywhere.
+    /// Requests signed by `key_id` (from tfshim or terraform) meet `fault` for `duration` from the
+    /// first such request, or for good with `None`; e.g. a key IAM has not yet made valid
+    /// everywhere. The clock starts at the first request, not now: on a loaded machine tfshim may
+    /// take seconds to get there, and the test is about what happens once it does.
     pub fn fault_for_key(&self, key_id: &str, duration: Option<Duration>, fault: Fault) {
-        let until = duration.map(|d| Instant::now() + d);
-        self.shared
-            .key_faults
-            .lock()
-            .unwrap()
-            .push((key_id.to_owned(), until, fault));
+        self.shared.key_faults.lock().unwrap().push(KeyFault {
+            key_id: key_id.to_owned(),
+            duration,
+            first_request: None,
+            fault,
+        });
     }
 
     /// Connections (one request each, unless a client reuses them) signed by `key_id`.
@@ -160,11 +171,13 @@ fn serve(mut client: TcpStream, upstream: u16, shared: Arc<Shared>) {
         }
     }
     let key_fault = key.and_then(|key| {
-        let faults = shared.key_faults.lock().unwrap();
-        faults
-            .iter()
-            .find(|(k, until, _)| *k == key && until.is_none_or(|u| Instant::now() < u))
-            .map(|(_, _, f)| f.clone())
+        let mut faults = shared.key_faults.lock().unwrap();
+        faults.iter_mut().filter(|f| f.key_id == key).find_map(|f| {
+            let first = *f.first_request.get_or_insert_with(Instant::now);
+            f.duration
+                .is_none_or(|d| first.elapsed() < d)
+                .then(|| f.fault.clone())
+        })
     });
     let fault = shared.fault.lock().unwrap().clone();
     let fault = match (count(&first, b"app/tfshim") > 0, fault) {
