@@ -113,6 +113,14 @@ fn parse_expression(text: &str) -> Result<Value, String> {
 
 /// Reads one settings file: JSON when its name ends in `.json`, else HCL (as terraform decides).
 pub fn read_file(path: &Path) -> Result<Map<String, Value>, String> {
+    // Only a regular file reads the same twice. A pipe — `-backend-config=<(vault read …)`, a
+    // process substitution terraform reads fine — gives its bytes once, to whoever reads first,
+    // and that must be terraform; opening one without a writer would also block.
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err("it is not a regular file (a pipe can be read only once)".into()),
+        Err(e) => return Err(format!("cannot read it ({e})")),
+    }
     let file = File::open(path).map_err(|e| format!("cannot read it ({e})"))?;
     let mut raw = Vec::new();
     file.take(MAX_SIZE + 1)
@@ -419,6 +427,26 @@ allowed_account_ids = ["123456789012", "210987654321"]
         assert!(err.starts_with("missing.hcl: cannot read it"), "{err}");
         assert!(merge(&[file("")], dir.path()).is_err());
         assert!(merge(&[ConfigItem::Opaque], dir.path()).is_err());
+    }
+
+    /// `-backend-config=<(…)`: reading the pipe would take its bytes from terraform (and opening
+    /// one without a writer blocks). Before the fix this hung in `File::open`.
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_is_left_to_terraform() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("settings.hcl");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(merge(&[ConfigItem::File(fifo)], Path::new("/")));
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("read_file blocked on a pipe");
+        let err = result.unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 
     #[test]

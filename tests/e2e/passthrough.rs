@@ -234,3 +234,44 @@ fn sigint_reaches_terraform_once() {
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
     assert!(!status.success());
 }
+
+/// `init -backend-config=<(…)` (a pipe, e.g. settings read from a vault) works with terraform alone:
+/// its bytes are there once, and terraform must be the one to read them. tfshim used to read the file
+/// for its own decision first: terraform then waited for ever on a pipe already drained.
+#[cfg(unix)]
+#[test]
+fn a_backend_config_pipe_is_left_to_terraform() {
+    let sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let fifo = sb.root.path().join("settings.hcl");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Once, as a process substitution would: the same key as saved, so the init changes nothing.
+    let text = format!(
+        "access_key = \"{}\"\nsecret_key = \"{}\"\n",
+        sb.key.id, sb.key.secret
+    );
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::write(fifo, text))
+    };
+    let mut cmd = sb.tfshim_cmd();
+    cmd.arg("init")
+        .arg("-input=false")
+        .arg(format!("-backend-config={}", fifo.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("init never finished: terraform was left waiting on the pipe");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    crate::support::Run::checked(&sb, "init with a pipe", out).success();
+    writer.join().unwrap().unwrap();
+    assert!(sb.saved_text().contains(&sb.key.id));
+}
