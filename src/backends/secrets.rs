@@ -50,23 +50,56 @@ pub fn other_secret_attrs(kind: &str) -> impl Iterator<Item = &'static str> + '_
 
 /// The parts of `scheme://userinfo@rest`, when the URL has a userinfo part. The userinfo ends at the
 /// last `@`: a password may hold an unescaped `@` or `/`, and taking too much for a secret is the
-/// safe mistake.
+/// safe mistake. Also the forms a lenient URL parser accepts without `//` (`https:user:pw@host`,
+/// `https:/user:pw@host`, backslashes), which must not slip past the check.
 pub fn url_userinfo(url: &str) -> Option<(&str, &str, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
+    let (scheme, rest) = url.split_once(':')?;
+    let is_scheme = !scheme.is_empty()
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !is_scheme {
+        return None;
+    }
+    let rest = rest.trim_start_matches(['/', '\\']);
     let (userinfo, host) = rest.rsplit_once('@')?;
     Some((scheme, userinfo, host))
 }
 
-/// `scheme://user:password@host…`.
-pub fn url_has_password(url: &str) -> bool {
-    url_userinfo(url).is_some_and(|(_, userinfo, _)| userinfo.contains(':'))
+/// Query parameters whose name says they carry a credential (`?private_token=…`, `?sig=…`).
+fn query_has_secret(url: &str) -> bool {
+    const SECRET_WORDS: &[&str] = &["token", "passw", "secret", "key", "sig", "auth", "cred"];
+    url.split_once('?').is_some_and(|(_, query)| {
+        query.split(['&', ';']).any(|pair| {
+            let name = pair
+                .split('=')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            SECRET_WORDS.iter().any(|w| name.contains(w))
+        })
+    })
 }
 
-/// `url` with its userinfo hidden (`http://…@proxy:3128`), for a `Debug` print.
+/// A URL that carries a password (`user:password@`) or a query parameter named like a credential.
+/// Never written to the repair's settings file. (A user name alone is shown redacted by
+/// [`url_redacted`] but may be written: it is already in the saved file next to it.)
+pub fn url_has_password(url: &str) -> bool {
+    url_userinfo(url).is_some_and(|(_, userinfo, _)| userinfo.contains(':'))
+        || query_has_secret(url)
+}
+
+/// `url` with its userinfo and query hidden (`http://…@proxy:3128`, `https://host/state?…`), for
+/// output and `Debug` prints.
 pub fn url_redacted(url: &str) -> String {
-    match url_userinfo(url) {
+    let shown = match url_userinfo(url) {
         Some((scheme, _, host)) => format!("{scheme}://…@{host}"),
         None => url.to_owned(),
+    };
+    match shown.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => shown,
     }
 }
 
@@ -80,8 +113,31 @@ mod tests {
         assert!(url_has_password("http://me:p@ss/word@proxy:3128/x"));
         assert!(url_has_password("postgres://u:pw@db/name"));
         assert!(!url_has_password("https://a@b"));
+        assert_eq!(
+            url_redacted("https://glpat-abc@gitlab.example/s"),
+            "https://…@gitlab.example/s"
+        );
         assert!(!url_has_password("http://proxy:3128"));
-        assert!(!url_has_password("user:pw@host"));
+        assert!(!url_has_password(
+            "https://gitlab.example/api/v4/projects/1/terraform/state/x"
+        ));
+        // Forms without `//` that lenient parsers accept.
+        assert!(url_has_password("https:user:pw@host/x"));
+        assert!(url_has_password("https:/user:pw@host/x"));
+        assert!(url_has_password("https:\\\\user:pw@host/x"));
+        // Credentials in the query.
+        assert!(url_has_password(
+            "https://host/state?private_token=glpat-abc"
+        ));
+        assert!(url_has_password(
+            "https://host/state?a=1&X-Amz-Signature=abc"
+        ));
+        assert!(!url_has_password("https://host/state?ref=main"));
+        assert_eq!(url_redacted("https:user:pw@host/x"), "https://…@host/x");
+        assert_eq!(
+            url_redacted("https://host/state?private_token=glpat-abc"),
+            "https://host/state?…"
+        );
         assert_eq!(
             url_redacted("http://me:p@ss@proxy:3128"),
             "http://…@proxy:3128"
