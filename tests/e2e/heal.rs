@@ -474,7 +474,7 @@ fn a_tfshim_found_again_as_terraform_does_not_deadlock() {
     // The `terraform` tfshim runs is itself tfshim (a wrapper calling it), which finds the real one.
     sb.wrap_terraform(&format!(
         "TFSHIM_TERRAFORM=\"$REAL\"; export TFSHIM_TERRAFORM; REAL='{}'",
-        crate::support::TFSHIM
+        crate::support::tfshim_bin()
     ));
     let mut cmd = sb.tfshim_cmd();
     cmd.args(["plan", "-input=false"])

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::{real_terraform, Layout, Sandbox, TFSHIM};
+use crate::support::{real_terraform, tfshim_bin, Layout, Sandbox};
 
 fn local() -> Sandbox {
     Sandbox::new(Layout {
@@ -101,7 +101,7 @@ fn symlink_named_terraform_finds_the_real_one() {
     let mut sb = local();
     let bin = sb.root.path().join("shims");
     fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(TFSHIM, bin.join("terraform")).unwrap();
+    std::os::unix::fs::symlink(tfshim_bin(), bin.join("terraform")).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     sb.env("PATH", &path);
     let direct = sb.terraform(&["version"]);
@@ -121,7 +121,7 @@ fn symlink_named_terraform_finds_the_real_one() {
 #[test]
 fn loops_end_fast_with_a_clear_error() {
     let mut sb = local();
-    sb.env("TFSHIM_TERRAFORM", TFSHIM);
+    sb.env("TFSHIM_TERRAFORM", tfshim_bin());
     let start = Instant::now();
     let run = sb.tfshim(&["version"]);
     run.code_is(1)
@@ -140,7 +140,7 @@ fn wrapper_loops_are_caught_by_the_recursion_guard() {
     let bin = sb.root.path().join("wrapper");
     fs::create_dir_all(&bin).unwrap();
     let script = bin.join("terraform");
-    fs::write(&script, format!("#!/bin/sh\nexec '{TFSHIM}' \"$@\"\n")).unwrap();
+    fs::write(&script, format!("#!/bin/sh\nexec '{}' \"$@\"\n", tfshim_bin())).unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     sb.env(
         "PATH",

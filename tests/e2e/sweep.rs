@@ -326,7 +326,7 @@ fn progress_on_a_terminal() {
     }
     let mut cmd = sb.command(Path::new("script"));
     cmd.env("TERM", "dumb");
-    let line = format!("{} shim sweep", crate::support::TFSHIM);
+    let line = format!("{} shim sweep", crate::support::tfshim_bin());
     let run = sb.run(cmd, &["-qec", &line, "/dev/null"]);
     run.success();
     let out = run.stdout();

@@ -20,7 +20,21 @@ pub use moto::{moto, Key, BUCKET};
 pub use proxy::{Fault, StsProxy};
 pub use tls::TlsFront;
 
-pub const TFSHIM: &str = env!("CARGO_BIN_EXE_tfshim");
+/// The tfshim under test: cargo's build of this crate, or the binary `TFSHIM_TEST_BIN` names (the
+/// static release build, which `shell/test.sh` runs the suite against too).
+pub fn tfshim_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| match std::env::var("TFSHIM_TEST_BIN") {
+        Ok(bin) if !bin.is_empty() => {
+            assert!(
+                Path::new(&bin).is_absolute() && Path::new(&bin).is_file(),
+                "TFSHIM_TEST_BIN={bin:?} is not an absolute path to a file"
+            );
+            bin
+        }
+        _ => env!("CARGO_BIN_EXE_tfshim").to_owned(),
+    })
+}
 
 /// The real terraform, found on PATH; tests fail (never skip) without it.
 pub fn real_terraform() -> PathBuf {
@@ -228,7 +242,7 @@ impl Sandbox {
     }
 
     pub fn tfshim_cmd(&self) -> Command {
-        self.command(Path::new(TFSHIM))
+        self.command(Path::new(tfshim_bin()))
     }
 
     #[track_caller]
