@@ -1,5 +1,11 @@
 //! tfshim: a drop-in `terraform` proxy. `main` only dispatches and maps errors to exit codes; it is
 //! the only place that exits.
+//!
+//! On Unix the process starts in a C `main` (`no_main`), not in Rust's runtime: the pass-through of a
+//! command that cannot load the backend is exec'ed from there ([`proxy::fast`]) before any start-up work
+//! (issue #16); everything else gets the runtime's set-up it relies on and runs as usual.
+
+#![cfg_attr(all(unix, not(test)), no_main)]
 
 mod aws;
 mod backends;
@@ -31,9 +37,41 @@ use crate::proxy::exec;
 use crate::proxy::invocation::Invocation;
 use crate::proxy::locate::{self, Engine, Located};
 
+/// The process's entry on Unix (see the module comment).
+///
+/// # Safety
+/// Called by the C runtime only, with its `argc`/`argv`.
+#[cfg(all(unix, not(test)))]
+#[no_mangle]
+unsafe extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> i32 {
+    // SAFETY: the C runtime's arguments, before any other thread exists.
+    unsafe { proxy::fast::try_exec(argc, argv) };
+    proxy::fast::std_start();
+    boundary::install();
+    use std::os::unix::ffi::OsStrExt;
+    let args = (0..usize::try_from(argc).unwrap_or(0)).map(|i| {
+        // SAFETY: argv holds argc valid C strings.
+        let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+        OsString::from(std::ffi::OsStr::from_bytes(arg.to_bytes()))
+    });
+    let code = finish(run(args));
+    // `exit`, not a return: it flushes Rust's stdout, which a C `main` returning would not.
+    std::process::exit(
+        (0..=255)
+            .find(|n| ExitCode::from(*n) == code)
+            .map_or(1, i32::from),
+    )
+}
+
+#[cfg(any(not(unix), test))]
 fn main() -> ExitCode {
     boundary::install();
-    match run() {
+    finish(run(env::args_os()))
+}
+
+/// Maps the outcome to the exit code, saying the error first.
+fn finish(result: Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(err) => {
             log::say(&format!("{err:#}"));
@@ -42,8 +80,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<ExitCode> {
-    let mut argv = env::args_os();
+fn run(mut argv: impl Iterator<Item = OsString>) -> Result<ExitCode> {
     let invoked_as = locate::invoked_as(argv.next().as_deref());
     let args: Vec<OsString> = argv.collect();
     log::init(env::var("TFSHIM_LOG").ok().as_deref());

@@ -273,6 +273,8 @@ pub fn wants_no_color(effective: &[OsString]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(unix)]
+    use crate::proxy::fast;
     use Step::*;
 
     fn inv(args: &[&str]) -> (Invocation, Vec<OsString>) {
@@ -616,5 +618,83 @@ mod tests {
         assert_eq!(Mode::parse(Some("warn")), Ok(Mode::Warn));
         assert_eq!(Mode::parse(Some(" off ")), Ok(Mode::Off));
         assert!(Mode::parse(Some("yes")).is_err());
+    }
+
+    #[cfg(unix)]
+    /// The pass-through fast path (`proxy/fast.rs`) never passes through what the full path would check: for every terraform 1.11
+    /// subcommand (and a few odd words), with any arguments after it and with `-v` or a `-chdir` in
+    /// TF_CLI_ARGS, "fast" implies `classify_command` says pass-through.
+    #[test]
+    fn agrees_with_the_full_classification() {
+        let words = [
+            "apply",
+            "console",
+            "destroy",
+            "env",
+            "fmt",
+            "force-unlock",
+            "get",
+            "graph",
+            "import",
+            "init",
+            "login",
+            "logout",
+            "metadata",
+            "modules",
+            "output",
+            "plan",
+            "providers",
+            "push",
+            "refresh",
+            "show",
+            "state",
+            "taint",
+            "test",
+            "untaint",
+            "validate",
+            "version",
+            "workspace",
+            "help",
+            "",
+            "x",
+            "PLAN",
+            "plan2",
+            "stat",
+        ];
+        let tails: [&[&str]; 5] = [
+            &[],
+            &["list"],
+            &["-json"],
+            &["schema", "-json"],
+            &["select", "prod"],
+        ];
+        let envs = [
+            None,
+            Some("-v"),
+            Some("-no-color"),
+            Some("-chdir=elsewhere"),
+        ];
+        for word in words {
+            for tail in tails {
+                for env in envs {
+                    let args: Vec<OsString> = std::iter::once(word)
+                        .chain(tail.iter().copied())
+                        .map(OsString::from)
+                        .collect();
+                    let inv = Invocation::parse(args);
+                    let effective = inv.effective_args(|name| {
+                        (name == "TF_CLI_ARGS")
+                            .then(|| env.map(str::to_owned))
+                            .flatten()
+                    });
+                    let full = classify_command(&inv, &effective);
+                    if fast::plan(b"tfshim", Some(word.as_bytes()), &fast::Vars::default())
+                        .is_some()
+                    {
+                        assert_eq!(full, CommandClass::PassThrough, "{word} {tail:?} {env:?}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! Finding the real `terraform` (or `tofu`) that tfshim stands in front of.
 //!
 //! tfshim is often installed *as* `terraform` (a symlink or copy earlier on PATH), so a naive PATH
-//! lookup finds tfshim itself. Every candidate is compared with tfshim's own canonical path and
-//! skipped when it is the same file (mise's shims do the same). A counter in the environment turns any
-//! loop we cannot see (a wrapper script that calls tfshim again) into a clear error within a few hops,
-//! like rustup's `RUST_RECURSION_COUNT`.
+//! lookup finds tfshim itself. Every candidate is compared with tfshim's own file and skipped when it
+//! is the same one (mise's shims do the same): by device and inode on Unix (one `stat` each, which
+//! sees through symlinks and hard links alike), by canonical path elsewhere. A counter in the
+//! environment turns any loop we cannot see (a wrapper script that calls tfshim again) into a clear
+//! error within a few hops, like rustup's `RUST_RECURSION_COUNT`. The pass-through fast path
+//! (`fast.rs`) makes the same checks before Rust's runtime starts.
 
 use std::env;
 use std::ffi::{OsStr, OsString};
@@ -18,7 +20,7 @@ use anyhow::{bail, Result};
 pub const RECURSION_VAR: &str = "TFSHIM_RECURSION_COUNT";
 /// More nested tfshims than this is a loop: real nesting (terraform running terraform from a
 /// `local-exec`) never gets close.
-const MAX_RECURSION: u32 = 8;
+pub const MAX_RECURSION: u32 = 8;
 
 /// Which engine a proxy call stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +116,7 @@ pub fn next_recursion_count(current: Option<&OsStr>) -> Result<u32> {
 
 /// Finds the real binary. `override_var` is `TFSHIM_TERRAFORM`; `self_exe` is tfshim's own path.
 pub fn locate(engine: Engine, override_var: Option<OsString>, self_exe: &Path) -> Result<Located> {
-    let me = canonical(self_exe);
+    let me = file_id(self_exe);
     let name = engine.binary_name();
     if let Some(value) = override_var.filter(|v| !v.is_empty()) {
         let path = if Path::new(&value).is_absolute() {
@@ -135,7 +137,7 @@ pub fn locate(engine: Engine, override_var: Option<OsString>, self_exe: &Path) -
             ))
             .into());
         }
-        if me.is_some() && canonical(&path) == me {
+        if me.is_some() && file_id(&path) == me {
             bail!(
                 "TFSHIM_TERRAFORM={} is tfshim itself; set it to the real {name} binary",
                 value.to_string_lossy()
@@ -151,7 +153,7 @@ pub fn locate(engine: Engine, override_var: Option<OsString>, self_exe: &Path) -
     // `which_all` yields every executable match in PATH order.
     let candidates = which::which_all(name).into_iter().flatten();
     for candidate in candidates {
-        if me.is_some() && canonical(&candidate) == me {
+        if me.is_some() && file_id(&candidate) == me {
             skipped_self += 1;
             continue;
         }
@@ -174,7 +176,15 @@ pub fn locate(engine: Engine, override_var: Option<OsString>, self_exe: &Path) -
     .into())
 }
 
-fn canonical(path: &Path) -> Option<PathBuf> {
+/// What makes two paths the same file (see the module comment).
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path) -> Option<PathBuf> {
     path.canonicalize().ok()
 }
 

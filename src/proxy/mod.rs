@@ -4,6 +4,8 @@
 //! backends' contents, STS or repairs (those are `heal`'s), and nothing here imports from above.
 
 pub mod exec;
+#[cfg(unix)]
+pub mod fast;
 pub mod invocation;
 pub mod locate;
 pub mod reactive;

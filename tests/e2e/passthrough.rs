@@ -140,7 +140,11 @@ fn wrapper_loops_are_caught_by_the_recursion_guard() {
     let bin = sb.root.path().join("wrapper");
     fs::create_dir_all(&bin).unwrap();
     let script = bin.join("terraform");
-    fs::write(&script, format!("#!/bin/sh\nexec '{}' \"$@\"\n", tfshim_bin())).unwrap();
+    fs::write(
+        &script,
+        format!("#!/bin/sh\nexec '{}' \"$@\"\n", tfshim_bin()),
+    )
+    .unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     sb.env(
         "PATH",
