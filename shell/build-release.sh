@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# build-release.sh: builds the Linux binary tfshim ships — static, musl, non-PIE — on Debian with
+# Debian's packages only, into target/x86_64-unknown-linux-musl/release/tfshim (prints that path).
+#
+#   shell/build-release.sh            # installs what it needs (as root, from apt) on a fresh machine
+#
+# Why musl and not the default glibc build: a static non-PIE binary skips the dynamic loader, the PIE
+# relocations and glibc's start-up, which on a VM are most of a pass-through's cost (README,
+# Performance); and one binary runs on every distribution and in Alpine images.
+#
+# How (docs/static-musl-build.md has the detail and the reasons): Debian's rustc-web/cargo-web ship the
+# standard library's source (rust-web-src) but no prebuilt musl standard library, so std is built from
+# source with -Zbuild-std (RUSTC_BOOTSTRAP=1: nightly flags on a stable compiler, for this build only),
+# linked by musl-gcc against Debian's musl and LLVM's libunwind. rustup's toolchain is left alone: a
+# separate CARGO_HOME, Debian's cargo first on PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+target=x86_64-unknown-linux-musl
+
+say() { printf 'tfshim build-release: %s\n' "$*" >&2; }
+
+[ "$(uname -sm)" = "Linux x86_64" ] || { say "builds the x86_64 Linux binary only (this is $(uname -sm))"; exit 1; }
+
+packages=(rustc-web cargo-web rust-web-src musl-tools libunwind-14-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    say "needs the Debian packages: ${missing[*]} (apt-get install them as root, then rerun)"
+    exit 1
+  fi
+  say "installing ${missing[*]} from Debian's packages"
+  # Another apt may hold the lock (a fresh CI machine runs unattended upgrades): wait for it.
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null ||
+    { apt-get update -qq -o DPkg::Lock::Timeout=600 &&
+      apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null; }
+fi
+
+export PATH=/usr/bin:$PATH
+export CARGO_HOME=${TFSHIM_RELEASE_CARGO_HOME:-$repo/target/debian-cargo-home}
+export RUSTC_BOOTSTRAP=1
+unset RUSTC RUSTDOC RUSTUP_TOOLCHAIN RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
+export CC_x86_64_unknown_linux_musl=musl-gcc
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc
+# link-self-contained=no: link with Debian's musl (musl-gcc) rather than the crt objects rustup would
+# ship; +crt-static and relocation-model=static: without them musl-gcc makes a dynamic PIE.
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-self-contained=no -L/usr/lib/llvm-14/lib -C target-feature=+crt-static -C relocation-model=static"
+# Thin LTO: std is compiled with the program here, and fat LTO over both costs minutes more for no
+# measurable gain on the pass-through path (README, Performance).
+export CARGO_PROFILE_RELEASE_LTO=${TFSHIM_RELEASE_LTO:-thin}
+
+say "$(cargo --version), $(rustc --version)"
+cargo build --locked --release -Zbuild-std=std,panic_abort --target "$target" "$@"
+bin=$repo/target/$target/release/tfshim
+# Static and non-PIE: an ELF of type EXEC with no program interpreter (no dynamic loader).
+headers=$(readelf -hl "$bin")
+grep -q 'Type:[[:space:]]*EXEC' <<<"$headers" && ! grep -q INTERP <<<"$headers" ||
+  { say "$bin is not a static non-PIE executable; refusing to ship it"; exit 1; }
+echo "$bin"
