@@ -13,9 +13,7 @@
 // Unit tests cover the decision; the exec itself runs in the real binary only (tests/e2e).
 #![cfg_attr(test, allow(dead_code))]
 
-use std::ffi::{c_char, c_int, CStr, OsStr};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::ffi::{c_char, c_int, CStr};
 
 use crate::proxy::locate::{MAX_RECURSION, RECURSION_VAR};
 
@@ -81,9 +79,9 @@ pub fn plan<'a>(argv0: &[u8], first_arg: Option<&[u8]>, vars: &Vars<'a>) -> Opti
         b"off" => true,
         _ => return None,
     };
-    let name: &'static [u8] = match Path::new(OsStr::from_bytes(argv0)).file_stem() {
-        Some(stem) if stem == "terraform" => b"terraform",
-        Some(stem) if stem == "tofu" => b"tofu",
+    let name: &'static [u8] = match file_stem(argv0)? {
+        b"terraform" => b"terraform",
+        b"tofu" => b"tofu",
         _ => match vars.engine.unwrap_or_default() {
             b"" | b"terraform" => b"terraform",
             b"tofu" => b"tofu",
@@ -117,10 +115,25 @@ pub fn plan<'a>(argv0: &[u8], first_arg: Option<&[u8]>, vars: &Vars<'a>) -> Opti
     })
 }
 
-/// Most arguments and environment entries the fast path handles (on the stack); more go the full way.
-const MAX_WORDS: usize = 1024;
-/// The longest path the fast path builds (PATH entry + `/` + name, NUL-terminated).
-const MAX_PATH: usize = 4096;
+/// `Path::file_stem` of argv[0] on bytes, without the path machinery (its code is pages to fault in);
+/// `None` — go the full way — where the last component is not a plain name (`/`, `.`, `..`, a trailing
+/// slash), which `Path` normalises.
+fn file_stem(argv0: &[u8]) -> Option<&[u8]> {
+    let name = &argv0[argv0.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1)..];
+    if name.is_empty() || name == b"." || name == b".." {
+        return None;
+    }
+    Some(match name.iter().rposition(|b| *b == b'.') {
+        Some(0) | None => name,
+        Some(i) => &name[..i],
+    })
+}
+
+/// Most environment entries the fast path passes on; more go the full way.
+const MAX_ENV: usize = 1024;
+/// The longest candidate path the fast path builds (PATH entry + `/` + name, NUL-terminated); a longer
+/// one goes the full way. Small, because every page of stack touched is a page fault.
+const MAX_PATH: usize = 1024;
 
 /// Execs terraform when the fast path applies; returns when it does not or when execve(2) failed
 /// (the full path then tries again and reports).
@@ -129,7 +142,7 @@ const MAX_PATH: usize = 4096;
 /// `argc`/`argv` must be what the C runtime passed to `main`, and no other thread may be running.
 pub unsafe fn try_exec(argc: c_int, argv: *const *const c_char) {
     let argc = usize::try_from(argc).unwrap_or(0);
-    if argc == 0 || argc + 1 > MAX_WORDS {
+    if argc == 0 {
         return;
     }
     // SAFETY: the C runtime's argv holds argc valid C strings.
@@ -184,12 +197,6 @@ pub unsafe fn try_exec(argc: c_int, argv: *const *const c_char) {
         return;
     }
 
-    let mut words: [*const c_char; MAX_WORDS] = [std::ptr::null(); MAX_WORDS];
-    words[0] = program.as_ptr();
-    for (i, w) in words.iter_mut().enumerate().take(argc).skip(1) {
-        // SAFETY: i < argc.
-        *w = unsafe { *argv.add(i) };
-    }
     let mut count_entry = [0u8; 64];
     let Some(count_entry) = put(
         &mut count_entry,
@@ -201,7 +208,10 @@ pub unsafe fn try_exec(argc: c_int, argv: *const *const c_char) {
     ) else {
         return;
     };
-    let mut envp: [*const c_char; MAX_WORDS] = [std::ptr::null(); MAX_WORDS];
+    // The environment, minus any old count, plus the new one. Left uninitialised but for the slots
+    // used: zeroing it would touch (fault in) every page of it.
+    let mut envp = std::mem::MaybeUninit::<[*const c_char; MAX_ENV]>::uninit();
+    let slots = envp.as_mut_ptr().cast::<*const c_char>();
     let mut n = 0;
     // SAFETY: `environ` is the C runtime's NULL-terminated array of C strings.
     let mut entry = unsafe { environ };
@@ -216,19 +226,32 @@ pub unsafe fn try_exec(argc: c_int, argv: *const *const c_char) {
         let ours = bytes.starts_with(RECURSION_VAR.as_bytes())
             && bytes.get(RECURSION_VAR.len()) == Some(&b'=');
         if !ours {
-            if n + 2 >= MAX_WORDS {
+            if n + 2 >= MAX_ENV {
                 return;
             }
-            envp[n] = e;
+            // SAFETY: n + 2 < MAX_ENV.
+            unsafe { slots.add(n).write(e) };
             n += 1;
         }
         // SAFETY: not past the terminating NULL.
         entry = unsafe { entry.add(1) };
     }
-    envp[n] = count_entry.as_ptr();
-    // SAFETY: NULL-terminated arrays of valid C strings that outlive the call; execve returns only
-    // on failure, and then nothing has changed.
-    unsafe { libc::execve(program.as_ptr(), words.as_ptr(), envp.as_ptr()) };
+    // SAFETY: n + 2 <= MAX_ENV; slots 0..n are written above.
+    unsafe {
+        slots.add(n).write(count_entry.as_ptr());
+        slots.add(n + 1).write(std::ptr::null());
+    }
+    // argv is the C runtime's own array (writable, like any C program's): terraform gets its path as
+    // argv[0], as `Command` gives it, and the rest unchanged; argv[0] is put back if execve fails.
+    let argv = argv.cast_mut();
+    // SAFETY: argc >= 1, so argv[0] exists; the arrays are NULL-terminated and hold valid C strings
+    // that outlive the call; execve returns only on failure.
+    unsafe {
+        let own = *argv;
+        *argv = program.as_ptr();
+        libc::execve(program.as_ptr(), argv, slots);
+        *argv = own;
+    }
 }
 
 extern "C" {
@@ -356,6 +379,42 @@ mod tests {
         let off = with(|v| v.mode = Some(b"off"));
         assert!(plan(b"tfshim", Some(b"plan"), &off).is_some());
         none(b"tfshim", Some(b"shim"), off);
+    }
+
+    /// Where the byte version decides, it agrees with `Path::file_stem`.
+    #[test]
+    fn file_stem_agrees_with_path() {
+        use std::os::unix::ffi::OsStrExt;
+        for argv0 in [
+            "terraform",
+            "/usr/bin/terraform",
+            "./terraform",
+            "terraform.exe",
+            "/x/terraform.real",
+            "tofu",
+            "/a.b/tofu",
+            ".terraform",
+            "/x/.tofu",
+            "terraform.",
+            "a/b/c.d.e",
+            "tfshim",
+            "",
+            "/",
+            "x/",
+            "x/.",
+            "x/..",
+            "..",
+            "x//terraform",
+            "terraform.tar.gz",
+        ] {
+            let ours = file_stem(argv0.as_bytes());
+            let std = std::path::Path::new(argv0).file_stem();
+            if let Some(stem) = ours {
+                assert_eq!(Some(stem), std.map(|s| s.as_bytes()), "{argv0:?}");
+            } else {
+                assert!(argv0.is_empty() || argv0.ends_with(['/', '.']), "{argv0:?}");
+            }
+        }
     }
 
     #[test]
