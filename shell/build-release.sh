@@ -58,6 +58,8 @@ cargo build --locked --release -Zbuild-std=std,panic_abort --target "$target" "$
 bin=$repo/target/$target/release/tfshim
 # Static and non-PIE: an ELF of type EXEC with no program interpreter (no dynamic loader).
 headers=$(readelf -hl "$bin")
-grep -q 'Type:[[:space:]]*EXEC' <<<"$headers" && ! grep -q INTERP <<<"$headers" ||
-  { say "$bin is not a static non-PIE executable; refusing to ship it"; exit 1; }
+if ! grep -q 'Type:[[:space:]]*EXEC' <<<"$headers" || grep -q INTERP <<<"$headers"; then
+  say "$bin is not a static non-PIE executable; refusing to ship it"
+  exit 1
+fi
 echo "$bin"
