@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # build-release.sh: builds the Linux binary tfshim ships — static, musl, non-PIE — on Debian with
-# Debian's packages only, into target/x86_64-unknown-linux-musl/release/tfshim (prints that path).
+# Debian's packages only, for this machine's architecture, into
+# target/<arch>-unknown-linux-musl/release/tfshim (prints that path): x86_64 here and in the release
+# workflow; aarch64 in the release workflow only (no arm64 machine here).
 #
 #   shell/build-release.sh            # installs what it needs (as root, from apt) on a fresh machine
 #
@@ -16,11 +18,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-target=x86_64-unknown-linux-musl
+arch=$(uname -m)
+target=$arch-unknown-linux-musl
+# Cargo's per-target variable names: X86_64_UNKNOWN_LINUX_MUSL, x86_64_unknown_linux_musl.
+upper=$(tr 'a-z-' 'A-Z_' <<<"$target") lower=${target//-/_}
 
 say() { printf 'tfshim build-release: %s\n' "$*" >&2; }
 
-[ "$(uname -sm)" = "Linux x86_64" ] || { say "builds the x86_64 Linux binary only (this is $(uname -sm))"; exit 1; }
+case "$(uname -s)/$arch" in
+  Linux/x86_64|Linux/aarch64) ;;
+  *) say "builds the Linux x86_64 or aarch64 binary on that machine only (this is $(uname -sm))"; exit 1 ;;
+esac
 
 packages=(rustc-web cargo-web rust-web-src musl-tools libunwind-14-dev)
 missing=()
@@ -44,11 +52,11 @@ export PATH=/usr/bin:$PATH
 export CARGO_HOME=${TFSHIM_RELEASE_CARGO_HOME:-$repo/target/debian-cargo-home}
 export RUSTC_BOOTSTRAP=1
 unset RUSTC RUSTDOC RUSTUP_TOOLCHAIN RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
-export CC_x86_64_unknown_linux_musl=musl-gcc
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc
+export "CC_$lower=musl-gcc"
+export "CARGO_TARGET_${upper}_LINKER=musl-gcc"
 # link-self-contained=no: link with Debian's musl (musl-gcc) rather than the crt objects rustup would
 # ship; +crt-static and relocation-model=static: without them musl-gcc makes a dynamic PIE.
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-self-contained=no -L/usr/lib/llvm-14/lib -C target-feature=+crt-static -C relocation-model=static"
+export "CARGO_TARGET_${upper}_RUSTFLAGS=-C link-self-contained=no -L/usr/lib/llvm-14/lib -C target-feature=+crt-static -C relocation-model=static"
 # Thin LTO: std is compiled with the program here, and fat LTO over both costs minutes more for no
 # measurable gain on the pass-through path (README, Performance).
 export CARGO_PROFILE_RELEASE_LTO=${TFSHIM_RELEASE_LTO:-thin}

@@ -2,8 +2,9 @@
 # Runs every tfshim test on a fresh machine: installs what the tests need (moto, from PyPI), checks
 # that the real terraform is there, then format, lint, unit and end-to-end tests; then builds the
 # static Linux binary the releases ship (shell/build-release.sh) and runs the end-to-end suite again
-# against it. That last part costs, cold, the Debian packages (≈ 1 min), the build (≈ 4 min on 2
-# cores) and a second e2e run.
+# against it, and tests the release packing and installer with it (shell/release/check.sh). That part
+# costs, cold: the Debian packages (≈ 1 min), the build (≈ 7 min of CPU: 17 min wall on 2 busy cores),
+# a second e2e run (≈ 2–3 min) and the release check (≈ 1 min, linters from npm and PyPI included).
 # Usage: shell/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,9 @@ if [ "$(uname -sm)" = "Linux x86_64" ] && command -v apt-get >/dev/null; then
   static=$(shell/build-release.sh | tail -n1)
   echo "tfshim test: the end-to-end suite again, against $static" >&2
   TFSHIM_TEST_BIN=$static cargo test --locked --test e2e "$@"
+  # The release as a user gets it: packed, served on 127.0.0.1, installed by the shell installer into a
+  # fresh HOME (and refused when altered); the workflows, the Action and the Dockerfile linted.
+  shell/release/check.sh "$static"
 else
   echo "tfshim test: the static release build is made on Debian x86_64 only; not tested here" >&2
 fi
