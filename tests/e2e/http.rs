@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::state_server::StateServer;
 use crate::support::tls::TlsFront;
-use crate::support::{real_terraform, Layout, Run, Sandbox, TFSHIM};
+use crate::support::{real_terraform, tfshim_bin, Layout, Run, Sandbox};
 
 const USER: &str = "alice";
 
@@ -156,7 +156,7 @@ impl HttpRoot {
 
     #[track_caller]
     fn tfshim<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
-        self.run(Path::new(TFSHIM), args)
+        self.run(Path::new(tfshim_bin()), args)
     }
 
     /// `init` the GitLab way: the username and the token by `-backend-config`.
@@ -312,7 +312,7 @@ fn partial_configuration_from_flags_with_chdir() {
     let t2 = r.grant("two");
     r.env("TF_HTTP_PASSWORD", &t2);
     let dir = r.work.clone();
-    let mut cmd = r.command(Path::new(TFSHIM));
+    let mut cmd = r.command(Path::new(tfshim_bin()));
     cmd.current_dir(r.root.path());
     let chdir = format!("-chdir={}", dir.display());
     let out = cmd
