@@ -130,7 +130,7 @@ fn interrupt(s: &Setup, delivery: Delivery, ready: impl Fn() -> bool) -> (String
         }
         Delivery::Terminal => {
             let mut cmd = s.sb.command(std::path::Path::new("script"));
-            let line = std::iter::once(crate::support::TFSHIM.to_owned())
+            let line = std::iter::once(crate::support::tfshim_bin().to_owned())
                 .chain(s.args.iter().cloned())
                 .map(|a| format!("'{a}'"))
                 .collect::<Vec<_>>()
