@@ -56,7 +56,16 @@ export "CC_$lower=musl-gcc"
 export "CARGO_TARGET_${upper}_LINKER=musl-gcc"
 # link-self-contained=no: link with Debian's musl (musl-gcc) rather than the crt objects rustup would
 # ship; +crt-static and relocation-model=static: without them musl-gcc makes a dynamic PIE.
-export "CARGO_TARGET_${upper}_RUSTFLAGS=-C link-self-contained=no -L/usr/lib/llvm-14/lib -C target-feature=+crt-static -C relocation-model=static"
+# Debian's LLVM libunwind was compiled against glibc with _FORTIFY_SOURCE: its unwinding code (linked
+# since the release profile unwinds, for the panic boundary) calls glibc's `__fprintf_chk`, which musl
+# lacks. A one-function shim maps it to `vfprintf`.
+shim=$repo/target/musl-shim
+mkdir -p "$shim"
+printf '%s\n' '#include <stdarg.h>' '#include <stdio.h>' \
+  'int __fprintf_chk(FILE *f, int flag, const char *fmt, ...) { va_list ap; (void)flag; va_start(ap, fmt); int r = vfprintf(f, fmt, ap); va_end(ap); return r; }' \
+  >"$shim/fprintf_chk.c"
+musl-gcc -O2 -c -o "$shim/fprintf_chk.o" "$shim/fprintf_chk.c"
+export "CARGO_TARGET_${upper}_RUSTFLAGS=-C link-self-contained=no -L/usr/lib/llvm-14/lib -C target-feature=+crt-static -C relocation-model=static -C link-arg=$shim/fprintf_chk.o"
 # Thin LTO: std is compiled with the program here, and fat LTO over both costs minutes more for no
 # measurable gain on the pass-through path (README, Performance).
 export CARGO_PROFILE_RELEASE_LTO=${TFSHIM_RELEASE_LTO:-thin}
