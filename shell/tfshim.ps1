@@ -1,17 +1,22 @@
-# tfshim.ps1: make `terraform` run tfshim in PowerShell 7, keeping tab
-# completion for terraform.
+# tfshim.ps1: make `terraform` run tfshim in Windows PowerShell 5.1 and
+# PowerShell 7, keeping tab completion for terraform. Not run in CI (no
+# PowerShell can be installed there); keep it to what can be checked by
+# reading.
 #
 # What it does:
-#   * Set-Alias terraform <path to tfshim>; tfshim passes every argument
-#     through to the real terraform.
+#   * Set-Alias terraform <path to tfshim>. An alias, not a function: calling
+#     it is calling tfshim.exe itself, so every argument (@args) reaches it as
+#     PowerShell passes arguments to any program, pipeline input becomes its
+#     stdin, $LASTEXITCODE is its exit code, and, because the alias resolves
+#     to an application, the native completer below applies to it.
 #   * Registers a native argument completer for terraform. terraform has no
 #     PowerShell completion of its own, but its completion protocol is
 #     shell-neutral: run it with COMP_LINE (the command line up to the
 #     cursor) and COMP_POINT (the cursor's byte offset) set, and it prints
 #     one candidate per line and exits. bash's `complete -C` does exactly
 #     that; the completer below does the same with the real binary.
-#   * If tfshim is not installed, it prints one line to stderr and changes
-#     nothing.
+#   * It prints nothing when loaded. If tfshim is not installed it changes
+#     nothing (check with `Get-Command terraform`).
 #
 # Install: add this line to your profile (the file named by $PROFILE):
 #     . /path/to/tfshim/shell/tfshim.ps1
@@ -28,10 +33,7 @@
     # dot-sourcing this twice still finds the real binaries.
     $bin = Get-Command -Name $name -CommandType Application -ErrorAction Ignore |
         Select-Object -First 1 -ExpandProperty Source
-    if (-not $bin) {
-        [Console]::Error.WriteLine("tfshim: '$name' not found; terraform left unchanged (install tfshim or set TFSHIM_BIN)")
-        return
-    }
+    if (-not $bin) { return }
 
     # Ask tfshim which terraform it would run (it honours TFSHIM_TERRAFORM
     # and skips itself). An older tfshim without `shim which` prints nothing
