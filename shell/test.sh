@@ -5,7 +5,10 @@
 # against it, and tests the release packing and installer with it (shell/release/check.sh). That part
 # costs, cold: the Debian packages (≈ 1 min), the build (≈ 7 min of CPU: 17 min wall on 2 busy cores),
 # a second e2e run (≈ 2–3 min) and the release check (≈ 1 min, linters from npm and PyPI included).
+# Last, the same code cross-compiled for Windows and tested under Wine (shell/test-windows.sh; it
+# installs its Debian packages as root).
 # Usage: shell/test.sh [extra cargo test args]
+#   TFSHIM_TEST_WINDOWS=0 skips the Windows part, and says so (CI always runs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +28,8 @@ if ! command -v terraform >/dev/null 2>&1; then
   exit 1
 fi
 
-cargo fmt --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked "$@"
 
 # The shipped Linux binary: the same end-to-end suite, run against the static musl build.
@@ -39,4 +42,10 @@ if [ "$(uname -sm)" = "Linux x86_64" ] && command -v apt-get >/dev/null; then
   shell/release/check.sh "$static"
 else
   echo "tfshim test: the static release build is made on Debian x86_64 only; not tested here" >&2
+fi
+
+if [ "${TFSHIM_TEST_WINDOWS:-1}" = 0 ]; then
+  echo "tfshim test: TFSHIM_TEST_WINDOWS=0: the Windows tests (shell/test-windows.sh) were NOT run" >&2
+else
+  shell/test-windows.sh
 fi

@@ -1,8 +1,9 @@
 //! Running terraform: the user's final command, and the child commands of a repair.
 //!
 //! The final command replaces tfshim (`exec`) on Unix, so terraform owns the terminal, the signals
-//! and the exit code with nothing in between. Windows has no `exec`: tfshim ignores Ctrl-C itself
-//! (the console delivers it to terraform too), waits, and exits with terraform's code, as rustup does.
+//! and the exit code with nothing in between. Windows has no `exec`: tfshim starts terraform as a
+//! child, survives Ctrl-C itself (the console delivers it to terraform too), waits, and exits with
+//! all 32 bits of terraform's code, as rustup does.
 //!
 //! Some runs need terraform as a child, because tfshim checks the result afterwards: a repair's
 //! `init`, the reactive fallback's first run, a credential-only `init`. For all of them a [`Signals`]
@@ -30,12 +31,15 @@
 //! (default disposition, re-raised: [`die_by`]), so a parent shell sees what it would see with
 //! terraform alone; a repair interrupted before the user's command ran ends tfshim by the signal it
 //! received.
+//!
+//! On Windows the console delivers Ctrl-C and Ctrl-Break to terraform itself; tfshim only notes them
+//! (as SIGINT and SIGBREAK) and finishes its check.
 
 use std::io::{self, Write};
 use std::process::{Child, Command, ExitCode, ExitStatus};
 
-/// Replaces the current process with `cmd` (Unix) or runs it to completion (Windows). Returns only on
-/// failure to start it, or on Windows with the child's exit code.
+/// Replaces the current process with `cmd` (Unix) or runs it to completion and exits with its code
+/// (Windows). Returns only on failure to start it.
 pub fn exec(mut cmd: Command) -> io::Result<ExitCode> {
     let _ = io::stderr().flush();
     #[cfg(unix)]
@@ -45,9 +49,13 @@ pub fn exec(mut cmd: Command) -> io::Result<ExitCode> {
     }
     #[cfg(windows)]
     {
-        windows::ignore_ctrl_c();
+        imp::survive_interrupts();
         let status = cmd.status()?;
-        Ok(ExitCode::from(status.code().unwrap_or(1) as u8))
+        // Windows exit codes are 32 bits (terraform's 256 must not read as 0, nor 0xC000013A after
+        // Ctrl-C as 58), and `ExitCode` carries only 8 of them on stable Rust
+        // (`ExitCodeExt::from_raw` is unstable), so this is the one exit outside `main`.
+        // `std::process::exit` hands the i32 to `ExitProcess` bit for bit.
+        std::process::exit(status.code().unwrap_or(1))
     }
 }
 
@@ -299,28 +307,66 @@ mod imp {
 
 #[cfg(windows)]
 mod imp {
-    /// On Windows Ctrl-C reaches every process on the console; tfshim ignores it and lets terraform
-    /// handle it.
+    //! Ctrl-C and Ctrl-Break reach every process attached to the console, terraform included, so
+    //! tfshim only has to outlive them: a handler that returns TRUE. Never
+    //! `SetConsoleCtrlHandler(NULL, TRUE)`: that sets an "ignore Ctrl-C" flag that child processes
+    //! inherit, and terraform would never see the interrupt (Microsoft's SetConsoleCtrlHandler
+    //! documentation: "This attribute of ignoring or processing CTRL+C is inherited by child
+    //! processes").
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    use windows_sys::core::BOOL;
+    use windows_sys::Win32::System::Console::{
+        SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_C_EVENT,
+    };
+
+    /// The C runtime's numbers for the two console interrupts (`signal.h`).
+    const SIGINT: i32 = 2;
+    const SIGBREAK: i32 = 21;
+
+    static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+    /// Runs on a thread the system starts for each event. Other events (closing the console,
+    /// logoff, shutdown) go on to the default handler.
+    unsafe extern "system" fn on_event(event: u32) -> BOOL {
+        let sig = match event {
+            CTRL_C_EVENT => SIGINT,
+            CTRL_BREAK_EVENT => SIGBREAK,
+            _ => return 0,
+        };
+        let _ = RECEIVED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+        1
+    }
+
+    /// Keeps tfshim alive through Ctrl-C and Ctrl-Break from now on.
+    pub fn survive_interrupts() {
+        // SAFETY: registers a handler that only touches an atomic.
+        unsafe { SetConsoleCtrlHandler(Some(on_event), 1) };
+    }
+
+    /// Notes Ctrl-C and Ctrl-Break while alive (see the module comment).
     pub struct Signals;
 
     impl Signals {
         pub fn catch() -> Signals {
-            super::windows::ignore_ctrl_c();
+            RECEIVED.store(0, Ordering::SeqCst);
+            survive_interrupts();
             Signals
         }
+
+        /// Nothing to forward: the console delivers the interrupts to terraform itself.
         pub fn forward_to(&self, _pid: u32) {}
+
+        /// The first interrupt received since [`Signals::catch`], as a C runtime signal number.
         pub fn received(&self) -> Option<i32> {
-            None
+            Some(RECEIVED.load(Ordering::SeqCst)).filter(|s| *s != 0)
         }
     }
-}
 
-#[cfg(windows)]
-mod windows {
-    /// Ctrl-C goes to every process on the console; terraform handles it, tfshim must outlive it.
-    pub fn ignore_ctrl_c() {
-        unsafe {
-            windows_sys::Win32::System::Console::SetConsoleCtrlHandler(None, 1);
+    impl Drop for Signals {
+        fn drop(&mut self) {
+            // SAFETY: removes the registration made by `catch`.
+            unsafe { SetConsoleCtrlHandler(Some(on_event), 0) };
         }
     }
 }

@@ -39,10 +39,13 @@ impl Engine {
 
     /// The engine named by how tfshim was invoked (`terraform`, `tofu`), else `TFSHIM_ENGINE`.
     pub fn choose(invoked_as: Option<&str>, engine_var: Option<&str>) -> Result<Engine> {
-        match invoked_as {
-            Some("terraform") => return Ok(Engine::Terraform),
-            Some("tofu") => return Ok(Engine::Tofu),
-            _ => {}
+        // File names are case-insensitive on Windows (and macOS): `Tofu.exe` is tofu.
+        let named = |name: &str| invoked_as.is_some_and(|i| i.eq_ignore_ascii_case(name));
+        if named("terraform") {
+            return Ok(Engine::Terraform);
+        }
+        if named("tofu") {
+            return Ok(Engine::Tofu);
         }
         match engine_var.map(str::trim) {
             None | Some("") | Some("terraform") => Ok(Engine::Terraform),
@@ -238,6 +241,18 @@ mod tests {
             Engine::Terraform
         );
         assert!(Engine::choose(None, Some("pulumi")).is_err());
+        assert_eq!(
+            Engine::choose(
+                invoked_as(Some(OsStr::new("C:/bin/Tofu.exe"))).as_deref(),
+                None
+            )
+            .unwrap(),
+            Engine::Tofu
+        );
+        assert_eq!(
+            Engine::choose(Some("TERRAFORM"), Some("tofu")).unwrap(),
+            Engine::Terraform
+        );
     }
 
     #[test]
@@ -262,6 +277,11 @@ mod tests {
         assert_eq!(
             invoked_as(Some(OsStr::new("tfshim"))).as_deref(),
             Some("tfshim")
+        );
+        #[cfg(windows)]
+        assert_eq!(
+            invoked_as(Some(OsStr::new(r"C:\Program Files\tfshim\terraform.exe"))).as_deref(),
+            Some("terraform")
         );
     }
 }

@@ -19,7 +19,7 @@ mod msgpack;
 mod wire;
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
@@ -86,14 +86,13 @@ impl PlanBackend {
 /// entry, or a plan without a backend. `Err`: it looks like a plan but cannot be read; the message
 /// never quotes the file's contents.
 pub fn read(path: &Path) -> Result<Option<PlanBackend>, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open it ({e})"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read it ({e})"))?;
-    // `apply DIR` (pre-0.15 syntax) and devices are not plans; reading a directory would also fail.
+    // `apply DIR` (pre-0.15 syntax) and devices are not plans. Asked before opening: Windows does
+    // not open a directory as a file at all ("Access denied").
+    let meta = fs::metadata(path).map_err(|e| format!("cannot open it ({e})"))?;
     if !meta.is_file() {
         return Ok(None);
     }
+    let file = File::open(path).map_err(|e| format!("cannot open it ({e})"))?;
     let mut archive = match zip::ZipArchive::new(BufReader::new(file)) {
         Ok(a) => a,
         Err(zip::result::ZipError::Io(e)) if e.kind() != io::ErrorKind::UnexpectedEof => {

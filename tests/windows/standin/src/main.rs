@@ -7,7 +7,7 @@
 //! What it does:
 //! - Every run appends its arguments to the file named by `STANDIN_RECORD` (if set): one line per
 //!   argument, Debug-quoted so that empty, quoted and non-ASCII arguments compare exactly, then
-//!   `TFSHIM_RECURSION_COUNT`, then `---`.
+//!   `TFSHIM_RECURSION_COUNT`, then `---`; what `STANDIN_INIT=ctrlc` saw goes there too.
 //! - `init … -backend-config=FILE`: rebuilds the saved backend
 //!   (`[-chdir=DIR/]<TF_DATA_DIR or .terraform>/terraform.tfstate`) the way terraform does: every
 //!   attribute of the saved config takes FILE's value, or null when FILE does not set it (the test
@@ -67,9 +67,6 @@ fn parse_code(v: &str) -> Option<u32> {
 }
 
 fn record(args: &[String]) {
-    let Some(path) = env::var_os("STANDIN_RECORD") else {
-        return;
-    };
     let mut text = String::new();
     for a in args {
         text.push_str(&format!("{a:?}\n"));
@@ -78,6 +75,13 @@ fn record(args: &[String]) {
         "TFSHIM_RECURSION_COUNT={:?}\n---\n",
         env::var("TFSHIM_RECURSION_COUNT").ok()
     ));
+    append_record(&text);
+}
+
+fn append_record(text: &str) {
+    let Some(path) = env::var_os("STANDIN_RECORD") else {
+        return;
+    };
     let file = fs::OpenOptions::new().create(true).append(true).open(path);
     if let Err(e) = file.and_then(|mut f| f.write_all(text.as_bytes())) {
         eprintln!("stand-in: cannot record the arguments: {e}");
@@ -124,14 +128,7 @@ fn reconfigure(path: &Path, settings_file: &Path) -> Result<(), String> {
         .pointer_mut("/backend/config")
         .and_then(Value::as_object_mut)
         .ok_or("the saved backend has no config")?;
-    if let Some(unknown) = settings.keys().find(|k| !config.contains_key(*k)) {
-        return Err(format!(
-            "Unsupported argument: {unknown:?} is not expected here"
-        ));
-    }
-    for (name, value) in config.iter_mut() {
-        *value = settings.get(name).cloned().unwrap_or(Value::Null);
-    }
+    rebuild(config, settings)?;
     let text = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
     let mode = env::var("STANDIN_INIT").unwrap_or_default();
     if mode.starts_with("fail") {
@@ -142,9 +139,33 @@ fn reconfigure(path: &Path, settings_file: &Path) -> Result<(), String> {
         return Err("Failed to get existing workspaces (stand-in failure)".into());
     }
     if mode == "ctrlc" {
-        println!("ctrl-c received {}", console::probe_ctrl_c());
+        // Recorded too: a successful repair's output is held back by tfshim.
+        let seen = format!("ctrl-c received {}", console::probe_ctrl_c());
+        println!("{seen}");
+        append_record(&format!("{seen}\n"));
     }
     fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Gives every attribute of `schema` (the saved config, standing in for the backend's schema) the
+/// value `given` sets, or null; nested objects (`endpoints`, `assume_role`) keep their full shape
+/// the same way.
+fn rebuild(
+    schema: &mut serde_json::Map<String, Value>,
+    given: &serde_json::Map<String, Value>,
+) -> Result<(), String> {
+    if let Some(unknown) = given.keys().find(|k| !schema.contains_key(*k)) {
+        return Err(format!(
+            "Unsupported argument: {unknown:?} is not expected here"
+        ));
+    }
+    for (name, value) in schema.iter_mut() {
+        match (value.as_object_mut(), given.get(name)) {
+            (Some(inner), Some(Value::Object(g))) => rebuild(inner, g)?,
+            (_, g) => *value = g.cloned().unwrap_or(Value::Null),
+        }
+    }
+    Ok(())
 }
 
 /// Starts `terraform hold PATH MS` and returns once it holds the file.
