@@ -49,15 +49,26 @@ xcargo() {
     /usr/bin/cargo "$1" --locked -Zbuild-std=std,panic_abort --target "$target" "${@:2}"
 }
 say "building tfshim.exe, the stand-in terraform.exe and the unit tests (cold: several minutes)"
-xcargo build --workspace --bins
-out=$cache/target/$target/debug
-unit_tests=$(xcargo test -p tfshim --bins --no-run --message-format=json |
-  python3 -c 'import json,sys
-for line in sys.stdin:
+# Clippy is not packaged with Debian's Rust, so the Windows-only code is held to no compiler warnings
+# (cargo replays a cached crate's warnings, so this holds on warm builds too).
+xcargo build --workspace --bins 2>&1 | tee "$cache/build.log"
+xcargo test -p tfshim --bins --no-run --message-format=json-diagnostic-rendered-ansi >"$cache/test-build.json"
+unit_tests=$(python3 - "$cache/test-build.json" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "tfshim" and m["profile"]["test"]:
-        print(m["executable"])')
+    if m.get("reason") == "compiler-message" and m["message"]["level"] == "warning":
+        sys.stderr.write(m["message"]["rendered"])
+        print("WARNING")
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])
+EOF
+)
+if grep -q '^warning' "$cache/build.log" || [[ $unit_tests == *WARNING* ]]; then
+  die "the Windows build has compiler warnings (above)"
+fi
 [ -n "$unit_tests" ] || die "cargo did not report the unit-test executable"
+out=$cache/target/$target/debug
 
 # 3. Wine 8 has no bcryptprimitives.dll, which Rust's std imports (ProcessPrng): without this
 # stand-in every Rust .exe fails to load with status c0000135.
@@ -112,6 +123,8 @@ win() {
   env -u HOME -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
     -u AWS_SHARED_CREDENTIALS_FILE -u AWS_CONFIG_FILE -u TFSHIM_TERRAFORM -u TFSHIM_MODE \
     -u TFSHIM_LOG -u TFSHIM_ENGINE -u TF_DATA_DIR -u TF_CLI_ARGS -u CI -u GITHUB_ACTIONS \
+    -u AWS_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy \
+    -u https_proxy -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_STS -u AWS_REGION -u AWS_DEFAULT_REGION \
     WINEPATH="${WINEPATH:-C:\\t\\tf}" STANDIN_RECORD='Z:'"${record//\//\\}" \
     AWS_EC2_METADATA_DISABLED=true TFSHIM_QUIET=1 timeout 120 "$wine" "$@"
 }
@@ -224,19 +237,20 @@ if wanted repair; then
     >"$userprofile/.aws/credentials"
   secrets=("$old_secret" "$new_id" "$new_secret")
 
-  # A fresh copy of the seed root under a path with spaces and non-ASCII letters.
+  # A fresh copy of the seed root in C:\t\REL (default: a path with spaces and non-ASCII letters).
   n=0
   fresh_root() {
     n=$((n + 1))
-    root="$c/t/Users/Jörg Müller $n/infra"
+    local rel=${1:-Users/Jörg Müller $n/infra}
+    root="$c/t/$rel"
     mkdir -p "$root"
     cp -r "$seed/main.tf" "$seed/.terraform" "$root/"
-    winroot="C:\\t\\Users\\Jörg Müller $n\\infra"
+    winroot="C:\\t\\${rel//\//\\}"
     saved=$root/.terraform/terraform.tfstate
     cp "$saved" "$tmp/before"
     : >"$record"
   }
-  # Runs tfshim in the root (Wine maps the Unix working directory to Z:).
+  # Runs tfshim in the root (Wine maps the working directory to its C:\ path).
   tfshim_in_root() { (cd "$root" && win 'C:\t\shim\tfshim.exe' "$@"); }
   no_secret() {
     local s
@@ -283,6 +297,25 @@ EOF
   fresh_root
   tfshim_in_root shim doctor --json >"$tmp/stdout" 2>"$tmp/stderr" || true
   expect_in "$name" "$(cat "$tmp/stdout")" '"source": "profile default (C:\\users\\'
+
+  name="repair: two runs at once"
+  fresh_root
+  (cd "$root" && win 'C:\t\shim\tfshim.exe' plan >"$tmp/out1" 2>&1) &
+  first=$!
+  (cd "$root" && win 'C:\t\shim\tfshim.exe' plan >"$tmp/out2" 2>&1) &
+  second=$!
+  wait "$first" && rc=0 || rc=$?
+  wait "$second" && rc="$rc:0" || rc="$rc:$?"
+  expect "$name: both succeed" "$rc" "0:0"
+  expect "$name: the lock lets one repair through" "$(grep -c '^"init"$' "$record" || true)" 1
+  expect "$name: settings and hash kept, keys gone" "$(invariants)" ""
+
+  name="repair: a root deeper than 260 characters, by -chdir"
+  fresh_root "deep/$(printf 'directory-number-%02d/' $(seq 1 16))infra"
+  (cd "$c/t" && win 'C:\t\shim\tfshim.exe' "-chdir=$winroot" plan >"$tmp/stdout" 2>"$tmp/stderr") && rc=0 || rc=$?
+  expect "$name: exit 0 (path: ${#winroot} characters)" "$rc" 0
+  [ "$rc" = 0 ] || cat "$tmp/stderr"
+  expect "$name: settings and hash kept, keys gone" "$(invariants)" ""
 
   name="repair: a failed reconfigure"
   fresh_root

@@ -390,6 +390,12 @@ mod tests {
     use crate::backends::saved::testing::{env_of, s3 as backend};
 
     /// A loader over in-memory files.
+    /// What the user reads, with Windows' `\` shown as `/`, so that one expected text serves both
+    /// platforms (the paths themselves compare by component).
+    fn slashes(text: impl AsRef<str>) -> String {
+        text.as_ref().replace('\\', "/")
+    }
+
     fn files(
         contents: &'static [(&'static str, &'static str)],
     ) -> impl Fn(EnvConfigFileKind, &Path) -> Option<ProfileSet> {
@@ -452,7 +458,7 @@ mod tests {
         assert_eq!(p.credentials_files, vec![PathBuf::from("/h/creds")]);
         assert!(p.config_files.is_empty());
         assert_eq!(p.generation, Generation::Current);
-        let d = p.describe(&env);
+        let d = slashes(p.describe(&env));
         assert!(
             d.starts_with("profile `ops` in /h/creds and /h/.aws/config (terraform ≥ 1.6"),
             "{d}"
@@ -506,7 +512,7 @@ mod tests {
             "environment (AWS_ACCESS_KEY_ID)"
         );
         assert_eq!(
-            source(&p, &home, files(FILES)),
+            slashes(source(&p, &home, files(FILES))),
             "profile default (/h/.aws/credentials)"
         );
         for (name, how) in [
@@ -519,7 +525,7 @@ mod tests {
                 ..Default::default()
             };
             assert_eq!(
-                source(&p, &home, files(FILES)),
+                slashes(source(&p, &home, files(FILES))),
                 format!("profile {name} ({how}, /h/.aws/config)")
             );
         }
@@ -555,7 +561,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            source(&lab, &env_keys, files(FILES)),
+            slashes(source(&lab, &env_keys, files(FILES))),
             "profile lab (/h/.aws/credentials)"
         );
         let legacy = ProfileSettings {
@@ -589,11 +595,11 @@ mod tests {
         let cfg: &'static [(&'static str, &'static str)] =
             Box::leak(cfg.to_vec().into_boxed_slice());
         assert_eq!(
-            source(
+            slashes(source(
                 &ProfileSettings::default(),
                 env_of(&[("HOME", "/h")]),
                 files(cfg)
-            ),
+            )),
             "profile default (credential_process, /h/.aws/config)"
         );
     }
