@@ -380,7 +380,7 @@ impl Backup {
             owner.apply(&file)?;
         }
         file.sync_all()?;
-        fs::rename(&self.path, target).inspect_err(|_| {
+        rename_patiently(&self.path, target).inspect_err(|_| {
             // Still a backup: private again.
             if let Some(owner) = owner {
                 let _ = owner.apply_private(&file);
@@ -400,7 +400,38 @@ fn copy_over(target: &Path, dir: &Path, old: &[u8], owner: Option<Owner>) -> io:
         owner.apply(tmp.as_file())?;
     }
     tmp.as_file().sync_all()?;
-    tmp.persist(target).map(drop).map_err(|e| e.error)
+    let tmp = tmp.into_temp_path();
+    rename_patiently(&tmp, target)?;
+    // Renamed away: nothing is left for the temporary's drop to delete.
+    tmp.keep().map(drop).map_err(|e| e.error)
+}
+
+/// How long a restore waits for another process to let go of the saved file. On Windows a file that
+/// is open without delete sharing cannot be replaced (an antivirus scanner or an editor holding it,
+/// usually for well under a second); on Unix a rename never fails that way.
+const HELD_OPEN_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Whether a failed rename may succeed once another process closes the target: Windows'
+/// `ERROR_ACCESS_DENIED` (the target is open without delete sharing, or being deleted),
+/// `ERROR_SHARING_VIOLATION` and `ERROR_LOCK_VIOLATION`.
+fn held_open(err: &io::Error) -> bool {
+    cfg!(windows) && matches!(err.raw_os_error(), Some(5 | 32 | 33))
+}
+
+/// `fs::rename` (`MoveFileExW` with `MOVEFILE_REPLACE_EXISTING` on Windows), retried with growing
+/// pauses while the target is held open, for at most [`HELD_OPEN_PATIENCE`].
+fn rename_patiently(from: &Path, to: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + HELD_OPEN_PATIENCE;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match fs::rename(from, to) {
+            Err(e) if held_open(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Writes the `-backend-config` settings file: JSON (terraform reads such files as HCL or JSON),
