@@ -1,5 +1,6 @@
 //! tfshim: a drop-in `terraform` proxy. `main` only dispatches and maps errors to exit codes; it is
-//! the only place that exits.
+//! the only place that exits, but for `proxy::exec` on Windows, which passes on all 32 bits of
+//! terraform's exit code (an `ExitCode` holds 8).
 //!
 //! On Unix the process starts in a C `main` (`no_main`), not in Rust's runtime: the pass-through of a
 //! command that cannot load the backend is exec'ed from there ([`proxy::fast`]) before any start-up work

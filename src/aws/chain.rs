@@ -389,13 +389,13 @@ mod tests {
     use super::*;
     use crate::backends::saved::testing::{env_of, s3 as backend};
 
-    /// A loader over in-memory files.
     /// What the user reads, with Windows' `\` shown as `/`, so that one expected text serves both
     /// platforms (the paths themselves compare by component).
     fn slashes(text: impl AsRef<str>) -> String {
         text.as_ref().replace('\\', "/")
     }
 
+    /// A loader over in-memory files.
     fn files(
         contents: &'static [(&'static str, &'static str)],
     ) -> impl Fn(EnvConfigFileKind, &Path) -> Option<ProfileSet> {
