@@ -7,5 +7,7 @@ pub mod exec;
 #[cfg(unix)]
 pub mod fast;
 pub mod invocation;
+#[cfg(target_os = "linux")]
+mod linkage;
 pub mod locate;
 pub mod reactive;
