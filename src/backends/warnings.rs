@@ -5,8 +5,10 @@
 //! The checks on the saved configuration are pure; the git check runs `git` and is made only when the
 //! saved backend holds a secret, so it costs nothing elsewhere.
 
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::backends::saved::SavedBackend;
 use crate::backends::secrets;
@@ -87,12 +89,27 @@ fn conn_str_has_password(conn: &str) -> bool {
 /// plumbing that never writes the index; `core.fsmonitor=false` keeps it from running the hook too
 /// (it does otherwise: measured with git 2.47), `--no-optional-locks` and an empty `core.hooksPath`
 /// are belts and braces for other git versions.
+///
+/// Bounded: git gets [`GIT_TIMEOUT`]; a git that hangs (a repository on a stuck network file
+/// system, a lock) must not hold up the user's terraform command for the sake of a warning.
 pub fn git_warnings(work_dir: &Path, saved_file: &Path) -> Vec<Warning> {
+    git_warnings_with(Path::new("git"), GIT_TIMEOUT, work_dir, saved_file)
+}
+
+/// How long the git check may take. It takes ≈ 2 ms in a repository on a local disk.
+pub const GIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn git_warnings_with(
+    git: &Path,
+    timeout: Duration,
+    work_dir: &Path,
+    saved_file: &Path,
+) -> Vec<Warning> {
     // One process: `ls-files -t --cached --others --exclude-standard -- FILE` tags a tracked file
     // (`H`, or `S`/`M` for skip-worktree/unmerged), an untracked one that is not ignored (`?`), and
     // prints nothing for an ignored one; outside a repository git fails.
-    let output = Command::new("git")
-        .arg("--no-optional-locks")
+    let mut cmd = Command::new(git);
+    cmd.arg("--no-optional-locks")
         .args([
             "-c",
             "core.fsmonitor=false",
@@ -111,16 +128,12 @@ pub fn git_warnings(work_dir: &Path, saved_file: &Path) -> Vec<Warning> {
         ])
         .arg(saved_file.strip_prefix(work_dir).unwrap_or(saved_file))
         .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output();
-    let Ok(output) = output else {
+        .stderr(Stdio::null());
+    let Some(stdout) = run_bounded(cmd, timeout) else {
         return Vec::new();
     };
-    if !output.status.success() {
-        return Vec::new();
-    }
     let file = saved_file.display();
-    match git_status_of(&String::from_utf8_lossy(&output.stdout)) {
+    match git_status_of(&stdout) {
         GitStatus::Tracked => vec![Warning {
             code: "state-tracked-by-git",
             message: format!(
@@ -137,6 +150,39 @@ pub fn git_warnings(work_dir: &Path, saved_file: &Path) -> Vec<Warning> {
         }],
         GitStatus::Ignored => Vec::new(),
     }
+}
+
+/// Runs `cmd` and returns its standard output if it succeeds within `timeout`. On timeout the child
+/// is killed and left unreaped rather than waited for: a process stuck in uninterruptible I/O dies
+/// only when that I/O ends, and waiting would be the hang this avoids.
+fn run_bounded(mut cmd: Command, timeout: Duration) -> Option<String> {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().ok()?;
+    let deadline = Instant::now() + timeout;
+    // Polling, because std has no wait with a deadline. The pause grows from 0.1 ms to 10 ms, so a
+    // git that takes 2 ms is seen done within about 0.3 ms of it.
+    let mut pause = Duration::from_micros(100);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+            _ => {
+                let _ = child.kill();
+                crate::log::say(&format!(
+                    "git did not answer within {} s; skipped checking whether git tracks the saved \
+                     backend file",
+                    timeout.as_secs_f32()
+                ));
+                return None;
+            }
+        }
+    };
+    // One file's listing is far below a pipe's capacity, so git could exit without it being read.
+    let mut out = String::new();
+    child.stdout.take()?.read_to_string(&mut out).ok()?;
+    status.success().then_some(out)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -163,6 +209,59 @@ mod tests {
 
     fn backend(kind: &str, config: &str) -> SavedBackend {
         crate::backends::saved::testing::saved(kind, config, 1)
+    }
+
+    /// A stand-in `git`: a shell script with `body`.
+    #[cfg(unix)]
+    fn fake_git(dir: &Path, body: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("git");
+        let script = format!("#!/bin/sh\n[ \"$1\" = probe ] && exit 0\n{body}\n");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Another test thread forking while the file was open for writing makes exec fail with
+        // ETXTBSY for a moment: wait until the script runs.
+        for _ in 0..100 {
+            match Command::new(&path).arg("probe").status() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => break,
+            }
+        }
+        path
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_hung_git_costs_the_timeout_and_no_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = fake_git(dir.path(), "exec sleep 30");
+        let started = Instant::now();
+        let saved = dir.path().join(".terraform/terraform.tfstate");
+        let got = git_warnings_with(&git, Duration::from_millis(200), dir.path(), &saved);
+        assert_eq!(got, []);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_prompt_git_is_read_and_a_failing_one_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = dir.path().join(".terraform/terraform.tfstate");
+        let git = fake_git(dir.path(), "echo 'H .terraform/terraform.tfstate'");
+        let got = git_warnings_with(&git, GIT_TIMEOUT, dir.path(), &saved);
+        assert_eq!(
+            got.iter().map(|w| w.code).collect::<Vec<_>>(),
+            ["state-tracked-by-git"]
+        );
+        let git = fake_git(
+            dir.path(),
+            "echo '? .terraform/terraform.tfstate'; exit 128",
+        );
+        assert_eq!(git_warnings_with(&git, GIT_TIMEOUT, dir.path(), &saved), []);
     }
 
     #[test]
