@@ -16,7 +16,8 @@ use crate::backends::secrets;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Warning {
     /// A stable identifier (`plaintext-keys`, `secret-in-backend`, `state-tracked-by-git`,
-    /// `data-dir-not-ignored`, `stale-plan-key`).
+    /// `data-dir-not-ignored`, `stale-plan-key`; doctor also `terraform-not-found` and
+    /// `interrupted-repair`).
     pub code: &'static str,
     pub message: String,
 }

@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use crate::backends::saved;
 use crate::backends::warnings::Warning;
+use crate::heal::datadir;
 use crate::heal::decide::Saved;
 use crate::heal::facts::Findings;
 use crate::heal::outcome;
@@ -43,6 +44,12 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
         }
     };
     warnings.extend(f.security_warnings(&work_dir));
+    if let Some(message) = datadir::interrupted_repair(&f.data_dir) {
+        warnings.push(Warning {
+            code: "interrupted-repair",
+            message,
+        });
+    }
     let doc = outcome::doctor_report(&f, terraform, outcome::next_plan(&f), warnings);
     if json {
         report::out(&report::to_json(&doc)?);

@@ -148,6 +148,48 @@ pub fn recover_if_interrupted(data_dir: &Path) {
     }
 }
 
+/// What `shim doctor` says about a backup a killed repair left: what the next proxied run's recovery
+/// will do with it, decided by [`recovery_step`] as recovery itself decides. Read-only: recovery
+/// belongs to a run that takes the lock. `None`: no backup.
+pub fn interrupted_repair(data_dir: &Path) -> Option<String> {
+    let backup_path = data_dir.join(BACKUP_FILE);
+    fs::symlink_metadata(&backup_path).ok()?;
+    let backup = backup_path.display();
+    let saved_path = data_dir.join(SAVED_FILE);
+    let saved = saved_path.display();
+    if repair_running(data_dir) {
+        return Some(format!(
+            "a tfshim repair is running in {} now ({backup} is its backup)",
+            data_dir.display()
+        ));
+    }
+    let next = "the next terraform command run through tfshim";
+    let what = match fs::read(&backup_path) {
+        Err(e) => format!("it cannot be read ({e}): move it away once {saved} is as you want it"),
+        Ok(bytes) => match recovery_step(&bytes, fs::read(&saved_path).ok().as_deref()) {
+            RecoveryStep::DiscardIncompleteBackup => {
+                format!("it is incomplete, so terraform never ran; {next} deletes it")
+            }
+            RecoveryStep::Unchanged => format!("{saved} is unchanged; {next} deletes it"),
+            RecoveryStep::KeepRepaired => {
+                format!("the repair had completed {saved}; {next} keeps it and deletes the backup")
+            }
+            RecoveryStep::PutBack(why) => {
+                format!("{next} puts it back over {saved} ({why})")
+            }
+        },
+    };
+    Some(format!(
+        "{backup} was left by a tfshim repair that was killed; {what}"
+    ))
+}
+
+/// Whether another process holds the data dir's lock exclusively, i.e. a repair is running.
+fn repair_running(data_dir: &Path) -> bool {
+    File::open(data_dir.join(LOCK_FILE))
+        .is_ok_and(|f| matches!(f.try_lock_shared(), Err(fs::TryLockError::WouldBlock)))
+}
+
 /// The saved file's owner and mode, to give back to whatever replaces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Owner {
@@ -590,6 +632,35 @@ mod tests {
 
     fn with(config: &str, hash: u64) -> String {
         format!(r#"{{"version":3,"backend":{{"type":"s3","config":{config},"hash":{hash}}}}}"#)
+    }
+
+    #[test]
+    fn doctor_says_what_recovery_will_do_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(interrupted_repair(d), None);
+        fs::write(d.join(BACKUP_FILE), OLD).unwrap();
+        fs::write(d.join(SAVED_FILE), "").unwrap();
+        let said = interrupted_repair(d).unwrap();
+        assert!(
+            said.contains("was left by a tfshim repair that was killed"),
+            "{said}"
+        );
+        assert!(said.contains("puts it back over"), "{said}");
+        assert_eq!(fs::read(d.join(SAVED_FILE)).unwrap(), b"");
+        assert_eq!(fs::read_to_string(d.join(BACKUP_FILE)).unwrap(), OLD);
+        fs::write(d.join(SAVED_FILE), OLD).unwrap();
+        assert!(interrupted_repair(d)
+            .unwrap()
+            .contains("is unchanged; the next"));
+        fs::write(d.join(BACKUP_FILE), &OLD[..20]).unwrap();
+        assert!(interrupted_repair(d).unwrap().contains("incomplete"));
+        // A repair holding the lock now is running, not killed (flock and LockFileEx hold per open
+        // file, so this process's own second open sees the conflict).
+        let lock = File::create(d.join(LOCK_FILE)).unwrap();
+        lock.lock().unwrap();
+        let running = interrupted_repair(d).unwrap();
+        assert!(running.contains("is running"), "{running}");
     }
 
     #[test]

@@ -522,6 +522,22 @@ fn sweep_fix_recovers_a_killed_repair_then_repairs() {
     kill_group(child.id());
     finished(&sb, child, "killed");
     assert!(sb.data_dir().join(BACKUP).is_file());
+    // Doctor names the leftover and what the next run will do with it, and changes nothing.
+    let doctor = sb.tfshim(&["shim", "doctor", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&doctor.stdout()).unwrap();
+    let warning = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "interrupted-repair")
+        .unwrap_or_else(|| panic!("no interrupted-repair warning: {doc}"));
+    let message = warning["message"].as_str().unwrap();
+    assert!(
+        message.contains(BACKUP) && message.contains("puts it back over"),
+        "{message}"
+    );
+    assert_eq!(saved_len(&sb), Some(0));
+    assert!(sb.data_dir().join(BACKUP).is_file());
     // A plain sweep changes nothing, and reports the root as unreadable.
     let root = sb.work.display().to_string();
     let look = sb.tfshim(&["shim", "sweep", root.as_str()]);
