@@ -15,7 +15,7 @@
 //!   `/proc/sys/vm/overcommit_memory`, ten more pages touched): ≈ 65 µs on every start, a third of the
 //!   static pass-through's whole cost, for a path (`proxy::fast`) that never allocates.
 //!   `shell/build-release.sh` therefore compiles mimalloc without its constructor
-//!   (`MI_PRIM_HAS_PROCESS_ATTACH`, the switch its own Windows builds use) and [`LazyMimalloc`] runs the
+//!   (`MI_PRIM_HAS_PROCESS_ATTACH`, the switch its own Windows builds use) and `LazyMimalloc` runs the
 //!   constructor's body, `_mi_auto_process_init`, before the first allocation instead. Built another
 //!   way, the constructor runs as usual and the lazy start sees mimalloc initialised and does nothing.
 
