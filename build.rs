@@ -7,8 +7,9 @@
 //! - **the unwinder linked in** (`libgcc_eh.a`, as `gcc -static-libgcc` does) instead of loading
 //!   `libgcc_s.so.1`: each shared library costs its own open, mappings and symbol scope, ≈ 55 µs per
 //!   start on the project's VM. rustc asks for `-lgcc_s` itself, so the build script puts a
-//!   `libgcc_s.so` linker script naming `libgcc_eh.a` first on the search path. It is done only when
-//!   the C compiler names an existing `libgcc_eh.a`; otherwise the link stays as rustc makes it.
+//!   `libgcc_s.so` linker script naming `libgcc_eh.a` and `libgcc.a` first on the binary's search
+//!   path. It is done only with `-no-pie` and when the C compiler names both archives; otherwise the
+//!   link stays as rustc makes it.
 //!   (`libm.so.6`, the other library rustc links, is avoided in `src/proxy/linkage.rs`.)
 //!
 //! Static glibc would save more, but `-C target-feature=+crt-static` cannot be set for the binary alone
@@ -27,18 +28,30 @@ fn main() {
     if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {
         return;
     }
-    if var("TFSHIM_PIE") != "1" {
-        println!("cargo:rustc-link-arg-bins=-no-pie");
+    if var("TFSHIM_PIE") == "1" {
+        return;
     }
+    println!("cargo:rustc-link-arg-bins=-no-pie");
+    // Only with `-no-pie`: on a toolchain whose gcc does not default to PIE, the archives need not be
+    // position-independent. Tests and other targets keep the shared library.
     if var("TFSHIM_SHARED_LIBGCC") != "1" {
-        if let Some(archive) = target_compiler().and_then(|cc| static_unwinder(&cc)) {
+        if let Some(archives) = target_compiler().and_then(|cc| static_libgcc(&cc)) {
             let dir = PathBuf::from(var("OUT_DIR")).join("static-libgcc");
             std::fs::create_dir_all(&dir).expect("OUT_DIR is writable");
-            // A linker script: `-lgcc_s` finds it before the real shared library, and the linker
-            // takes the archive's members that are used, as for any static library.
-            let script = format!("INPUT({})\n", archive.display());
+            // A linker script where `-lgcc_s` finds it first. The real `libgcc_s.so` is itself a
+            // script, `GROUP(libgcc_s.so.1 -lgcc)`: the static replacement keeps `libgcc.a` too,
+            // as `gcc -static-libgcc` links `-lgcc -lgcc_eh`.
+            let quoted: Vec<String> = archives
+                .iter()
+                .map(|a| format!("\"{}\"", a.display()))
+                .collect();
+            let script = format!("GROUP({})\n", quoted.join(" "));
             std::fs::write(dir.join("libgcc_s.so"), script).expect("OUT_DIR is writable");
-            println!("cargo:rustc-link-search=native={}", dir.display());
+            println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
+            // A compiler upgrade moves the archives: link with the new ones, not a stale path.
+            for archive in &archives {
+                println!("cargo:rerun-if-changed={}", archive.display());
+            }
         }
     }
 }
@@ -66,12 +79,17 @@ fn target_compiler() -> Option<PathBuf> {
     Some(std::env::var_os("CC").unwrap_or_else(|| "cc".into()).into())
 }
 
-/// The C compiler's static unwinder archive, when it has one at an absolute path that exists.
-fn static_unwinder(cc: &Path) -> Option<PathBuf> {
-    let out = Command::new(cc)
-        .arg("-print-file-name=libgcc_eh.a")
-        .output()
-        .ok()?;
-    let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    (out.status.success() && path.is_absolute() && path.is_file()).then_some(path)
+/// The C compiler's static unwinder and runtime archives (`libgcc_eh.a`, `libgcc.a`), when it names
+/// both at absolute paths that exist and that a linker script can quote.
+fn static_libgcc(cc: &Path) -> Option<[PathBuf; 2]> {
+    let ask = |flag: &str| {
+        let out = Command::new(cc).arg(flag).output().ok()?;
+        let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+        let quotable = !path.to_string_lossy().contains('"');
+        (out.status.success() && path.is_absolute() && path.is_file() && quotable).then_some(path)
+    };
+    Some([
+        ask("-print-file-name=libgcc_eh.a")?,
+        ask("-print-libgcc-file-name")?,
+    ])
 }

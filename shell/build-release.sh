@@ -68,15 +68,16 @@ musl-gcc -O2 -c -o "$shim/fprintf_chk.o" "$shim/fprintf_chk.c"
 # -lgcc: the C compiler's runtime, which C objects compiled by gcc may call (mimalloc's bit counting
 # calls `__popcountdi2`); rustc links with -nodefaultlibs, and Rust's compiler-builtins lacks it here.
 export "CARGO_TARGET_${upper}_RUSTFLAGS=-C link-self-contained=no -L/usr/lib/llvm-14/lib -C target-feature=+crt-static -C relocation-model=static -C link-arg=$shim/fprintf_chk.o -C link-arg=-lgcc"
-# mimalloc, the static build's allocator, without the C constructor that would start it on every start
-# of tfshim: src/proxy/linkage.rs starts it before the first allocation instead.
+# mimalloc, the static build's allocator (`--features mimalloc` below), without the C constructor that
+# would start it on every start of tfshim: src/proxy/linkage.rs starts it before the first allocation
+# instead.
 export "CFLAGS_$lower=-DMI_PRIM_HAS_PROCESS_ATTACH=1"
 # Thin LTO: std is compiled with the program here, and fat LTO over both costs minutes more for no
 # measurable gain on the pass-through path (README, Performance).
 export CARGO_PROFILE_RELEASE_LTO=${TFSHIM_RELEASE_LTO:-thin}
 
 say "$(cargo --version), $(rustc --version)"
-cargo build --locked --release -Zbuild-std=std,panic_abort --target "$target" "$@"
+cargo build --locked --release -Zbuild-std=std,panic_abort --target "$target" --features mimalloc "$@"
 bin=$repo/target/$target/release/tfshim
 # Static and non-PIE: an ELF of type EXEC with no program interpreter (no dynamic loader).
 headers=$(readelf -hl "$bin")

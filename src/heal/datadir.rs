@@ -157,13 +157,19 @@ pub fn interrupted_repair(data_dir: &Path) -> Option<String> {
     let backup = backup_path.display();
     let saved_path = data_dir.join(SAVED_FILE);
     let saved = saved_path.display();
-    if repair_running(data_dir) {
-        return Some(format!(
-            "a tfshim repair is running in {} now ({backup} is its backup)",
-            data_dir.display()
-        ));
-    }
-    let next = "the next terraform command run through tfshim";
+    // Held while the files are read, so that a repair starting meanwhile is not misread.
+    let _shared = match File::open(data_dir.join(LOCK_FILE)).map(|f| (f.try_lock_shared(), f)) {
+        Ok((Err(fs::TryLockError::WouldBlock), _)) => {
+            return Some(format!(
+                "a tfshim repair is running in {} now ({backup} is its backup)",
+                data_dir.display()
+            ))
+        }
+        Ok((Ok(()), f)) => Some(f),
+        _ => None,
+    };
+    let next = "the next backend-loading command run through tfshim (`plan`, `apply`, `init`, …; \
+                not with TFSHIM_MODE=off), or `tfshim shim sweep --fix`,";
     let what = match fs::read(&backup_path) {
         Err(e) => format!("it cannot be read ({e}): move it away once {saved} is as you want it"),
         Ok(bytes) => match recovery_step(&bytes, fs::read(&saved_path).ok().as_deref()) {
@@ -182,12 +188,6 @@ pub fn interrupted_repair(data_dir: &Path) -> Option<String> {
     Some(format!(
         "{backup} was left by a tfshim repair that was killed; {what}"
     ))
-}
-
-/// Whether another process holds the data dir's lock exclusively, i.e. a repair is running.
-fn repair_running(data_dir: &Path) -> bool {
-    File::open(data_dir.join(LOCK_FILE))
-        .is_ok_and(|f| matches!(f.try_lock_shared(), Err(fs::TryLockError::WouldBlock)))
 }
 
 /// The saved file's owner and mode, to give back to whatever replaces it.

@@ -14,10 +14,14 @@
 //!   -c`). mimalloc starts itself in a C constructor (random seed, `sysinfo`, reading
 //!   `/proc/sys/vm/overcommit_memory`, ten more pages touched): ≈ 65 µs on every start, a third of the
 //!   static pass-through's whole cost, for a path (`proxy::fast`) that never allocates.
-//!   `shell/build-release.sh` therefore compiles mimalloc without its constructor
+//!   `shell/build-release.sh` turns it on (`--features mimalloc`; other musl builds keep musl's
+//!   allocator and need no `-lgcc`), compiles mimalloc without its constructor
 //!   (`MI_PRIM_HAS_PROCESS_ATTACH`, the switch its own Windows builds use) and `LazyMimalloc` runs the
-//!   constructor's body, `_mi_auto_process_init`, before the first allocation instead. Built another
-//!   way, the constructor runs as usual and the lazy start sees mimalloc initialised and does nothing.
+//!   constructor's body, `_mi_auto_process_init`, before the first allocation instead. Built with the
+//!   feature but without that switch, the constructor runs as usual and the lazy start sees mimalloc
+//!   initialised and does nothing.
+//!   Without the constructor its counterpart at exit does not run either: it only frees and, with
+//!   `MIMALLOC_SHOW_STATS`, prints statistics, neither of which a process about to end needs.
 
 /// C's `pow(x, y)`, the symbol `f64::powf` calls.
 #[cfg(target_env = "gnu")]
@@ -26,7 +30,7 @@ pub extern "C" fn pow(x: f64, y: f64) -> f64 {
     libm::pow(x, y)
 }
 
-#[cfg(target_env = "musl")]
+#[cfg(all(target_env = "musl", feature = "mimalloc"))]
 mod lazy {
     use std::alloc::{GlobalAlloc, Layout};
     use std::sync::Once;
@@ -40,8 +44,8 @@ mod lazy {
         /// mimalloc's process start (the body of its constructor): idempotent parts only, but it is
         /// still called at most once, and not at all when the constructor has already run.
         fn _mi_auto_process_init();
-        /// Set by mimalloc once the process is initialised.
-        static _mi_process_is_initialized: bool;
+        /// Set by mimalloc once the process is initialised (written by C: `mut`).
+        static mut _mi_process_is_initialized: bool;
     }
 
     /// mimalloc, started before the first allocation rather than when the process starts.
@@ -56,7 +60,7 @@ mod lazy {
             // SAFETY: both are defined by mimalloc's C code (libmimalloc-sys); the flag is only read,
             // and `call_once` runs this on one thread, before any allocation, with others waiting.
             unsafe {
-                if !_mi_process_is_initialized {
+                if !std::ptr::addr_of!(_mi_process_is_initialized).read() {
                     _mi_auto_process_init();
                 }
             }
