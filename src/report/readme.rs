@@ -90,7 +90,7 @@ fn check<T: Serialize>(heading: &str, examples: &[T]) {
     }
 }
 
-fn doctor(backend: BackendInfo) -> Doctor {
+fn doctor(backend: BackendInfo, credential: Option<String>) -> Doctor {
     let s = || Some("x".to_owned());
     Doctor {
         tfshim_version: TFSHIM_VERSION,
@@ -103,8 +103,8 @@ fn doctor(backend: BackendInfo) -> Doctor {
         backend: Some(backend),
         saved_credentials: SavedCredentials {
             present: true,
-            access_key: s(),
-            credential: None,
+            access_key: credential.is_none().then(|| "x".to_owned()),
+            credential,
             verdict: Shown::Rejected,
             code: s(),
             arn: None,
@@ -139,7 +139,11 @@ fn readme_documents_the_doctor_schema() {
     let unreadable = BackendInfo::Unreadable { error: "e".into() };
     check(
         "## Diagnosing: `tfshim shim doctor`",
-        &[doctor(saved), doctor(unreadable)],
+        &[
+            doctor(saved.clone(), None),
+            doctor(unreadable, None),
+            doctor(saved, Some("password (user ci)".into())),
+        ],
     );
 }
 
@@ -149,6 +153,7 @@ fn readme_documents_the_sweep_schema() {
         path: "r".into(),
         backend: None,
         access_key: None,
+        credential: None,
         verdict: Shown::None,
         code: None,
         reason: None,
@@ -158,10 +163,16 @@ fn readme_documents_the_sweep_schema() {
         result_reason: None,
         text: RootText::default(),
     };
-    let summary = Summary::of(std::slice::from_ref(&root), 1, 0, true);
+    let http = Root {
+        backend: Some("http".into()),
+        credential: Some("password (user ci)".into()),
+        ..root.clone()
+    };
+    let roots = vec![root, http];
+    let summary = Summary::of(&roots, 1, 0, true);
     check(
         "## Sweeping a tree: `tfshim shim sweep`",
-        &[Sweep::new("d".into(), vec![root], summary)],
+        &[Sweep::new("d".into(), roots, summary)],
     );
 }
 

@@ -45,7 +45,12 @@ impl fmt::Display for RepairResult {
 pub struct Root {
     pub path: String,
     pub backend: Option<String>,
+    /// The saved S3 key, redacted.
     pub access_key: Option<String>,
+    /// Other backends' saved credential in words (`password (user ci)`); absent for S3, as in
+    /// doctor's `saved_credentials`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
     pub verdict: Shown,
     pub code: Option<String>,
     pub reason: Option<String>,
@@ -67,6 +72,8 @@ pub struct RootText {
     pub saved_file: (String, String),
     /// Where the fallback credentials were looked for (for a root that cannot be repaired).
     pub looked_in: String,
+    /// The saved credential as the KEY column shows it (`AKIA…QXGR`, `user ci`).
+    pub key: Option<String>,
 }
 
 /// What the exit code and the summary line count.
@@ -244,7 +251,7 @@ impl Sweep {
             rows.push([
                 (path, Tone::Plain),
                 (r.backend.clone().unwrap_or_else(dash), Tone::Plain),
-                (r.access_key.clone().unwrap_or_else(dash), Tone::Plain),
+                (r.text.key.clone().unwrap_or_else(dash), Tone::Plain),
                 (verdict, r.verdict.tone()),
                 (r.action.to_string(), action_tone),
                 (

@@ -474,6 +474,14 @@ fn sweep_over_s3_and_http_roots() {
     for r in rows {
         assert_eq!(r["verdict"], "rejected", "{r}");
         assert_eq!(r["action"], "reconfigure", "{r}");
+        // The saved credential, named as doctor names it: a key id for S3, words for http.
+        if r["backend"] == "http" {
+            assert_eq!(r["access_key"], Value::Null, "{r}");
+            assert_eq!(r["credential"], format!("password (user {USER})"), "{r}");
+        } else {
+            assert!(r["access_key"].as_str().unwrap().contains('…'), "{r}");
+            assert!(r.get("credential").is_none(), "{r}");
+        }
     }
     // Two distinct http addresses: two checks of the saved token, two of TF_HTTP_PASSWORD.
     assert_eq!(server.tfshim_requests().len(), 4, "{:?}", server.log());

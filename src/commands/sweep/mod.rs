@@ -142,10 +142,13 @@ pub(crate) fn document(dir: &Path, roots: &[Root], summary: Summary) -> report::
         .map(|r| {
             let f = &r.findings;
             let (verdict, code, reason) = verdict_of(f);
+            let saved = f.cred.as_deref().filter(|c| c.present());
+            let s3 = saved.is_some_and(|c| c.kind() == "s3");
             report::sweep::Root {
                 path: r.path.display().to_string(),
                 backend: f.backend.as_ref().map(|b| b.kind.clone()),
-                access_key: f.cred.as_deref().filter(|c| c.present()).map(|c| c.shown()),
+                access_key: saved.filter(|_| s3).map(|c| c.shown()),
+                credential: saved.filter(|_| !s3).map(|c| c.label()),
                 verdict,
                 code,
                 reason,
@@ -167,6 +170,7 @@ pub(crate) fn document(dir: &Path, roots: &[Root], summary: Summary) -> report::
                     } else {
                         String::new()
                     },
+                    key: saved.map(|c| c.shown()),
                 },
             }
         })
