@@ -28,6 +28,7 @@ use crate::aws::proxy::ProxySettings;
 use crate::aws::sts::Ambient;
 use crate::aws::verdict::Verdict;
 use crate::backends::saved::{SavedBackend, Secret};
+use crate::backends::secrets;
 use crate::credentials::{Checkable, Credential, Env};
 use crate::net::client::{self, Request, Tls};
 
@@ -65,20 +66,18 @@ pub struct HttpPassword {
 impl std::fmt::Debug for HttpPassword {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpPassword")
-            .field("address", &self.address.as_ref().map(shown_url))
+            .field(
+                "address",
+                &self
+                    .address
+                    .as_ref()
+                    .map(|u| secrets::url_redacted(u.as_str())),
+            )
             .field("username", &self.username)
             .field("password", &self.password)
             .field("key_saved", &self.key_saved)
             .finish_non_exhaustive()
     }
-}
-
-/// A URL without its user info (which may hold a password).
-pub fn shown_url(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.to_string()
 }
 
 impl HttpPassword {
@@ -416,14 +415,13 @@ mod tests {
     #[test]
     fn debug_hides_the_password_and_url_user_info() {
         let c = http(
-            r#"{"address":"https://me:urlsecret@x/s","username":"u","password":"hunter2"}"#,
+            r#"{"address":"https://me:urlsecret@x/s?private_token=glpat-querysecret","username":"u","password":"hunter2"}"#,
             &[],
         )
         .unwrap();
         let shown = format!("{c:?}");
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("urlsecret"),
-            "{shown}"
-        );
+        for secret in ["hunter2", "urlsecret", "querysecret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 }

@@ -72,8 +72,6 @@ pub struct RootText {
     pub saved_file: (String, String),
     /// Where the fallback credentials were looked for (for a root that cannot be repaired).
     pub looked_in: String,
-    /// The saved credential as the KEY column shows it (`AKIA…QXGR`, `user ci`).
-    pub key: Option<String>,
 }
 
 /// What the exit code and the summary line count.
@@ -251,7 +249,13 @@ impl Sweep {
             rows.push([
                 (path, Tone::Plain),
                 (r.backend.clone().unwrap_or_else(dash), Tone::Plain),
-                (r.text.key.clone().unwrap_or_else(dash), Tone::Plain),
+                (
+                    r.access_key
+                        .clone()
+                        .or_else(|| r.credential.clone())
+                        .unwrap_or_else(dash),
+                    Tone::Plain,
+                ),
                 (verdict, r.verdict.tone()),
                 (r.action.to_string(), action_tone),
                 (

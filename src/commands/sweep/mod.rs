@@ -170,7 +170,6 @@ pub(crate) fn document(dir: &Path, roots: &[Root], summary: Summary) -> report::
                     } else {
                         String::new()
                     },
-                    key: saved.map(|c| c.shown()),
                 },
             }
         })
