@@ -71,7 +71,7 @@ pub fn contain<T>(work: impl FnOnce() -> T) -> Result<T, Panicked> {
     })
 }
 
-/// `TFSHIM_TEST_PANIC=WHERE` makes tfshim panic at that point (`preflight`, `sts`), with the saved
+/// `TFSHIM_TEST_PANIC=WHERE` makes tfshim panic at that point (`preflight`, `sts`, `repair`), with the saved
 /// secret in the message: the e2e tests prove with it that the boundary holds in the binary they run
 /// (the release build too) and that a panic's message is never shown.
 #[track_caller]

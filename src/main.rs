@@ -140,6 +140,11 @@ fn proxy(engine: Engine, args: Vec<OsString>) -> Result<ExitCode> {
                 )
             }
             Err(panicked) => {
+                // A panic inside a repair may have left the saved file rewritten but unchecked, and
+                // its backup behind: recovery puts them right by its usual rules first.
+                heal::datadir::recover_if_interrupted(
+                    &inv.data_dir(env::var_os("TF_DATA_DIR").as_deref()),
+                );
                 log::say(&format!("{panicked}; running terraform unchanged"));
                 inv.args
             }

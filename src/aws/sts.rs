@@ -35,8 +35,9 @@ use crate::backends::secrets;
 use crate::boundary::contain;
 use crate::log;
 
-/// Where and how to reach STS, as terraform's S3 backend would.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and how to reach STS, as terraform's S3 backend would. Its `Debug` shows the endpoint
+/// redacted (user info and query hidden), as any URL that may carry a secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Target {
     /// The STS endpoint terraform would use; `None`: the SDK's default for the region.
     pub endpoint: Option<String>,
@@ -48,6 +49,27 @@ pub struct Target {
     pub timeout: Duration,
     /// Which terraform's rules were followed (they differ for endpoints and the credential order).
     pub generation: Generation,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field(
+                "endpoint",
+                &self
+                    .endpoint
+                    .as_deref()
+                    .map(crate::backends::secrets::url_redacted),
+            )
+            .field("region", &self.region)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("proxy", &self.proxy)
+            .field("use_fips", &self.use_fips)
+            .field("use_dual_stack", &self.use_dual_stack)
+            .field("timeout", &self.timeout)
+            .field("generation", &self.generation)
+            .finish()
+    }
 }
 
 /// The backend's own proxy settings, or the usual environment variables. Its `Debug` hides the
@@ -513,6 +535,28 @@ fn proxy_config(target: &Target) -> Result<ProxyConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_what_an_endpoint_url_may_carry() {
+        let t = Target {
+            endpoint: Some(
+                "https://me:pw-secret@sts.example/?X-Amz-Security-Token=tok-secret".into(),
+            ),
+            region: "us-east-1".into(),
+            ca_bundle: None,
+            proxy: Proxy::FromEnv,
+            use_fips: false,
+            use_dual_stack: false,
+            timeout: Duration::from_secs(5),
+            generation: Generation::Current,
+        };
+        let shown = format!("{t:?}");
+        assert!(shown.contains("sts.example"), "{shown}");
+        assert!(
+            !shown.contains("pw-secret") && !shown.contains("tok-secret"),
+            "{shown}"
+        );
+    }
     use crate::backends::saved::testing::{env_of, s3 as backend};
 
     #[test]

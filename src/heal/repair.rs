@@ -245,6 +245,9 @@ impl<'a> Reconfigure<'a> {
         let capture = !self.users_command && !self.show_output;
         let run = run_child(cmd, capture, &signals);
         drop(file); // invariant 5: gone before anything else can fail
+        crate::boundary::injected("repair", || {
+            "after terraform's init, before the check".into()
+        });
         let ChildRun { status, output } = match run {
             Ok(r) => r,
             Err(e) => {

@@ -227,6 +227,31 @@ fn a_panic_in_the_preflight_runs_terraform_unchanged() {
 }
 
 #[test]
+fn a_panic_inside_a_repair_leaves_a_checked_file_and_no_backup() {
+    // The panic comes after the repair's `init -reconfigure` rewrote the saved file and before its
+    // invariants were checked: recovery must check them (and remove the backup) before terraform
+    // runs on that file.
+    let mut sb = Sandbox::new(Layout::default());
+    sb.init_with_saved_key(&[]);
+    let before = sb.saved_backend();
+    sb.rotate();
+    sb.env("TFSHIM_TEST_PANIC", "repair");
+    let shim = sb.tfshim(&["plan", "-input=false", "-no-color"]);
+    shim.success()
+        .stderr_has("internal error at src/heal/repair.rs")
+        .stderr_has("running terraform unchanged");
+    assert!(
+        sb.tfshim_leftovers().is_empty(),
+        "{:?}",
+        sb.tfshim_leftovers()
+    );
+    let after = sb.saved_backend();
+    assert!(after["config"]["access_key"].is_null(), "{after}");
+    assert_eq!(after["hash"], before["hash"]);
+    assert_eq!(after["config"]["key"], before["config"]["key"]);
+}
+
+#[test]
 fn a_panic_in_an_sts_check_is_no_verdict() {
     let mut sb = Sandbox::new(Layout::default());
     sb.init_with_saved_key(&[]);
