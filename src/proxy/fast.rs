@@ -79,14 +79,18 @@ pub fn plan<'a>(argv0: &[u8], first_arg: Option<&[u8]>, vars: &Vars<'a>) -> Opti
         b"off" => true,
         _ => return None,
     };
-    let name: &'static [u8] = match file_stem(argv0)? {
-        b"terraform" => b"terraform",
-        b"tofu" => b"tofu",
-        _ => match vars.engine.unwrap_or_default() {
+    // The invoked name decides in any case, as in `locate::Engine::choose`.
+    let stem = file_stem(argv0)?;
+    let name: &'static [u8] = if stem.eq_ignore_ascii_case(b"terraform") {
+        b"terraform"
+    } else if stem.eq_ignore_ascii_case(b"tofu") {
+        b"tofu"
+    } else {
+        match vars.engine.unwrap_or_default() {
             b"" | b"terraform" => b"terraform",
             b"tofu" => b"tofu",
             _ => return None,
-        },
+        }
     };
     match first_arg {
         Some(b"shim") => return None,
@@ -331,6 +335,17 @@ mod tests {
         assert_eq!(p.count, 1);
         let p = plan(b"/x/tofu", None, &vars()).unwrap();
         assert_eq!(p.search, Search::OnPath(b"tofu"));
+        // The invoked name wins over TFSHIM_ENGINE whatever its case, as on the full path.
+        let tofu = Vars {
+            engine: Some(b"tofu"),
+            ..vars()
+        };
+        let p = plan(b"/x/Terraform", None, &tofu).unwrap();
+        assert_eq!(p.search, Search::OnPath(b"terraform"));
+        assert_eq!(
+            crate::proxy::locate::Engine::choose(Some("Terraform"), Some("tofu")).unwrap(),
+            crate::proxy::locate::Engine::Terraform
+        );
         let v = Vars {
             engine: Some(b"tofu"),
             count: Some(b"3"),
