@@ -160,8 +160,11 @@ impl HttpPassword {
             user_agent: concat!("tfshim/", env!("CARGO_PKG_VERSION")),
         };
         let mut answer = client::status(&request("HEAD"));
-        // A server without HEAD: GET, whose body is never read (the connection closes first).
-        if matches!(answer, Ok(405 | 501)) {
+        // GET, whose body is never read (the connection closes first), where HEAD says nothing
+        // for certain: a server without HEAD (405, 501), and a rejection (401, 403), which a front
+        // end may give HEAD alone — terraform's GET would work, and a rejection leads to a repair
+        // or a refusal. A revoked password costs one more request.
+        if matches!(answer, Ok(401 | 403 | 405 | 501)) {
             answer = client::status(&request("GET"));
         }
         verdict_of(answer)

@@ -265,18 +265,18 @@ fn seed_story_heals_with_one_reconfigure() {
         .stderr_has("re-initialising the backend without it");
     assert!(run.stdout().contains("No changes."), "{}", run.stdout());
     assert_eq!(r.reconfigures(), 1);
-    // One check of the saved token, one of TF_HTTP_PASSWORD's; HEAD, so no state was sent.
+    // The saved token: HEAD, its rejection confirmed by GET; TF_HTTP_PASSWORD's: HEAD. No state
+    // was sent (a rejected GET gets none).
     let checks = r.server.tfshim_requests();
-    assert_eq!(checks.len(), 2, "{checks:?}");
-    assert!(
-        checks
-            .iter()
-            .all(|c| c.method == "HEAD" && c.bytes_sent < 200),
+    assert_eq!(
+        checks.iter().map(|c| c.method.as_str()).collect::<Vec<_>>(),
+        ["HEAD", "GET", "HEAD"],
         "{checks:?}"
     );
+    assert!(checks.iter().all(|c| c.bytes_sent < 200), "{checks:?}");
     assert_eq!(
         checks.iter().map(|c| c.authorized).collect::<Vec<_>>(),
-        [false, true]
+        [false, false, true]
     );
     only_the_password_left(&before, &r.saved_backend());
     assert!(!r.saved_text().contains(&t1));
@@ -392,16 +392,27 @@ fn a_valid_token_costs_one_head_request() {
     assert_eq!(checks.len(), 1, "{checks:?}");
     assert_eq!(checks[0].method, "HEAD");
     // A server without HEAD: one GET, whose body tfshim does not read.
-    r.server.set_no_head(true);
+    let methods = |r: &HttpRoot| -> Vec<String> {
+        r.server
+            .tfshim_requests()
+            .into_iter()
+            .map(|c| c.method)
+            .collect()
+    };
+    r.server.set_head_answer(Some(405));
     r.server.clear_log();
     r.tfshim(PLAN).success();
-    let methods: Vec<String> = r
-        .server
-        .tfshim_requests()
-        .into_iter()
-        .map(|c| c.method)
-        .collect();
-    assert_eq!(methods, ["HEAD", "GET"]);
+    assert_eq!(methods(&r), ["HEAD", "GET"]);
+    // A front end that refuses HEAD with 403: a rejection is confirmed with GET, which succeeds, so
+    // the working token is left alone (a refusal or a repair here would be worse than terraform).
+    r.server.set_head_answer(Some(403));
+    r.server.clear_log();
+    r.record_terraform_calls();
+    let before = r.saved_bytes();
+    r.tfshim(PLAN).success().stderr_lacks("rejected");
+    assert_eq!(methods(&r), ["HEAD", "GET"]);
+    assert_eq!(r.reconfigures(), 0);
+    assert_eq!(r.saved_bytes(), before);
 }
 
 #[test]
@@ -483,8 +494,9 @@ fn sweep_over_s3_and_http_roots() {
             assert!(r.get("credential").is_none(), "{r}");
         }
     }
-    // Two distinct http addresses: two checks of the saved token, two of TF_HTTP_PASSWORD.
-    assert_eq!(server.tfshim_requests().len(), 4, "{:?}", server.log());
+    // Two distinct http addresses: two checks of the saved token (HEAD, confirmed by GET), two of
+    // TF_HTTP_PASSWORD (HEAD).
+    assert_eq!(server.tfshim_requests().len(), 6, "{:?}", server.log());
     assert_eq!(doc["keys_checked"], 3);
 
     let run = sb.tfshim(&["shim", "sweep", "--fix", "--json"]);
@@ -599,7 +611,7 @@ fn https_with_the_backends_ca_or_without_verification() {
         .success()
         .stderr_has("was rejected by the state server (HTTP 401)");
     only_the_password_left(&before, &r.saved_backend());
-    assert_eq!(r.server.tfshim_requests().len(), 2);
+    assert_eq!(r.server.tfshim_requests().len(), 3);
 
     // skip_cert_verification: any certificate, as terraform accepts it.
     let (mut r, _front, _) = https_root("    skip_cert_verification = true\n");

@@ -31,8 +31,9 @@ struct State {
     states: HashMap<String, Vec<u8>>,
     locks: HashMap<String, String>,
     log: Vec<Logged>,
-    /// Answer `HEAD` with 405, as a server without it would.
-    no_head: bool,
+    /// Answer every `HEAD` with this status before looking at its credentials: 405 as a server
+    /// without `HEAD`, 403 as a front end that refuses it.
+    head_answer: Option<u16>,
     /// Answer every request with this status (a failing server).
     fail_with: Option<u16>,
 }
@@ -87,8 +88,8 @@ impl StateServer {
         }
     }
 
-    pub fn set_no_head(&self, on: bool) {
-        self.state.lock().unwrap().no_head = on;
+    pub fn set_head_answer(&self, status: Option<u16>) {
+        self.state.lock().unwrap().head_answer = status;
     }
 
     pub fn fail_with(&self, status: Option<u16>) {
@@ -212,12 +213,13 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
         .unwrap_or(false);
     let (status, reply): (u16, Vec<u8>) = if let Some(code) = s.fail_with {
         (code, b"failing on purpose".to_vec())
+    } else if let Some(code) = s.head_answer.filter(|_| method == "HEAD") {
+        (code, Vec::new())
     } else if !authorized {
         (401, br#"{"message":"401 Unauthorized"}"#.to_vec())
     } else {
         let name = path.trim_start_matches("/state/");
         match (method.as_str(), name.strip_suffix("/lock")) {
-            ("HEAD", None) if s.no_head => (405, Vec::new()),
             ("GET" | "HEAD", None) => match s.states.get(name) {
                 Some(st) => (200, st.clone()),
                 None => (404, Vec::new()),
