@@ -20,7 +20,8 @@
 //! valid; anything else → no verdict.
 
 use std::any::Any;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use url::Url;
 
@@ -55,7 +56,12 @@ pub struct HttpPassword {
     /// The mTLS private key is saved (the repair removes it too: it is a secret).
     key_saved: bool,
     proxy: Result<Option<Url>, String>,
+    /// `TFSHIM_STS_TIMEOUT`: the budget of the whole check, verdict and fallback together.
     timeout: Duration,
+    /// When that budget ends, set by the first request: every later one (GET after HEAD, the
+    /// fallback's, `TF_HTTP_USERNAME`'s) gets only what is left, so that up to six requests cost
+    /// terraform at most one timeout, not six (#20).
+    deadline: OnceLock<Instant>,
     /// What terraform falls back to: `TF_HTTP_USERNAME`, `TF_HTTP_PASSWORD`,
     /// `TF_HTTP_CLIENT_PRIVATE_KEY_PEM`, read once.
     env_username: Option<String>,
@@ -138,10 +144,16 @@ impl HttpPassword {
             key_saved,
             proxy,
             timeout,
+            deadline: OnceLock::new(),
             env_username: var("TF_HTTP_USERNAME"),
             env_password: var("TF_HTTP_PASSWORD").map(Secret::new),
             env_key: var("TF_HTTP_CLIENT_PRIVATE_KEY_PEM").map(Secret::new),
         })
+    }
+
+    /// The end of this credential's check (started by its first request).
+    fn deadline(&self) -> Instant {
+        *self.deadline.get_or_init(|| Instant::now() + self.timeout)
     }
 
     /// One request with these credentials; the verdict.
@@ -156,7 +168,7 @@ impl HttpPassword {
             basic_auth: Some((username, password)),
             tls,
             proxy,
-            timeout: self.timeout,
+            deadline: self.deadline(),
             user_agent: concat!("tfshim/", env!("CARGO_PKG_VERSION")),
         };
         let mut answer = client::status(&request("HEAD"));
@@ -270,6 +282,8 @@ impl Credential for HttpPassword {
     }
     fn be_patient(&mut self) {
         self.timeout = self.timeout.max(PATIENT_TIMEOUT);
+        // A new check, with a budget of its own.
+        self.deadline = OnceLock::new();
     }
     fn removes(&self, fallback: Option<&Ambient>) -> Vec<&'static str> {
         let mut out = vec!["password"];

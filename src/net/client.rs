@@ -3,25 +3,35 @@
 //! status line. The body is never read: the connection is closed after the head, so a large state
 //! is not downloaded even when the server ignores `HEAD`.
 //!
+//! The whole request — resolving, connecting, the proxy's `CONNECT`, the TLS handshake, writing,
+//! reading the head — runs on tokio (hyper's HTTP/1 client, tokio-rustls) under one
+//! `tokio::time::timeout_at` of the caller's deadline, so a server that drips its answer a byte at
+//! a time cannot hold terraform longer than that deadline (#20): a blocking socket's read timeout
+//! only bounds each read, and rustls keeps reading inside one `read` until a record is whole.
+//!
 //! Every error message names what failed, never a credential or a header value.
 //!
 //! Over 500 lines only because its unit tests (a quarter of the file) are kept beside the code.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
 
+use hyper::header::{
+    HeaderValue, ACCEPT, AUTHORIZATION, CONNECTION, HOST, PROXY_AUTHORIZATION, USER_AGENT,
+};
+use hyper::rt::{Read as HyperRead, Write as HyperWrite};
+use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
 use url::{Host, Url};
 
 use crate::backends::saved::Secret;
+use crate::net::pinned::Pinned;
 
 /// The TLS options of terraform's http backend (`configureTLS` in its `backend.go`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,14 +54,35 @@ pub struct Request<'a> {
     pub tls: &'a Tls,
     /// An `http://` proxy ([`crate::net::proxy::for_url`]), or a direct connection.
     pub proxy: Option<&'a Url>,
-    /// For the whole request: resolve, connect, TLS, answer.
-    pub timeout: Duration,
+    /// When the answer must be in, for the whole request: resolve, connect, tunnel, TLS, answer.
+    /// One check's requests share one deadline (`credentials::http`).
+    pub deadline: Instant,
     pub user_agent: &'a str,
 }
 
 /// The status code of the answer, or why there is none (`timeout`, `connection refused`, …).
 pub fn status(req: &Request) -> Result<u16, String> {
-    let deadline = Instant::now() + req.timeout;
+    if req.deadline <= Instant::now() {
+        return Err("timeout".into());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("could not start the async runtime: {e}"))?;
+    let deadline = tokio::time::Instant::from_std(req.deadline);
+    let answer = runtime.block_on(async {
+        tokio::time::timeout_at(deadline, exchange(req))
+            .await
+            .unwrap_or_else(|_| Err("timeout".into()))
+    });
+    // A resolver still blocked in its thread, or a connection task, must not hold tfshim: dropping
+    // the runtime would wait for them.
+    runtime.shutdown_background();
+    answer
+}
+
+/// The request, from the first packet to the answer's head. Unbounded: [`status`] bounds it.
+async fn exchange(req: &Request<'_>) -> Result<u16, String> {
     let https = match req.url.scheme() {
         "https" => true,
         "http" => false,
@@ -65,31 +96,37 @@ pub fn status(req: &Request) -> Result<u16, String> {
                 proxy.scheme()
             ))
         }
-        Some(proxy) => connect(&host_port(proxy)?, deadline)?,
-        None => connect(&target, deadline)?,
+        Some(proxy) => connect(&host_port(proxy)?).await?,
+        None => connect(&target).await?,
     };
     let proxy_auth = req.proxy.and_then(proxy_authorization);
-    if https {
-        let mut tcp = tcp;
-        if req.proxy.is_some() {
-            tunnel(&mut tcp, &target, proxy_auth.as_deref(), deadline)?;
-        }
-        let config = tls_config(req.tls)?;
-        let name = server_name(req.url)?;
-        let conn = ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
-        let mut stream = rustls::StreamOwned::new(conn, tcp);
-        exchange(&mut stream, req, &target, None, false, deadline)
-    } else {
-        let mut tcp = tcp;
+    if !https {
         let via_proxy = req.proxy.is_some();
-        exchange(
-            &mut tcp,
+        return send(
+            TokioIo::new(tcp),
             req,
             &target,
             proxy_auth.as_deref(),
             via_proxy,
-            deadline,
         )
+        .await;
+    }
+    let config = tls_config(req.tls)?;
+    let name = server_name(req.url)?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    if req.proxy.is_some() {
+        let tunnel = TokioIo::new(tunnel(tcp, &target, proxy_auth.as_deref()).await?);
+        let tls = connector
+            .connect(name, tunnel)
+            .await
+            .map_err(|e| tls_or_io(&e))?;
+        send(TokioIo::new(tls), req, &target, None, false).await
+    } else {
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| tls_or_io(&e))?;
+        send(TokioIo::new(tls), req, &target, None, false).await
     }
 }
 
@@ -130,44 +167,23 @@ fn host_port(url: &Url) -> Result<HostPort, String> {
     })
 }
 
-fn remaining(deadline: Instant) -> Result<Duration, String> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| "timeout".to_owned())
-}
-
-/// Resolves (in a thread, so that a hanging resolver cannot outlast the deadline) and connects to
-/// the first address that answers.
-fn connect(to: &HostPort, deadline: Instant) -> Result<TcpStream, String> {
-    let name = to
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = to.port;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(
-            (name.as_str(), port)
-                .to_socket_addrs()
-                .map(|a| a.collect::<Vec<SocketAddr>>()),
-        );
-    });
-    let addrs = match rx.recv_timeout(remaining(deadline)?) {
-        Ok(Ok(a)) if !a.is_empty() => a,
-        Ok(Ok(_)) => return Err(format!("{} has no address", to.host)),
-        Ok(Err(e)) => return Err(format!("cannot resolve {}: {e}", to.host)),
-        Err(_) => return Err("timeout".into()),
-    };
+/// Resolves and connects to the first address that answers.
+async fn connect(to: &HostPort) -> Result<TcpStream, String> {
+    let name = to.host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<_> = tokio::net::lookup_host((name, to.port))
+        .await
+        .map_err(|e| format!("cannot resolve {}: {e}", to.host))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("{} has no address", to.host));
+    }
     let mut last = String::from("no address");
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, remaining(deadline)?) {
+        match TcpStream::connect(addr).await {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => last = "timeout".into(),
             Err(e) => last = io_reason(&e),
         }
     }
@@ -216,92 +232,123 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A header value from text tfshim built or the user configured; a value HTTP cannot carry (a
+/// control character) is no request.
+fn header(value: &str, what: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(value).map_err(|_| format!("the {what} cannot be sent in an HTTP header"))
+}
+
 /// A `CONNECT` tunnel through the proxy to `target`.
-fn tunnel(
-    tcp: &mut TcpStream,
+async fn tunnel(
+    tcp: TcpStream,
     target: &HostPort,
     auth: Option<&str>,
-    deadline: Instant,
-) -> Result<(), String> {
-    let mut head = format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n", target.authority());
+) -> Result<hyper::upgrade::Upgraded, String> {
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .title_case_headers(true)
+        .handshake::<_, String>(TokioIo::new(tcp))
+        .await
+        .map_err(|e| hyper_reason(&e))?;
+    tokio::spawn(conn.with_upgrades());
+    let authority = target.authority();
+    let mut request = hyper::Request::builder()
+        .method(hyper::Method::CONNECT)
+        .uri(&authority)
+        .header(HOST, header(&authority, "address")?);
     if let Some(auth) = auth {
-        head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+        request = request.header(PROXY_AUTHORIZATION, header(auth, "proxy's user info")?);
     }
-    head.push_str("\r\n");
-    set_timeouts(tcp, deadline)?;
-    tcp.write_all(head.as_bytes()).map_err(|e| io_reason(&e))?;
-    match read_status(tcp, deadline)? {
-        200..=299 => Ok(()),
-        code => Err(format!("the proxy refused the tunnel (HTTP {code})")),
+    let request = request
+        .body(String::new())
+        .map_err(|_| "the address cannot be sent in an HTTP request".to_owned())?;
+    let answer = sender
+        .send_request(request)
+        .await
+        .map_err(|e| hyper_reason(&e))?;
+    if !answer.status().is_success() {
+        return Err(format!(
+            "the proxy refused the tunnel (HTTP {})",
+            answer.status().as_u16()
+        ));
     }
+    hyper::upgrade::on(answer)
+        .await
+        .map_err(|e| hyper_reason(&e))
 }
 
-fn set_timeouts(tcp: &TcpStream, deadline: Instant) -> Result<(), String> {
-    let left = remaining(deadline)?;
-    tcp.set_read_timeout(Some(left))
-        .and_then(|()| tcp.set_write_timeout(Some(left)))
-        .map_err(|e| io_reason(&e))
-}
-
-trait Timed: Read + Write {
-    fn tcp(&self) -> &TcpStream;
-}
-
-impl Timed for TcpStream {
-    fn tcp(&self) -> &TcpStream {
-        self
-    }
-}
-
-impl Timed for rustls::StreamOwned<ClientConnection, TcpStream> {
-    fn tcp(&self) -> &TcpStream {
-        &self.sock
-    }
-}
-
-/// Writes the request and reads the status line of the answer.
-fn exchange(
-    stream: &mut dyn Timed,
-    req: &Request,
+/// Writes the request and reads the head of the answer (its body is never read).
+async fn send<T>(
+    io: T,
+    req: &Request<'_>,
     target: &HostPort,
     proxy_auth: Option<&str>,
     absolute_form: bool,
-    deadline: Instant,
-) -> Result<u16, String> {
+) -> Result<u16, String>
+where
+    T: HyperRead + HyperWrite + Unpin + Send + 'static,
+{
     // Through a plain-http proxy the request line carries the whole URL (without user info).
     let mut path = req.url.path().to_owned();
     if let Some(q) = req.url.query() {
         path.push('?');
         path.push_str(q);
     }
-    let line = if absolute_form {
+    let uri = if absolute_form {
         format!("{}://{}{path}", req.url.scheme(), target.host_header())
     } else {
         path
     };
-    let mut head = format!(
-        "{} {line} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: close\r\n",
-        req.method,
-        target.host_header(),
-        req.user_agent
-    );
+    let method = hyper::Method::from_bytes(req.method.as_bytes())
+        .map_err(|_| format!("{} is not an HTTP method", req.method))?;
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(&uri)
+        .header(HOST, header(&target.host_header(), "address")?)
+        .header(USER_AGENT, header(req.user_agent, "user agent")?)
+        .header(ACCEPT, HeaderValue::from_static("*/*"))
+        .header(CONNECTION, HeaderValue::from_static("close"));
     if let Some((user, password)) = req.basic_auth {
         let pair = format!("{user}:{}", password.expose());
-        head.push_str(&format!(
-            "Authorization: Basic {}\r\n",
-            base64(pair.as_bytes())
-        ));
+        let value = header(&format!("Basic {}", base64(pair.as_bytes())), "username")?;
+        request = request.header(AUTHORIZATION, value);
     }
     if let Some(auth) = proxy_auth {
-        head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+        request = request.header(PROXY_AUTHORIZATION, header(auth, "proxy's user info")?);
     }
-    head.push_str("\r\n");
-    set_timeouts(stream.tcp(), deadline)?;
-    stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.flush())
-        .map_err(|e| tls_or_io(&e))?;
-    read_status(stream, deadline)
+    let request = request
+        .body(String::new())
+        .map_err(|_| "the address cannot be sent in an HTTP request".to_owned())?;
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .title_case_headers(true)
+        .handshake::<_, String>(io)
+        .await
+        .map_err(|e| hyper_reason(&e))?;
+    // The connection's task ends with the runtime ([`status`]), before any body is read.
+    tokio::spawn(conn);
+    let answer = sender
+        .send_request(request)
+        .await
+        .map_err(|e| hyper_reason(&e))?;
+    Ok(answer.status().as_u16())
+}
+
+/// Why hyper got no answer, in the words of the rest of tfshim (a TLS or socket error inside it
+/// is named as such).
+fn hyper_reason(e: &hyper::Error) -> String {
+    if e.is_parse() || e.is_parse_status() {
+        return "the answer is not HTTP".into();
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<io::Error>() {
+            return tls_or_io(io);
+        }
+        source = inner.source();
+    }
+    if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        return "connection closed".into();
+    }
+    format!("HTTP: {e}")
 }
 
 fn tls_or_io(e: &io::Error) -> String {
@@ -311,35 +358,6 @@ fn tls_or_io(e: &io::Error) -> String {
     {
         Some(tls) => format!("TLS: {tls}"),
         None => io_reason(e),
-    }
-}
-
-/// Reads up to the end of the response head (at most 16 KiB) and returns its status code.
-fn read_status(stream: &mut dyn Read, deadline: Instant) -> Result<u16, String> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        remaining(deadline)?;
-        if buf.len() > 16 * 1024 {
-            return Err("the response head is too large".into());
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) if buf.is_empty() => return Err("connection closed".into()),
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(tls_or_io(&e)),
-        }
-    }
-    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    match (
-        parts.next(),
-        parts.next().and_then(|c| c.parse::<u16>().ok()),
-    ) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/") && (100..1000).contains(&code) => Ok(code),
-        _ => Err("the answer is not HTTP".into()),
     }
 }
 
@@ -368,27 +386,28 @@ fn tls_config(tls: &Tls) -> Result<Arc<ClientConfig>, String> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
     } else {
-        let mut roots = RootCertStore::empty();
         match &tls.ca_pem {
             Some(pem) => {
-                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                    let cert = cert.map_err(|_| "client_ca_certificate_pem is not PEM")?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("client_ca_certificate_pem: {e}"))?;
-                }
-                if roots.is_empty() {
+                let pinned = CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| "client_ca_certificate_pem is not PEM")?;
+                if pinned.is_empty() {
                     return Err("client_ca_certificate_pem holds no certificate".into());
                 }
+                // Go also accepts a server whose own certificate is in the list (`net::pinned`).
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(Pinned::new(pinned, provider)?))
             }
             None => {
                 // Go reads the system's roots (honouring SSL_CERT_FILE/SSL_CERT_DIR); so does this.
+                let mut roots = RootCertStore::empty();
                 for cert in rustls_native_certs::load_native_certs().certs {
                     let _ = roots.add(cert);
                 }
+                builder.with_root_certificates(roots)
             }
         }
-        builder.with_root_certificates(roots)
     };
     let config = match (&tls.client_cert_pem, &tls.client_key_pem) {
         (Some(cert), Some(key)) => {
@@ -480,7 +499,9 @@ fn base64(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
+    use std::time::Duration;
 
     #[test]
     fn base64_matches_rfc4648() {
@@ -535,7 +556,7 @@ mod tests {
             basic_auth: auth,
             tls,
             proxy: None,
-            timeout: Duration::from_secs(5),
+            deadline: Instant::now() + Duration::from_secs(5),
             user_agent: "tfshim",
         }
     }
@@ -630,7 +651,7 @@ mod tests {
         let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
         let tls = Tls::default();
         let mut req = request(&url, None, &tls);
-        req.timeout = Duration::from_millis(300);
+        req.deadline = Instant::now() + Duration::from_millis(300);
         let started = Instant::now();
         assert_eq!(status(&req).unwrap_err(), "timeout");
         assert!(started.elapsed() < Duration::from_secs(3));

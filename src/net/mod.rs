@@ -3,8 +3,10 @@
 //! backend that speaks plain HTTP (the http backend); the AWS SDK's client stays the only one for
 //! STS.
 //!
-//! Plain `std` sockets and rustls (already linked for STS: one TLS stack in the binary), no async
-//! runtime: the check is one request whose status line is all tfshim reads. The pass-through path
-//! never reaches this module.
+//! hyper's HTTP/1 client, tokio and rustls (already linked for STS: one TLS stack and one HTTP
+//! client in the binary) on a runtime built per request, so that one deadline bounds it end to end;
+//! the check is one request whose status line is all tfshim reads. The pass-through path never
+//! reaches this module.
 
 pub mod client;
+pub mod pinned;
