@@ -3,6 +3,8 @@
 
 mod support;
 
+#[cfg(unix)]
+mod deadline;
 mod differential;
 mod doctor;
 #[cfg(target_os = "linux")]
