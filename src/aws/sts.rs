@@ -10,7 +10,7 @@
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::profile::ProfileFileCredentialsProvider;
@@ -226,9 +226,10 @@ impl Session {
         })
     }
 
-    /// Checks the saved static key with exactly those credentials. Like every call into the SDK, it
-    /// runs inside the panic boundary: a panic there is no verdict, not an abort.
-    pub fn check_static(&self, creds: &StaticCredentials) -> Verdict {
+    /// Checks the saved static key with exactly those credentials, by `deadline` (the root's check
+    /// shares one: `credentials::s3`). Like every call into the SDK, it runs inside the panic
+    /// boundary: a panic there is no verdict, not an abort.
+    pub fn check_static(&self, creds: &StaticCredentials, deadline: Instant) -> Verdict {
         contain(|| {
             crate::boundary::injected("sts", || {
                 format!("while checking {}", creds.secret_key.expose())
@@ -244,61 +245,79 @@ impl Session {
                 .credentials_provider(creds)
                 .build();
             self.runtime
-                .block_on(call(aws_sdk_sts::Client::from_conf(config)))
+                .block_on(by(deadline, call(aws_sdk_sts::Client::from_conf(config))))
         })
         .unwrap_or_else(|p| Verdict::unknown(p.to_string()))
     }
 
     /// Checks the credentials terraform would use without the saved key: aws-config's chain with
-    /// the backend's profile settings applied, in the order of terraform's generation.
-    pub fn check_ambient(&self, profiles: &ProfileSettings) -> Ambient {
-        contain(|| self.ambient(profiles)).unwrap_or_else(|p| Ambient {
+    /// the backend's profile settings applied, in the order of terraform's generation. Loading them
+    /// and the first call end by `deadline`; asking again for a fresh key (`fresh.rs`) has a bound
+    /// of its own, the window and one timeout more.
+    pub fn check_ambient(&self, profiles: &ProfileSettings, deadline: Instant) -> Ambient {
+        contain(|| self.ambient(profiles, deadline)).unwrap_or_else(|p| Ambient {
             verdict: Verdict::unknown(p.to_string()),
             source: "not checked".into(),
         })
     }
 
-    fn ambient(&self, profiles: &ProfileSettings) -> Ambient {
+    fn ambient(&self, profiles: &ProfileSettings, deadline: Instant) -> Ambient {
         let target = &self.target;
         let verdict = self.runtime.block_on(async {
-            let Some(provider) = self.ambient_provider(profiles).await else {
-                return Verdict::Missing;
+            let first = tokio::time::timeout_at(deadline.into(), async {
+                let Some(provider) = self.ambient_provider(profiles).await else {
+                    return Err(Verdict::Missing);
+                };
+                let creds = provider
+                    .provide_credentials()
+                    .await
+                    .map_err(|_| Verdict::Missing)?;
+                let config = sts_config(target, self.http.clone())
+                    .credentials_provider(creds)
+                    .build();
+                let client = aws_sdk_sts::Client::from_conf(config);
+                Ok((call(client.clone()).await, client))
+            })
+            .await;
+            let (verdict, client) = match first {
+                Err(_) => return Verdict::unknown("timeout"),
+                Ok(Err(verdict)) => return verdict,
+                Ok(Ok(answer)) => answer,
             };
-            let found =
-                tokio::time::timeout(target.timeout * 2, provider.provide_credentials()).await;
-            let creds = match found {
-                Err(_) => return Verdict::unknown("timeout while loading credentials"),
-                Ok(Err(_)) => return Verdict::Missing,
-                Ok(Ok(c)) => c,
-            };
-            let config = sts_config(target, self.http.clone())
-                .credentials_provider(creds)
-                .build();
-            let client = aws_sdk_sts::Client::from_conf(config);
-            let mut verdict = call(client.clone()).await;
             // A rejection may only mean the key is seconds old (`fresh.rs`): ask again, with
-            // backoff, for the window; any other answer ends it.
+            // backoff, for the window; any other answer ends it. A slow STS cannot stretch it:
+            // the window and one more timeout at most, the last answer standing.
             let window = fresh::window(|k| env::var(k).ok());
-            for (i, pause) in fresh::pauses(window).into_iter().enumerate() {
-                if !matches!(verdict, Verdict::Rejected { .. }) {
-                    break;
-                }
-                if i == 0 {
-                    log::say(&format!(
-                        "the fallback credentials were rejected by STS too; a key created seconds \
-                         ago can be, so asking again for up to {}s ({})",
-                        window.as_secs_f64(),
-                        fresh::VAR
-                    ));
-                }
-                tokio::time::sleep(pause).await;
-                verdict = call(client.clone()).await;
-            }
+            let mut verdict = verdict;
+            let _ = tokio::time::timeout(
+                window + target.timeout,
+                Self::ask_again(&client, &mut verdict, window),
+            )
+            .await;
             verdict
         });
         Ambient {
             verdict,
             source: chain::source_from_files(profiles, |k| env::var(k).ok()),
+        }
+    }
+
+    /// Asks again while `verdict` is a rejection, pausing as `fresh::pauses(window)` says.
+    async fn ask_again(client: &aws_sdk_sts::Client, verdict: &mut Verdict, window: Duration) {
+        for (i, pause) in fresh::pauses(window).into_iter().enumerate() {
+            if !matches!(verdict, Verdict::Rejected { .. }) {
+                break;
+            }
+            if i == 0 {
+                log::say(&format!(
+                    "the fallback credentials were rejected by STS too; a key created seconds \
+                     ago can be, so asking again for up to {}s ({})",
+                    window.as_secs_f64(),
+                    fresh::VAR
+                ));
+            }
+            tokio::time::sleep(pause).await;
+            *verdict = call(client.clone()).await;
         }
     }
 
@@ -350,6 +369,14 @@ impl Session {
         }
         loader.load().await.credentials_provider()
     }
+}
+
+/// `f`'s verdict, or a timeout at `deadline`: the SDK's own timeouts are per call, the deadline is
+/// the root's.
+async fn by(deadline: Instant, f: impl std::future::Future<Output = Verdict>) -> Verdict {
+    tokio::time::timeout_at(deadline.into(), f)
+        .await
+        .unwrap_or_else(|_| Verdict::unknown("timeout"))
 }
 
 fn timeouts(t: Duration) -> TimeoutConfig {

@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::aws::chain::{Generation, ProfileEndpoint, ProfileSettings};
 use crate::aws::sts::{Ambient, Session, Target};
@@ -29,6 +29,9 @@ pub struct S3Key {
     skip_validation: bool,
     /// Built on the first check and reused by the second (building it is the expensive part).
     session: OnceLock<Result<Session, String>>,
+    /// When the root's check must be over, set by its first check: the saved key's call and the
+    /// fallback's loading and call share one `TFSHIM_STS_TIMEOUT` (#20).
+    deadline: OnceLock<Instant>,
 }
 
 impl std::fmt::Debug for S3Key {
@@ -83,6 +86,14 @@ impl S3Key {
             profiles: ProfileSettings::from_backend(b, env).anchored(work_dir),
             skip_validation: b.flag("skip_credentials_validation"),
             session: OnceLock::new(),
+            deadline: OnceLock::new(),
+        })
+    }
+
+    fn deadline(&self) -> Instant {
+        *self.deadline.get_or_init(|| {
+            let timeout = self.target.as_ref().map_or(Duration::ZERO, |t| t.timeout);
+            Instant::now() + timeout
         })
     }
 
@@ -130,14 +141,16 @@ impl Credential for S3Key {
         let Some(creds) = &self.creds else {
             return Verdict::Missing;
         };
+        let deadline = self.deadline();
         match self.session() {
-            Ok(s) => s.check_static(creds),
+            Ok(s) => s.check_static(creds, deadline),
             Err(why) => Verdict::unknown(why),
         }
     }
     fn check_fallback(&self) -> Ambient {
+        let deadline = self.deadline();
         match self.session() {
-            Ok(s) => s.check_ambient(&self.profiles),
+            Ok(s) => s.check_ambient(&self.profiles, deadline),
             Err(why) => Ambient {
                 verdict: Verdict::unknown(why),
                 source: "not checked".into(),
@@ -166,6 +179,8 @@ impl Credential for S3Key {
             target.timeout = target.timeout.max(PATIENT_TIMEOUT);
         }
         self.session = OnceLock::new();
+        // A new check, with a budget of its own.
+        self.deadline = OnceLock::new();
     }
     fn removes(&self, _fallback: Option<&Ambient>) -> Vec<&'static str> {
         CREDENTIAL_ATTRS.to_vec()

@@ -50,8 +50,9 @@ fn epoch() -> f64 {
         .as_secs_f64()
 }
 
-/// Runs `cmd` (whose terraform is the stamping wrapper) and says how long tfshim took to start
-/// terraform; kills it at [`CAP`].
+/// Runs `cmd` (whose terraform is the stamping wrapper) and says how long tfshim kept terraform
+/// waiting: until it started terraform, or until it ended without (a refusal); kills it at
+/// [`CAP`].
 #[track_caller]
 fn time_to_terraform(mut cmd: Command, stamp: &Path, secrets: &[String]) -> (Run, Duration) {
     let _ = fs::remove_file(stamp);
@@ -74,16 +75,19 @@ fn time_to_terraform(mut cmd: Command, stamp: &Path, secrets: &[String]) -> (Run
         let _ = err.read_to_end(&mut v);
         v
     });
+    let mut killed = false;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
         if clock.elapsed() > CAP {
+            killed = true;
             let _ = child.kill();
             break child.wait().unwrap();
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     };
+    let ended = clock.elapsed();
     let run = Run {
         label: format!("{:?}", cmd.get_args().collect::<Vec<_>>()),
         output: std::process::Output {
@@ -93,15 +97,18 @@ fn time_to_terraform(mut cmd: Command, stamp: &Path, secrets: &[String]) -> (Run
         },
     };
     run.assert_no_secret(secrets);
-    let Ok(stamp) = fs::read_to_string(stamp) else {
-        panic!(
-            "tfshim had not started terraform after {:?} (killed):\n{}",
-            CAP,
-            run.stderr()
-        );
-    };
-    let at: f64 = stamp.trim().parse().unwrap();
-    (run, Duration::from_secs_f64((at - started).max(0.0)))
+    assert!(
+        !killed,
+        "tfshim had not started terraform after {CAP:?} (killed):\n{}",
+        run.stderr()
+    );
+    match fs::read_to_string(stamp) {
+        Ok(stamp) => {
+            let at: f64 = stamp.trim().parse().unwrap();
+            (run, Duration::from_secs_f64((at - started).max(0.0)))
+        }
+        Err(_) => (run, ended),
+    }
 }
 
 #[track_caller]
@@ -312,6 +319,35 @@ fn a_dripping_sts_endpoint_costs_at_most_the_timeout() {
     run.success()
         .stderr_has("could not check the saved backend key")
         .stderr_has("timeout");
+    assert_eq!(sb.saved_bytes(), before);
+}
+
+/// A slow STS (each answer just before the timeout) for the S3 check of one root: the saved key's
+/// call, the fallback's, and — the fallback key rejected too — the fresh-key window's calls each
+/// had a full timeout of their own; now the key and its fallback share one.
+#[test]
+fn a_slow_sts_costs_at_most_the_timeout_for_the_key_and_its_fallback() {
+    let mut sb = Sandbox::new(Layout::default());
+    let front = DripFront::start(sb.sts.port, &sb.root.path().join("front"), false, "pass");
+    let main_tf = sb.main_tf(Layout::default()).replace(
+        &format!("sts = \"http://127.0.0.1:{}\"", sb.sts.port),
+        &format!("sts = \"http://127.0.0.1:{}\"", front.port),
+    );
+    fs::write(sb.work.join("main.tf"), main_tf).unwrap();
+    sb.init_with_saved_key(&[]);
+    // The saved key is rotated away, and the fallback holds that same dead key.
+    let old = sb.rotate();
+    sb.set_ambient(Some(&old));
+    front.set_mode("slow:0.9");
+    sb.env("TFSHIM_STS_TIMEOUT", TIMEOUT.as_secs_f64().to_string())
+        .env("TFSHIM_FRESH_KEY_WAIT", "2");
+    let (wrapper, stamp) = stamping_wrapper(sb.root.path());
+    sb.env("TFSHIM_TERRAFORM", &wrapper);
+    let before = sb.saved_bytes();
+    let mut cmd = sb.tfshim_cmd();
+    cmd.args(["plan", "-input=false", "-no-color"]);
+    let (run, took) = time_to_terraform(cmd, &stamp, &sb.secrets);
+    assert_bounded(took, &run);
     assert_eq!(sb.saved_bytes(), before);
 }
 
