@@ -25,7 +25,8 @@ ENVIRONMENT:
                              warn: check and tell, change nothing; off: pure pass-through
   TFSHIM_TERRAFORM=PATH      the real terraform (absolute path or a name on PATH)
   TFSHIM_ENGINE=terraform|tofu  the engine when invoked as `tfshim` (a link's name decides otherwise)
-  TFSHIM_STS_TIMEOUT=SECS    timeout of each STS check (default 5; fractions allowed)
+  TFSHIM_STS_TIMEOUT=SECS    deadline of a root's whole credential check, every request of it
+                             (default 5; fractions allowed)
   TFSHIM_FRESH_KEY_WAIT=SECS how long rejected fallback credentials are asked again, with backoff
                              (new keys can be rejected for 5-10 s; default 10, 0: off)
   TFSHIM_RETRY=0             no reactive fallback (repair and retry of init/plan after terraform's

@@ -26,7 +26,9 @@ pub fn env_var(name: &str) -> Option<String> {
     env::var(name).ok()
 }
 
-/// `TFSHIM_STS_TIMEOUT` in seconds (fractions allowed): the timeout of every credential check.
+/// `TFSHIM_STS_TIMEOUT` in seconds (fractions allowed): the deadline of a root's whole credential
+/// check, the saved credential's and its fallback's requests together (README, "How long a check
+/// can take").
 pub fn sts_timeout() -> Duration {
     let secs = env_var("TFSHIM_STS_TIMEOUT")
         .and_then(|v| v.trim().parse::<f64>().ok())
