@@ -15,6 +15,7 @@
 //! sweep, the reports and the warnings. `s3.rs` and `http.rs` implement it on top of `aws/` (STS)
 //! and `net/` (one blocking HTTP request), reading what `backends/` read.
 
+pub mod gcs;
 pub mod http;
 pub mod s3;
 
@@ -32,6 +33,7 @@ use crate::backends::secrets;
 pub const CREDENTIAL_ATTRS: &[(&str, &[&str])] = &[
     ("s3", s3::CREDENTIAL_ATTRS),
     ("http", http::CREDENTIAL_ATTRS),
+    ("gcs", gcs::CREDENTIAL_ATTRS),
 ];
 
 /// The credential attributes of backend type `kind` (none for a type tfshim does not heal).
@@ -132,6 +134,9 @@ pub fn credential_of(
             .map(|c| Box::new(c) as Box<dyn Credential>),
         "http" => http::HttpPassword::from_backend(b, env, timeout)
             .map(|c| Box::new(c) as Box<dyn Credential>),
+        "gcs" => {
+            gcs::GcsToken::from_backend(b, env, timeout).map(|c| Box::new(c) as Box<dyn Credential>)
+        }
         _ => None,
     }
 }

@@ -60,8 +60,27 @@ pub struct Request<'a> {
     pub user_agent: &'a str,
 }
 
+/// What a request carries beyond [`Request`] and what is read of its answer: a bearer token, a
+/// form body, more headers, and up to `read_body` bytes of the answer's body (the gcs backend's
+/// check and its OAuth token exchanges, `credentials::gcs`). The default is a bare [`status`].
+#[derive(Default)]
+pub struct Call<'a> {
+    /// `Authorization: Bearer …`.
+    pub bearer: Option<&'a Secret>,
+    /// An `application/x-www-form-urlencoded` body.
+    pub form: Option<&'a Secret>,
+    pub headers: &'a [(&'static str, &'a str)],
+    /// Read the body, at most this many bytes (more is an error: no verdict).
+    pub read_body: Option<usize>,
+}
+
 /// The status code of the answer, or why there is none (`timeout`, `connection refused`, …).
 pub fn status(req: &Request) -> Result<u16, String> {
+    call(req, &Call::default()).map(|(code, _)| code)
+}
+
+/// The status code and, if asked for, the body of the answer, under the request's deadline.
+pub fn call(req: &Request, call: &Call) -> Result<(u16, Vec<u8>), String> {
     if req.deadline <= Instant::now() {
         return Err("timeout".into());
     }
@@ -71,7 +90,7 @@ pub fn status(req: &Request) -> Result<u16, String> {
         .map_err(|e| format!("could not start the async runtime: {e}"))?;
     let deadline = tokio::time::Instant::from_std(req.deadline);
     let answer = runtime.block_on(async {
-        tokio::time::timeout_at(deadline, exchange(req))
+        tokio::time::timeout_at(deadline, exchange(req, call))
             .await
             .unwrap_or_else(|_| Err("timeout".into()))
     });
@@ -82,7 +101,7 @@ pub fn status(req: &Request) -> Result<u16, String> {
 }
 
 /// The request, from the first packet to the answer's head. Unbounded: [`status`] bounds it.
-async fn exchange(req: &Request<'_>) -> Result<u16, String> {
+async fn exchange(req: &Request<'_>, call: &Call<'_>) -> Result<(u16, Vec<u8>), String> {
     let https = match req.url.scheme() {
         "https" => true,
         "http" => false,
@@ -105,6 +124,7 @@ async fn exchange(req: &Request<'_>) -> Result<u16, String> {
         return send(
             TokioIo::new(tcp),
             req,
+            call,
             &target,
             proxy_auth.as_deref(),
             via_proxy,
@@ -120,13 +140,13 @@ async fn exchange(req: &Request<'_>) -> Result<u16, String> {
             .connect(name, tunnel)
             .await
             .map_err(|e| tls_or_io(&e))?;
-        send(TokioIo::new(tls), req, &target, None, false).await
+        send(TokioIo::new(tls), req, call, &target, None, false).await
     } else {
         let tls = connector
             .connect(name, tcp)
             .await
             .map_err(|e| tls_or_io(&e))?;
-        send(TokioIo::new(tls), req, &target, None, false).await
+        send(TokioIo::new(tls), req, call, &target, None, false).await
     }
 }
 
@@ -280,10 +300,11 @@ async fn tunnel(
 async fn send<T>(
     io: T,
     req: &Request<'_>,
+    call: &Call<'_>,
     target: &HostPort,
     proxy_auth: Option<&str>,
     absolute_form: bool,
-) -> Result<u16, String>
+) -> Result<(u16, Vec<u8>), String>
 where
     T: HyperRead + HyperWrite + Unpin + Send + 'static,
 {
@@ -315,8 +336,25 @@ where
     if let Some(auth) = proxy_auth {
         request = request.header(PROXY_AUTHORIZATION, header(auth, "proxy's user info")?);
     }
+    if let Some(token) = call.bearer {
+        let value = header(&format!("Bearer {}", token.expose()), "token")?;
+        request = request.header(AUTHORIZATION, value);
+    }
+    for (name, value) in call.headers {
+        request = request.header(*name, header(value, name)?);
+    }
+    let body = match call.form {
+        Some(form) => {
+            request = request.header(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            form.expose().to_owned()
+        }
+        None => String::new(),
+    };
     let request = request
-        .body(String::new())
+        .body(body)
         .map_err(|_| "the address cannot be sent in an HTTP request".to_owned())?;
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .title_case_headers(true)
@@ -329,7 +367,24 @@ where
         .send_request(request)
         .await
         .map_err(|e| hyper_reason(&e))?;
-    Ok(answer.status().as_u16())
+    let code = answer.status().as_u16();
+    let Some(limit) = call.read_body else {
+        return Ok((code, Vec::new()));
+    };
+    let mut body = answer.into_body();
+    let mut out = Vec::new();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| hyper::body::Body::poll_frame(std::pin::Pin::new(&mut body), cx))
+            .await
+    {
+        if let Ok(data) = frame.map_err(|e| hyper_reason(&e))?.into_data() {
+            out.extend_from_slice(&data);
+            if out.len() > limit {
+                return Err("the answer is too long".into());
+            }
+        }
+    }
+    Ok((code, out))
 }
 
 /// Why hyper got no answer, in the words of the rest of tfshim (a TLS or socket error inside it
