@@ -335,7 +335,9 @@ impl GcsToken {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
         };
-        let token_uri = field("token_uri").unwrap_or(DEFAULT_TOKEN_URI);
+        // A key names its token endpoint; a gcloud user credential is refreshed at Google's
+        // (Google's Go library reads no `token_uri` from it).
+        let mut token_uri = field("token_uri").unwrap_or(DEFAULT_TOKEN_URI);
         let form = match field("type") {
             Some("service_account") => {
                 let (Some(email), Some(key)) = (field("client_email"), field("private_key")) else {
@@ -367,6 +369,7 @@ impl GcsToken {
                         "the user credential lacks client_id, client_secret or refresh_token",
                     ));
                 };
+                token_uri = DEFAULT_TOKEN_URI;
                 format!(
                     "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
                     urlencode(id),

@@ -11,6 +11,8 @@ mod doctor;
 mod durability;
 mod faults;
 mod fresh;
+#[cfg(unix)]
+mod gcs;
 mod heal;
 mod http;
 mod keys;

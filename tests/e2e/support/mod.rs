@@ -4,6 +4,7 @@
 
 pub mod drip;
 pub mod forward;
+pub mod gcs_server;
 pub mod moto;
 pub mod proxy;
 pub mod state_server;
