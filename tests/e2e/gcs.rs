@@ -568,6 +568,19 @@ fn a_metadata_server_without_a_token_is_no_working_fallback() {
             repairs: false,
         },
     );
+    // tfshim asked the metadata server, as terraform does, and got no token.
+    let calls: Vec<(String, u16)> = r
+        .server
+        .tfshim_requests()
+        .into_iter()
+        .map(|c| (c.path, c.status))
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0].1, 401);
+    assert!(
+        calls[1].0.starts_with("/computeMetadata/") && calls[1].1 == 404,
+        "{calls:?}"
+    );
 }
 
 #[test]
@@ -611,6 +624,14 @@ fn a_forbidden_token_is_not_repaired() {
             repairs: false,
         },
     );
+    // tfshim asked, and took the 403 for a working token: no second request.
+    let statuses: Vec<u16> = r
+        .server
+        .tfshim_requests()
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(statuses, [403]);
 }
 
 #[test]
