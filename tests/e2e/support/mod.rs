@@ -2,6 +2,7 @@
 //! the shared moto servers (through a per-test counting STS proxy), an isolated HOME and AWS
 //! environment, and runners for the real `terraform` and for tfshim with `#[track_caller]` assertions.
 
+#[cfg(unix)]
 pub mod drip;
 pub mod forward;
 pub mod moto;
