@@ -114,8 +114,8 @@ fn a_root_re_pointed_to_team_b_after_a_killed_repair_stays_on_team_b() {
     ];
     repoint.extend(http_flags(&server, "team-B"));
     sb.terraform(&repoint).success();
-    let team_b = sb.saved_bytes();
-    assert!(String::from_utf8_lossy(&team_b).contains("/state/team-B"));
+    let team_b = sb.saved_text();
+    assert!(team_b.contains("/state/team-B"));
     server.clear_log();
 
     let run = sb.tfshim(PLAN);
@@ -124,9 +124,13 @@ fn a_root_re_pointed_to_team_b_after_a_killed_repair_stays_on_team_b() {
         .stderr_has("was re-initialised since (")
         .stderr_has("keeping it as it is");
     assert_eq!(run.tfshim_lines().len(), 1, "{}", run.stderr());
-    assert!(run.tfshim_lines()[0].contains("address"), "{}", run.stderr());
+    assert!(
+        run.tfshim_lines()[0].contains("address"),
+        "{}",
+        run.stderr()
+    );
     // team-B stays, byte for byte; the backup and journal are gone.
-    assert_eq!(sb.saved_bytes(), team_b);
+    assert_eq!(sb.saved_text(), team_b);
     assert!(
         sb.tfshim_leftovers().is_empty(),
         "{:?}",
@@ -151,8 +155,7 @@ fn an_s3_root_moved_to_another_bucket_and_key_after_a_killed_repair_stays_moved(
     let m = crate::support::moto();
     let bucket_b = format!("moved-{}", sb.user.to_lowercase());
     let (status, body) =
-        crate::support::moto::http(m.open_port, "PUT", &format!("/{bucket_b}"), &[], b"")
-            .unwrap();
+        crate::support::moto::http(m.open_port, "PUT", &format!("/{bucket_b}"), &[], b"").unwrap();
     assert!(status < 300, "{status} {body}");
     sb.init_with_saved_key(&[
         format!("-backend-config=bucket={}", crate::support::BUCKET),
@@ -171,7 +174,7 @@ fn an_s3_root_moved_to_another_bucket_and_key_after_a_killed_repair_stays_moved(
         "-backend-config=key=elsewhere/terraform.tfstate",
     ])
     .success();
-    let moved = sb.saved_bytes();
+    let moved = sb.saved_text();
     let signed_before = sb.sts.requests_signed_by(&old_key.id);
 
     let run = sb.tfshim(PLAN);
@@ -179,7 +182,7 @@ fn an_s3_root_moved_to_another_bucket_and_key_after_a_killed_repair_stays_moved(
         .stdout_has("Plan: 1 to add")
         .stderr_has("was re-initialised since (bucket, key differ)");
     assert_eq!(run.tfshim_lines().len(), 1, "{}", run.stderr());
-    assert_eq!(sb.saved_bytes(), moved, "the move stays, byte for byte");
+    assert_eq!(sb.saved_text(), moved, "the move stays, byte for byte");
     let after = sb.saved_backend();
     assert_eq!(after["config"]["bucket"], bucket_b.as_str());
     // The backup's backend was never used: no request signed with its key.

@@ -35,9 +35,11 @@ impl Lock {
 }
 
 /// Before a backend-loading run reads the saved file: if a killed repair left its backup, take the
-/// lock (which recovers) and let it go again. One `stat` when there is nothing to do.
+/// lock (which recovers) and let it go again; a journal alone (a repair killed just after it
+/// deleted its backup) is removed the same way. Two `stat`s when there is nothing to do.
 pub fn recover_if_interrupted(data_dir: &Path) {
-    if fs::symlink_metadata(data_dir.join(BACKUP_FILE)).is_err() {
+    let left = |name| fs::symlink_metadata(data_dir.join(name)).is_ok();
+    if !left(BACKUP_FILE) && !left(JOURNAL_FILE) {
         return;
     }
     if let Err(e) = Lock::acquire(data_dir) {
@@ -467,7 +469,7 @@ mod tests {
         assert_eq!(names(dir.path()), [SAVED_FILE, "tfshim.lock"]);
         // A journal whose backup is gone is removed too.
         fs::write(dir.path().join(JOURNAL_FILE), "{").unwrap();
-        Lock::acquire(dir.path()).unwrap();
+        recover_if_interrupted(dir.path());
         assert_eq!(names(dir.path()), [SAVED_FILE, "tfshim.lock"]);
     }
 }
