@@ -18,11 +18,14 @@
 //!    new version hashes the same block anew, and 1 alone must hold (#11 item 4).
 //! 3. If the reconfigure fails, is interrupted, or breaks 1–2, the saved file's bytes are restored —
 //!    only if they differ, atomically, keeping owner and mode, never by an in-place write; if that
-//!    cannot be done, the file is left as terraform left it and the user told (`datadir.rs`).
-//! 4. No rewrite without a durable copy: a backup of the old bytes (0600, fsynced) exists in the data
-//!    dir from before terraform starts until the outcome of 1–3 is settled; a run that finds one
-//!    left by a killed repair recovers from it under the lock, keeping a rewritten file only if it
-//!    passes 1–2 (credentials aside), so the state addressed never changes (`datadir.rs`).
+//!    cannot be done, the file is left as terraform left it and the user told (`datadir/`).
+//! 4. No rewrite without a durable copy: a backup of the old bytes (0600, fsynced) and a journal of
+//!    what this repair changes exist in the data dir from before terraform starts until the outcome
+//!    of 1–3 is settled; a run that finds them left by a killed repair recovers under the lock,
+//!    putting back only what the repair could have written (a broken file, or one with every setting
+//!    it handed terraform that breaks 1–2) and keeping anything else — its intended result, or a
+//!    deliberate change made since — so the state addressed never changes (`datadir/recover.rs`).
+//!    1–2 themselves are pure functions in `invariants.rs`, which the data dir uses too.
 //! 5. The settings file holds no credential, lives in the data dir (0600, a random name with a fixed
 //!    prefix), exists only while the backup does, and is removed when terraform is done; a killed
 //!    repair's leftovers are removed under the lock.

@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ fn hold_repairs(sb: &mut Sandbox) -> PathBuf {
 /// Starts `tfshim plan` (its own process group), waits for its repair to be held, then SIGKILLs the
 /// whole group: the backup and its journal are left behind.
 #[track_caller]
-fn kill_a_repair(sb: &Sandbox, mark: &PathBuf) {
+fn kill_a_repair(sb: &Sandbox, mark: &Path) {
     let mut cmd = sb.tfshim_cmd();
     cmd.args(PLAN)
         .env("HOLD", "1")
