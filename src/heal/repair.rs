@@ -491,6 +491,39 @@ mod tests {
         assert!(check_invariants(&saved(OLD, 1), &bare, S3, &unset).is_err());
     }
 
+    /// #20 item 11: a terraform that cannot start is an error of its own kind (the caller runs
+    /// terraform unchanged), and leaves nothing behind: no backup, no journal, no settings file.
+    #[test]
+    fn a_terraform_that_cannot_start_is_typed_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"{"version":3,"backend":{"type":"s3","config":{"access_key":"AKIAOLD","bucket":"b"},"hash":1}}"#;
+        std::fs::write(dir.path().join("terraform.tfstate"), text).unwrap();
+        let old = SavedBackend::read(dir.path()).unwrap().unwrap();
+        let reconfigure = Reconfigure {
+            terraform: Path::new("/nonexistent/terraform"),
+            data_dir: dir.path(),
+            credential_attrs: S3,
+            env: &[],
+            remove_env: &[],
+            users_command: false,
+            show_output: false,
+        };
+        let settings = preserved_settings(&old, S3).unwrap();
+        let err = reconfigure
+            .run(&old, &settings, |f| vec![f], &|_| None)
+            .unwrap_err();
+        assert!(matches!(err, Error::CouldNotRun(_)), "{err:?}");
+        assert!(err
+            .to_string()
+            .contains("could not run /nonexistent/terraform"));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["terraform.tfstate"]);
+        assert_eq!(std::fs::read_to_string(&old.path).unwrap(), text);
+    }
+
     #[test]
     fn invariants() {
         let old = saved(OLD, 1);
