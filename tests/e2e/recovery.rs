@@ -121,7 +121,7 @@ fn a_root_re_pointed_to_team_b_after_a_killed_repair_stays_on_team_b() {
     let run = sb.tfshim(PLAN);
     run.success()
         .stdout_has("Plan: 1 to add")
-        .stderr_has("was re-initialised since (")
+        .stderr_has("was re-initialised since a repair here was interrupted (")
         .stderr_has("keeping it as it is");
     assert_eq!(run.tfshim_lines().len(), 1, "{}", run.stderr());
     assert!(
@@ -180,7 +180,7 @@ fn an_s3_root_moved_to_another_bucket_and_key_after_a_killed_repair_stays_moved(
     let run = sb.tfshim(PLAN);
     run.success()
         .stdout_has("Plan: 1 to add")
-        .stderr_has("was re-initialised since (bucket, key differ)");
+        .stderr_has("was re-initialised since a repair here was interrupted (bucket, key differ)");
     assert_eq!(run.tfshim_lines().len(), 1, "{}", run.stderr());
     assert_eq!(sb.saved_text(), moved, "the move stays, byte for byte");
     let after = sb.saved_backend();

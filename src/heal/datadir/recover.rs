@@ -247,8 +247,8 @@ fn recover(data_dir: &Path) -> Result<(), Error> {
         }
         RecoveryStep::KeepChanged(why) => {
             log::say(&format!(
-                "a tfshim repair was interrupted here, but {} was re-initialised since ({why}); \
-                 keeping it as it is and deleting tfshim's copy of the old one",
+                "{} was re-initialised since a repair here was interrupted ({why}); keeping it \
+                 as it is and deleting the old copy tfshim kept",
                 saved_path.display()
             ));
             backup.discard();
