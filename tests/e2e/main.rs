@@ -17,6 +17,8 @@ mod keys;
 mod no_abort;
 mod passthrough;
 mod reactive;
+#[cfg(unix)]
+mod recovery;
 mod seed;
 mod signals;
 mod sweep;

@@ -13,8 +13,6 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Result};
-
 use crate::aws::verdict::Verdict;
 use crate::backends::config_file;
 use crate::backends::saved::SavedBackend;
@@ -44,6 +42,37 @@ pub enum Next {
     Killed(i32),
 }
 
+/// Why the preflight could not finish, by kind (issue #20 item 11): `main` says it in one line and
+/// runs terraform unchanged, unless the user's own command had already run.
+#[derive(Debug)]
+pub enum Error {
+    /// The repair machinery failed before the user's command ran (terraform could not be started
+    /// for the repair, the old file could not be put back, an invariant broke).
+    Repair(repair::Error),
+    /// The user's command could not be started as a watched child (the reactive fallback).
+    Watch(String),
+    /// The user's own command (a credential-only `init`) ran, then its check or restore failed.
+    AfterYourCommand(repair::Error),
+}
+
+impl Error {
+    /// Whether terraform already ran the user's command: then it must not run again.
+    pub fn users_command_ran(&self) -> bool {
+        matches!(self, Error::AfterYourCommand(_))
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Repair(e) | Error::AfterYourCommand(e) => e.fmt(f),
+            Error::Watch(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
 /// Whether a repair's own `init` output is streamed: in CI (where logs are read after the fact) and
 /// when debugging. Interactively it is shown only if it fails.
 fn show_repair_output() -> bool {
@@ -63,7 +92,7 @@ pub struct Context<'a> {
     pub child_env: &'a [(OsString, OsString)],
 }
 
-pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
+pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next, Error> {
     crate::boundary::injected("preflight", || format!("in {}", inv.work_dir().display()));
     let effective = inv.effective_args(env_var);
     let class = decide::classify_command(inv, &effective);
@@ -173,7 +202,7 @@ fn act(
     facts: &Facts,
     step: &Step,
     warnings: &[crate::backends::warnings::Warning],
-) -> (Result<Next>, Option<Plan>) {
+) -> (Result<Next, Error>, Option<Plan>) {
     let unchanged = || Next::Run(inv.args.clone());
     let label = f.label();
     if !quiet() {
@@ -280,7 +309,7 @@ pub(super) fn code(v: &Option<Verdict>) -> String {
     }
 }
 
-fn refuse(facts: &Facts, f: &Findings) -> Result<Next> {
+fn refuse(facts: &Facts, f: &Findings) -> Result<Next, Error> {
     let why = match f.ambient().map(|a| &a.verdict) {
         Some(Verdict::Rejected { code }) => format!("they were rejected too ({code})"),
         Some(Verdict::Unknown { reason }) => reason.clone(),
@@ -317,7 +346,7 @@ pub(super) fn remove_key(
     data_dir: &Path,
     cred: &dyn Credential,
     fallback: Option<&crate::aws::sts::Ambient>,
-) -> Result<Removal> {
+) -> Result<Removal, repair::Error> {
     let env = repair::child_env(ctx.child_env);
     let job = repair::KeyRemoval {
         terraform: ctx.terraform,
@@ -340,10 +369,10 @@ fn repair_then_run(
     data_dir: &Path,
     cred: &dyn Credential,
     fallback: Option<&crate::aws::sts::Ambient>,
-) -> (Result<Next>, Option<Plan>) {
+) -> (Result<Next, Error>, Option<Plan>) {
     let removal = match remove_key(ctx, inv, effective, data_dir, cred, fallback) {
         Ok(r) => r,
-        Err(e) => return (Err(e), None),
+        Err(e) => return (Err(Error::Repair(e)), None),
     };
     let done = Some(outcome::plan_after(&removal));
     let next = match removal {
@@ -361,11 +390,14 @@ fn repair_then_run(
             ));
             Ok(Next::Run(inv.args.clone()))
         }
-        Removal::Failed(code) => Err(anyhow!(
-            "the repair's `terraform init -reconfigure` failed (exit {code}; its output is \
-             above), so the saved backend was left as it was. Fix what it reports, then run \
-             your command again"
-        )),
+        Removal::Failed(code) => {
+            // Fail open (#20 item 11): terraform alone would have run the command, so it does.
+            log::say(&format!(
+                "the repair's `terraform init -reconfigure` failed (exit {code}; its output is \
+                 above), so the saved backend was left as it was; running terraform unchanged"
+            ));
+            Ok(Next::Run(inv.args.clone()))
+        }
         Removal::Interrupted(sig) => Ok(Next::Killed(sig)),
     };
     (next, done)
@@ -377,11 +409,11 @@ fn reconfigure_init(
     inv: &Invocation,
     effective: &[OsString],
     data_dir: &Path,
-) -> Result<Next> {
+) -> Result<Next, Error> {
     let _lock = match Lock::acquire(data_dir) {
         Ok(l) => l,
         Err(e) => {
-            log::say(&format!("{e:#}; running terraform unchanged"));
+            log::say(&format!("{e}; running terraform unchanged"));
             return Ok(Next::Run(inv.args.clone()));
         }
     };
@@ -427,7 +459,13 @@ fn reconfigure_init(
         |file| inv.with_extra_args(&["-reconfigure".into(), repair::backend_config_arg(file)]),
         &given,
     );
-    match outcome? {
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        // terraform never started: the user's command did not run.
+        Err(e @ repair::Error::CouldNotRun(_)) => return Err(Error::Repair(e)),
+        Err(e) => return Err(Error::AfterYourCommand(e)),
+    };
+    match outcome {
         Outcome::Done => Ok(Next::Exit(ExitCode::SUCCESS)),
         Outcome::Failed(code) => Ok(Next::Exit(ExitCode::from(code))),
         Outcome::Interrupted(sig) => Ok(Next::Killed(sig)),
