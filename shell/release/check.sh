@@ -89,6 +89,10 @@ check "--link refuses to replace a terraform that is not its link" sh -c "
   ! curl -fsSL '$url/good/tfshim-installer.sh' |
     env -i HOME=\"\$home2\" PATH=/usr/bin:/bin TFSHIM_DOWNLOAD_URL='$url/good' sh -s -- --link \"\$home2/links\" &&
   [ \"\$(cat \"\$home2/links/terraform\")\" = real ]"
+# Every case of --link DIR when DIR/terraform exists, for both shell installers (its own script: it also
+# runs alone, with a debug build).
+check "--link never removes a terraform that is not a link to tfshim, --force or not (check-link.sh)" \
+  shell/release/check-link.sh "$bin"
 
 home=$(fresh home-altered)
 if install_from "$home" altered >"$tmp/altered.out" 2>&1; then
@@ -170,7 +174,7 @@ check "hadolint: container/Dockerfile" "$tools/py/bin/hadolint" container/Docker
 command -v shellcheck >/dev/null || apt_ensure release-check shellcheck || true
 check "shellcheck: the installer and the release scripts" \
   shellcheck -x shell/release/installer.sh shell/release/package.sh shell/release/check.sh shell/build-release.sh \
-    shell/lib/apt.sh shell/install.sh
+    shell/lib/apt.sh shell/install.sh shell/release/check-link.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
