@@ -307,9 +307,9 @@ impl<'a> Reconfigure<'a> {
                 match (interrupted, verdict) {
                     (Some(sig), _) => Outcome::Interrupted(sig),
                     (None, Err(why)) if succeeded => bail!(
-                        "terraform's reconfigure succeeded but {why}; the saved backend {} {how}. \
-                         Run `terraform init -reconfigure` with the backend settings you need \
-                         yourself",
+                        "terraform's reconfigure succeeded but {why}; the saved backend {} {how}, \
+                         so the root addresses the same state as before and nothing else was \
+                         changed",
                         old.path.display()
                     ),
                     (None, _) => Outcome::Failed(failed_code()),

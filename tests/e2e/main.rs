@@ -3,6 +3,7 @@
 
 mod support;
 
+mod advice;
 mod differential;
 mod doctor;
 #[cfg(target_os = "linux")]
