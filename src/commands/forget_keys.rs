@@ -155,7 +155,7 @@ fn forget(
              access_key/secret_key there, {}",
             file.display(),
             match &f.backend {
-                Some(b) => crate::heal::advice::after_editing_block(b, file),
+                Some(b) => crate::backends::reinit::after_editing_block(b, file),
                 None => "then re-initialise with every setting saved but the keys".into(),
             }
         ));

@@ -4,7 +4,6 @@
 //! credential is and how to check it, `backends` to read what was saved; never renders output for
 //! people beyond one-line `tfshim:` messages.
 
-pub mod advice;
 pub mod datadir;
 pub mod decide;
 pub mod facts;

@@ -10,6 +10,7 @@
 //! Knows nothing of how the facts were gathered or what was decided: `heal::outcome` builds these
 //! documents from the findings, and `commands` prints them.
 
+pub mod command;
 #[cfg(test)]
 mod readme;
 pub mod sweep;

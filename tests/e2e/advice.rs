@@ -117,22 +117,32 @@ fn warn_mode_doctor_and_the_warning_name_commands_that_are_safe_verbatim() {
         .stderr_has("::warning title=tfshim::");
     let doctor = tfshim_loud(&sb, &[], &["shim", "doctor"]);
     doctor.code_is(3);
+    let sweep = tfshim_loud(&sb, &[], &["shim", "sweep"]);
+    sweep.code_is(3);
     assert_eq!(
         settings(&sb),
         before,
-        "warn mode or doctor changed something"
+        "warn mode, doctor or sweep changed something"
     );
 
-    let text = format!(
-        "{}\n{}\n{}",
+    let text = [
         warn.stderr(),
         doctor.stdout(),
-        doctor.stderr()
-    );
+        doctor.stderr(),
+        sweep.stdout(),
+        sweep.stderr(),
+    ]
+    .join("\n");
     let commands = named_commands(&text);
     assert!(
         commands.iter().any(|c| c.contains("shim forget-keys")),
         "warn mode names no repair: {commands:?}\n{text}"
+    );
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains("shim sweep") && c.contains("--fix")),
+        "sweep names no repair: {commands:?}\n{text}"
     );
     // The annotation names the same commands as the stderr line.
     let annotation: String = warn
@@ -140,7 +150,12 @@ fn warn_mode_doctor_and_the_warning_name_commands_that_are_safe_verbatim() {
         .lines()
         .filter(|l| l.starts_with("::warning"))
         .collect();
-    for c in named_commands(&annotation) {
+    let in_annotation = named_commands(&annotation);
+    assert!(
+        in_annotation.iter().any(|c| c.contains("shim forget-keys")),
+        "{annotation}"
+    );
+    for c in in_annotation {
         assert!(commands.contains(&c));
     }
     eprintln!("commands named: {commands:#?}");

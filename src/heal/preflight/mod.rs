@@ -213,7 +213,7 @@ fn act(
                 "{}; TFSHIM_MODE=warn, so nothing is changed. To repair it, keeping every other \
                  saved setting: `{}`, or run this command once with TFSHIM_MODE=fix",
                 rejected_by(f, &facts.saved_verdict),
-                crate::heal::advice::shim_command("forget-keys", inv.chdir.as_deref())
+                crate::report::command::shim("forget-keys", inv.chdir.as_deref(), "")
             ));
             (Ok(unchanged()), None)
         }
@@ -252,7 +252,7 @@ fn act(
                  (environment, profile, SSO) — {}",
                 rejected_by(f, &facts.saved_verdict),
                 match (&f.backend, &f.key_in_config) {
-                    (Some(b), Some(tf)) => crate::heal::advice::after_editing_block(b, tf),
+                    (Some(b), Some(tf)) => crate::backends::reinit::after_editing_block(b, tf),
                     _ => "then re-initialise with every setting saved but the keys".into(),
                 }
             ));
