@@ -93,6 +93,9 @@ check "--link refuses to replace a terraform that is not its link" sh -c "
 # runs alone, with a debug build).
 check "--link never removes a terraform that is not a link to tfshim, --force or not (check-link.sh)" \
   shell/release/check-link.sh "$bin"
+# The package step of every script that installs Debian packages (stand-ins for apt: nothing installed).
+check "packages at a usable version: lists updated first, the missing named (shell/lib/apt-check.sh)" \
+  shell/lib/apt-check.sh
 
 home=$(fresh home-altered)
 if install_from "$home" altered >"$tmp/altered.out" 2>&1; then
@@ -174,7 +177,7 @@ check "hadolint: container/Dockerfile" "$tools/py/bin/hadolint" container/Docker
 command -v shellcheck >/dev/null || apt_ensure release-check shellcheck || true
 check "shellcheck: the installer and the release scripts" \
   shellcheck -x shell/release/installer.sh shell/release/package.sh shell/release/check.sh shell/build-release.sh \
-    shell/lib/apt.sh shell/install.sh shell/release/check-link.sh
+    shell/lib/apt.sh shell/lib/apt-check.sh shell/install.sh shell/release/check-link.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
