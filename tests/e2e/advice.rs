@@ -6,6 +6,7 @@
 //! `plan -detailed-exitcode` against the state (which holds the applied resource) finds nothing to
 //! change. The old advice, a bare `terraform init -reconfigure`, fails that: it drops the `key`
 //! given at init, and terraform then addresses other (empty) state, or stops to ask for it.
+#![cfg(unix)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,6 @@ fn overridden_root(layout_tf: Option<&dyn Fn(&Sandbox) -> String>) -> (Sandbox, 
     let mut sb = Sandbox::new(Layout::default());
     let bin: PathBuf = sb.root.path().join("bin");
     fs::create_dir_all(&bin).unwrap();
-    #[cfg(unix)]
     std::os::unix::fs::symlink(tfshim_bin(), bin.join("tfshim")).unwrap();
     let path = std::env::join_paths(
         std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
@@ -102,7 +102,6 @@ fn run_verbatim(sb: &Sandbox, cmd: &str, before: &Value, other: &str) {
         .code_is(0);
 }
 
-#[cfg(unix)]
 #[test]
 fn warn_mode_doctor_and_the_warning_name_commands_that_are_safe_verbatim() {
     let (mut sb, other) = overridden_root(None);
@@ -164,7 +163,6 @@ fn warn_mode_doctor_and_the_warning_name_commands_that_are_safe_verbatim() {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn a_key_in_the_tf_block_gets_the_full_init_which_is_safe_verbatim() {
     let with_key = |sb: &Sandbox| {
