@@ -19,10 +19,8 @@ if ! "$python" -c 'import moto.server, flask' 2>/dev/null; then
 fi
 # The crash-consistency test holds terraform inside its write of the saved file with strace, and
 # tests/e2e/signals.rs counts the signals the real terraform receives with it.
-if ! command -v strace >/dev/null 2>&1; then
-  echo "tfshim test: installing strace (apt-get)" >&2
-  apt-get install -y -qq strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace >/dev/null; }
-fi
+. shell/lib/apt.sh
+command -v strace >/dev/null 2>&1 || apt_ensure test strace || exit 1
 if ! command -v terraform >/dev/null 2>&1; then
   echo "tfshim test: no terraform on PATH; the end-to-end tests run the real binary (install it, then rerun)" >&2
   exit 1

@@ -152,9 +152,12 @@ fn forget(
     if let Some(file) = &f.key_in_config {
         return RootResult::Kept(format!(
             "the backend block in {} writes it, so re-initialising cannot remove it: remove \
-             access_key/secret_key there, then run `terraform init -reconfigure` with the \
-             -backend-config settings you used before",
-            file.display()
+             access_key/secret_key there, {}",
+            file.display(),
+            match &f.backend {
+                Some(b) => crate::backends::reinit::after_editing_block(b, file),
+                None => "then re-initialise with every setting saved but the keys".into(),
+            }
         ));
     }
     if let Saved::Uncheckable(why) = &f.saved {

@@ -37,7 +37,8 @@ ENVIRONMENT:
   TFSHIM_RECURSION_COUNT     set by tfshim on the terraform it runs; stops loops
 
 EXIT CODES (doctor): 0 nothing to do, 3 a repair is due, 4 stale key that cannot be repaired (no
-working credentials, or the key is written in the .tf backend block), 1 doctor failed. Proxied runs exit with terraform's code; 1 when tfshim refuses or a repair fails,
+working credentials, or the key is written in the .tf backend block), 1 doctor failed (also: -chdir
+cannot be read). sweep: the same, and 5 when it would exit 0 but some directory could not be read. Proxied runs exit with terraform's code; 1 when tfshim refuses or a repair fails,
 127 when no terraform is found.";
 
 /// tfshim: a drop-in `terraform` that heals S3 backends whose saved access key was rotated away.
@@ -74,7 +75,8 @@ pub enum ShimCommand {
     /// A root is a directory holding `.terraform/terraform.tfstate` (`.git`, `node_modules` and the
     /// data dirs' own module caches are not searched). Exit codes: 0 nothing to do, 3 a repair is due,
     /// 4 some saved key is stale and no working credentials were found; with --fix: 0 every stale root
-    /// repaired, 1 a repair failed, 4 some root cannot be repaired.
+    /// repaired, 1 a repair failed, 4 some root cannot be repaired. 5 instead of 0: some directory
+    /// could not be read (each is named on stderr).
     Sweep {
         /// The directory to search.
         #[arg(default_value = ".")]

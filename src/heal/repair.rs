@@ -268,8 +268,8 @@ impl<'a> Reconfigure<'a> {
                     (None, Err(why)) if succeeded => {
                         return Err(Error::Unverified(format!(
                             "terraform's reconfigure succeeded but {why}; the saved backend {} \
-                             {how}. Run `terraform init -reconfigure` with the backend settings \
-                             you need yourself",
+                             {how}, so the root addresses the same state as before and nothing \
+                             else was changed",
                             old.path.display()
                         )))
                     }

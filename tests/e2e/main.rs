@@ -3,6 +3,7 @@
 
 mod support;
 
+mod advice;
 #[cfg(unix)]
 mod deadline;
 mod differential;
@@ -22,3 +23,4 @@ mod recovery;
 mod seed;
 mod signals;
 mod sweep;
+mod wrong_paths;

@@ -239,9 +239,10 @@ fn act(
         }
         Step::WarnStale => {
             log::warn(&format!(
-                "{}; TFSHIM_MODE=warn, so nothing is changed. Fix: `terraform init -reconfigure` \
-                 with your backend settings, or run once with TFSHIM_MODE=fix",
-                rejected_by(f, &facts.saved_verdict)
+                "{}; TFSHIM_MODE=warn, so nothing is changed. To repair it, keeping every other \
+                 saved setting: `{}`, or run this command once with TFSHIM_MODE=fix",
+                rejected_by(f, &facts.saved_verdict),
+                crate::report::command::shim("forget-keys", inv.chdir.as_deref(), "")
             ));
             (Ok(unchanged()), None)
         }
@@ -277,9 +278,12 @@ fn act(
                  backend block in {file}, not saved from -backend-config, so re-initialising \
                  cannot remove it and nothing was changed. Put the new key there — better, remove \
                  access_key/secret_key from that block and let terraform use the credential chain \
-                 (environment, profile, SSO) — then run `terraform init -reconfigure` with the \
-                 -backend-config settings you used before",
-                rejected_by(f, &facts.saved_verdict)
+                 (environment, profile, SSO) — {}",
+                rejected_by(f, &facts.saved_verdict),
+                match (&f.backend, &f.key_in_config) {
+                    (Some(b), Some(tf)) => crate::backends::reinit::after_editing_block(b, tf),
+                    _ => "then re-initialise with every setting saved but the keys".into(),
+                }
             ));
             (Ok(unchanged()), None)
         }
