@@ -542,7 +542,8 @@ pub fn recovery_step(backup: &[u8], saved: Option<&[u8]>) -> RecoveryStep {
         Err(e) => return RecoveryStep::PutBack(e.to_string()),
     };
     // Whatever credentials it holds, they do not select the state: accept them as they are.
-    let as_saved = |name: &str| new.string(name).map(str::to_owned);
+    // `value`, not `string`: a credential saved as "" is a value the invariants compare as such.
+    let as_saved = |name: &str| new.value(name).map(str::to_owned);
     let credentials = crate::credentials::credential_attrs(&old.kind);
     match check_invariants(&old, &new, credentials, &as_saved) {
         Ok(()) => RecoveryStep::KeepRepaired,
