@@ -1048,6 +1048,47 @@ fn sts_ipv4_mapped_loopback_not_proxied(row: &mut Row) -> Expect {
     Expect::plan(true)
 }
 
+/// #20 item 4: `http_proxy = ""` in the backend is "no proxy" to terraform 1.11 (aws-sdk-go-base),
+/// over `HTTP(S)_PROXY`, which name a proxy that forbids everything. STS is at `LOCALHOST`, a name to
+/// Go's proxy rules (only exactly `localhost` is exempt) that resolves to 127.0.0.1. 1.0.3 has no
+/// such attribute: there the row is the seed on that name, without the proxy.
+fn sts_empty_http_proxy_means_no_proxy(row: &mut Row) -> Expect {
+    row.sts = format!("http://LOCALHOST:{}", row.sb.sts.port);
+    if row.tf == Tf::V1_11 {
+        let proxy = crate::fidelity::StatusProxy::start(403);
+        row.set_backend("    http_proxy = \"\"\n", true);
+        for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+            row.sb.env(var, proxy.url());
+        }
+        row.guards.push(Box::new(proxy));
+    } else {
+        row.set_backend("", true);
+    }
+    row.init(&[]);
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
+/// #20 item 6: the backend's `no_proxy` (1.11) replaces `NO_PROXY` even when neither proxy
+/// attribute is set: `NO_PROXY` exempts the proxy-only STS name, the backend's list does not, so
+/// terraform reaches STS through the proxy. 1.0.3 has no such attribute: there `NO_PROXY` is unset.
+fn sts_no_proxy_attribute_replaces_the_variable(row: &mut Row) -> Expect {
+    let proxy = ForwardProxy::start();
+    row.sts = format!("http://sts.tfshim.test:{}", row.sb.sts.port);
+    for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+        row.sb.env(var, proxy.url());
+    }
+    if row.tf == Tf::V1_11 {
+        row.set_backend("    no_proxy = \"elsewhere.example\"\n", true);
+        row.sb.env("NO_PROXY", "sts.tfshim.test");
+    } else {
+        row.set_backend("", true);
+    }
+    row.init(&[]);
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
 /// An http root: the sandbox of a [`Row`] (its isolated environment, its terraform version) with
 /// an http backend on its own state server.
 pub struct HttpRow {
@@ -1270,6 +1311,8 @@ macro_rules! http_rows {
 
 rows! {
     sts_ipv4_mapped_loopback_not_proxied: partial = false;
+    sts_empty_http_proxy_means_no_proxy: partial = false;
+    sts_no_proxy_attribute_replaces_the_variable: partial = false;
 }
 
 http_rows! {
