@@ -175,6 +175,8 @@ impl Target {
             .or_else(|| non_empty("AWS_REGION"))
             .or_else(|| non_empty("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| "us-east-1".to_owned());
+        // `custom_ca_bundle = ""` stops terraform's own search, but the SDK then reads
+        // AWS_CA_BUNDLE itself: the same as unset.
         let ca_bundle = b
             .string("custom_ca_bundle")
             .map(str::to_owned)

@@ -431,6 +431,24 @@ mod tests {
         assert!(!b.flag("skip_credentials_validation"));
     }
 
+    /// Issue #20, item 4: `""` is a value to `value`, unset to `string`; null and absent are unset
+    /// to both.
+    #[test]
+    fn empty_null_and_absent() {
+        let b = testing::saved(
+            "http",
+            r#"{"username":"","password":null,"endpoints":{"sts":""},"sts_endpoint":"http://old"}"#,
+            1,
+        );
+        assert_eq!(b.value("username"), Some(""));
+        assert_eq!(b.string("username"), None);
+        assert_eq!(b.value("password"), None);
+        assert_eq!(b.value("address"), None);
+        assert_eq!(b.nested_value("endpoints", "sts"), Some(""));
+        // terraform stops at the first attribute that is set, even to "".
+        assert_eq!(b.sts_endpoint_attr(), Some(""));
+    }
+
     #[test]
     fn old_shape() {
         let b = parse(V0_12);
