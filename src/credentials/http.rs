@@ -7,12 +7,13 @@
 //! - every attribute falls back to a variable when unset: `address` ← `TF_HTTP_ADDRESS`, `username` ←
 //!   `TF_HTTP_USERNAME`, `password` ← `TF_HTTP_PASSWORD`, the TLS PEMs ← `TF_HTTP_CLIENT_*_PEM`
 //!   (`GetAttrEnvDefaultFallback`), so once the saved password is removed terraform uses
-//!   `TF_HTTP_PASSWORD`;
+//!   `TF_HTTP_PASSWORD`; only a null attribute falls back: a saved `""` is a value (issue #20);
 //! - reading state is `GET address`: 200 is state, 204/404 "no state yet", 401 "requires auth", 403
 //!   "invalid auth"; the retrying client retries connection errors and 5xx, never 401/403;
 //! - TLS: `skip_cert_verification`, `client_ca_certificate_pem` (replaces the system roots),
 //!   `client_certificate_pem` + `client_private_key_pem` (mTLS); proxies from the environment (Go's
-//!   `ProxyFromEnvironment`, `aws::proxy`).
+//!   `ProxyFromEnvironment`, `aws::proxy`), chosen from the address as written; a proxy's own 407
+//!   is no verdict.
 //!
 //! The check is one request to `address` with the saved credentials: `HEAD` (the same
 //! authentication as `GET`, without the state in the answer), and only if the server does not
