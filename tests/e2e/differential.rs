@@ -1025,3 +1025,297 @@ rows! {
     saved_by_1_0_3_then_rotated: partial = true;
     key_written_in_tf_block: partial = false;
 }
+
+// ---- #20 items 4 and 6: empty values and proxy choice as terraform's ---------------------------
+//
+// The S3 row runs through `check` like every row above. The http rows need the http backend's
+// careful manual fix (every saved setting but the password and the mTLS key — the secrets the
+// repair removes — then the command, terraform falling back to `TF_HTTP_PASSWORD`) and its
+// address as "which state": `check_http` below is `check` for them, with the same promises.
+
+/// #20 item 6: STS on `[::ffff:127.0.0.1]` (loopback to Go, never proxied) and `HTTP(S)_PROXY`
+/// naming a proxy that forbids everything: terraform reaches STS directly, and so must tfshim.
+fn sts_ipv4_mapped_loopback_not_proxied(row: &mut Row) -> Expect {
+    let proxy = crate::fidelity::StatusProxy::start(403);
+    row.sts = format!("http://[::ffff:127.0.0.1]:{}", row.sb.sts.port);
+    row.set_backend("", true);
+    for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+        row.sb.env(var, proxy.url());
+    }
+    row.init(&[]);
+    row.sb.rotate();
+    row.guards.push(Box::new(proxy));
+    Expect::plan(true)
+}
+
+/// #20 item 4: `http_proxy = ""` in the backend is "no proxy" to terraform 1.11 (aws-sdk-go-base),
+/// over `HTTP(S)_PROXY`, which name a proxy that forbids everything. STS is at `LOCALHOST`, a name to
+/// Go's proxy rules (only exactly `localhost` is exempt) that resolves to 127.0.0.1. 1.0.3 has no
+/// such attribute: there the row is the seed on that name, without the proxy.
+fn sts_empty_http_proxy_means_no_proxy(row: &mut Row) -> Expect {
+    row.sts = format!("http://LOCALHOST:{}", row.sb.sts.port);
+    if row.tf == Tf::V1_11 {
+        let proxy = crate::fidelity::StatusProxy::start(403);
+        row.set_backend("    http_proxy = \"\"\n", true);
+        for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+            row.sb.env(var, proxy.url());
+        }
+        row.guards.push(Box::new(proxy));
+    } else {
+        row.set_backend("", true);
+    }
+    row.init(&[]);
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
+/// #20 item 6: the backend's `no_proxy` (1.11) replaces `NO_PROXY` even when neither proxy
+/// attribute is set: `NO_PROXY` exempts the proxy-only STS name, the backend's list does not, so
+/// terraform reaches STS through the proxy. 1.0.3 has no such attribute: there `NO_PROXY` is unset.
+fn sts_no_proxy_attribute_replaces_the_variable(row: &mut Row) -> Expect {
+    let proxy = ForwardProxy::start();
+    row.sts = format!("http://sts.tfshim.test:{}", row.sb.sts.port);
+    for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+        row.sb.env(var, proxy.url());
+    }
+    if row.tf == Tf::V1_11 {
+        row.set_backend("    no_proxy = \"elsewhere.example\"\n", true);
+        row.sb.env("NO_PROXY", "sts.tfshim.test");
+    } else {
+        row.set_backend("", true);
+    }
+    row.init(&[]);
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
+/// An http root: the sandbox of a [`Row`] (its isolated environment, its terraform version) with
+/// an http backend on its own state server.
+pub struct HttpRow {
+    pub row: Row,
+    pub server: crate::support::state_server::StateServer,
+}
+
+const HTTP_USER: &str = "alice";
+const HTTP_REMOVED: &[&str] = &["password", "client_private_key_pem"];
+
+impl HttpRow {
+    /// `main.tf` with an http backend at `address` (its lock at `address/lock`).
+    pub fn set_backend(&self, address: &str) {
+        fs::write(
+            self.row.sb.work.join("main.tf"),
+            format!(
+                "terraform {{\n  backend \"http\" {{\n    address        = \"{address}\"\n    \
+                 lock_address   = \"{address}/lock\"\n    unlock_address = \"{address}/lock\"\n    \
+                 lock_method    = \"POST\"\n    unlock_method  = \"DELETE\"\n    retry_max      = 1\n    \
+                 retry_wait_min = 1\n    retry_wait_max = 2\n  }}\n}}\n\noutput \"x\" {{\n  value = \"hello\"\n}}\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    /// A token the server accepts for `HTTP_USER` (kept out of every output).
+    pub fn grant(&mut self, name: &str) -> String {
+        let t = format!("glpat-{name}-{}-{}", std::process::id(), self.row.sb.user);
+        self.server.grant(HTTP_USER, &t);
+        self.row.sb.secrets.push(t.clone());
+        t
+    }
+
+    /// `init` with these `-backend-config` pairs.
+    #[track_caller]
+    pub fn init(&self, pairs: &[(&str, &str)]) {
+        let mut args = vec!["init".to_owned(), "-input=false".to_owned()];
+        args.extend(
+            pairs
+                .iter()
+                .map(|(k, v)| format!("-backend-config={k}={v}")),
+        );
+        self.row.terraform_in(&self.row.sb.work, &args).success();
+    }
+}
+
+/// Which state an http root addresses.
+fn http_addressed(dir: &Path) -> Value {
+    let saved = fs::read(dir.join(".terraform/terraform.tfstate"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    let c = &saved["backend"]["config"];
+    serde_json::json!({
+        "type": saved["backend"]["type"], "address": c["address"],
+        "lock_address": c["lock_address"], "unlock_address": c["unlock_address"],
+    })
+}
+
+/// [`check`] for an http row.
+pub fn check_http(tf: Tf, prepare: fn(&mut HttpRow) -> Expect) {
+    let mut h = HttpRow {
+        row: Row::new(tf, false),
+        server: crate::support::state_server::StateServer::start(),
+    };
+    h.set_backend(&h.server.address("prod"));
+    let expect = prepare(&mut h);
+    let row = &h.row;
+    let root = row.sb.root.path().to_path_buf();
+    let (plain_dir, manual_dir, shim_dir) =
+        (root.join("plain"), root.join("manual"), root.join("shim"));
+    for d in [&plain_dir, &manual_dir, &shim_dir] {
+        copy_dir(&row.sb.work, d);
+    }
+    let before = http_addressed(&row.sb.work);
+    let cmd = &expect.command;
+    let plain = row.terraform_in(&plain_dir, cmd);
+
+    let settings = manual_dir.join("manual-settings.json");
+    let saved: Value = serde_json::from_slice(&saved_bytes(&manual_dir).unwrap()).unwrap();
+    let mut kept = Map::new();
+    for (k, v) in saved["backend"]["config"].as_object().unwrap() {
+        if let (false, Some(v)) = (HTTP_REMOVED.contains(&k.as_str()), without_nulls(v)) {
+            kept.insert(k.clone(), v);
+        }
+    }
+    fs::write(&settings, serde_json::to_vec_pretty(&kept).unwrap()).unwrap();
+    let reconfigure = row.terraform_in(
+        &manual_dir,
+        &[
+            "init".into(),
+            "-reconfigure".into(),
+            "-input=false".into(),
+            "-no-color".into(),
+            format!("-backend-config={}", settings.display()),
+        ],
+    );
+    let manual = reconfigure
+        .output
+        .status
+        .success()
+        .then(|| row.terraform_in(&manual_dir, cmd));
+    let manual_healed = manual.as_ref().is_some_and(|m| succeeded(m, cmd));
+
+    let mut shim_cmd = row.sb.tfshim_cmd();
+    shim_cmd.current_dir(&shim_dir);
+    let shim = row.sb.run(shim_cmd, cmd);
+
+    let show = |r: &Run| {
+        format!(
+            "{} → {:?}\n--- stderr\n{}",
+            r.label,
+            r.code(),
+            r.stderr().trim_end()
+        )
+    };
+    let story = format!(
+        "terraform {tf:?}, http, command {cmd:?}\n== plain: {}\n== manual reconfigure: {}\n== manual command: {}\n== tfshim: {}",
+        show(&plain),
+        show(&reconfigure),
+        manual.as_ref().map(show).unwrap_or_else(|| "not run".into()),
+        show(&shim)
+    );
+    assert_eq!(
+        manual_healed,
+        expect.manual_heals,
+        "the row expects the manual fix {} on {tf:?}:\n{story}",
+        if expect.manual_heals {
+            "to heal"
+        } else {
+            "not to heal"
+        }
+    );
+    if succeeded(&plain, cmd) {
+        assert_eq!(
+            shim.code(),
+            plain.code(),
+            "tfshim is worse than terraform alone: terraform succeeded\n{story}"
+        );
+    }
+    if manual_healed {
+        assert!(
+            succeeded(&shim, cmd),
+            "the manual fix heals, tfshim does not\n{story}"
+        );
+        assert_eq!(
+            http_addressed(&shim_dir),
+            http_addressed(&manual_dir),
+            "tfshim addresses other state than the manual fix\n{story}"
+        );
+    }
+    assert_eq!(
+        http_addressed(&shim_dir),
+        before,
+        "tfshim changed which state the root addresses\n{story}"
+    );
+    if !succeeded(&shim, cmd) {
+        let left = saved_bytes(&shim_dir);
+        let manual_left = reconfigure
+            .output
+            .status
+            .success()
+            .then(|| saved_bytes(&manual_dir));
+        assert!(
+            left == saved_bytes(&plain_dir) || Some(&left) == manual_left.as_ref(),
+            "tfshim failed and left the saved backend other than terraform alone or the manual \
+             fix would\n{story}"
+        );
+    }
+}
+
+/// #20 item 4: `init -backend-config=username= -backend-config=password=…` on a server that serves
+/// anonymous requests. terraform keeps `username = ""` and sends no basic auth, whatever
+/// `TF_HTTP_USERNAME` says; the saved password is never sent. tfshim once took the variable, got 401
+/// and refused the plan.
+fn http_empty_username_sends_no_auth(h: &mut HttpRow) -> Expect {
+    h.server.allow_anonymous();
+    h.grant("valid");
+    let unused = h.grant("unused");
+    h.server.revoke(&unused);
+    h.row.sb.env("TF_HTTP_USERNAME", HTTP_USER);
+    h.init(&[("username", ""), ("password", &unused)]);
+    Expect::plan(true)
+}
+
+/// #20 item 6: the address is `[::ffff:127.0.0.1]` (loopback to Go) and `HTTP(S)_PROXY` names a
+/// proxy that forbids everything; the saved token was revoked, `TF_HTTP_PASSWORD` holds a new one.
+/// terraform goes direct; tfshim once sent the token to the proxy and read its 403 as a verdict.
+fn http_ipv4_mapped_loopback_not_proxied(h: &mut HttpRow) -> Expect {
+    let proxy = crate::fidelity::StatusProxy::start(403);
+    let address = format!("http://[::ffff:127.0.0.1]:{}/state/prod", h.server.port);
+    h.set_backend(&address);
+    for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+        h.row.sb.env(var, proxy.url());
+    }
+    let old = h.grant("old");
+    h.init(&[("username", HTTP_USER), ("password", &old)]);
+    h.server.revoke(&old);
+    let new = h.grant("new");
+    h.row.sb.env("TF_HTTP_PASSWORD", new);
+    h.row.guards.push(Box::new(proxy));
+    Expect::plan(true)
+}
+
+/// One test per http row and version, as `rows!`.
+macro_rules! http_rows {
+    ($($name:ident;)*) => {$(
+        mod $name {
+            #[test]
+            fn tf_1_11() {
+                super::check_http(super::Tf::V1_11, super::$name);
+            }
+            #[test]
+            fn tf_1_0_3() {
+                super::check_http(super::Tf::V1_0, super::$name);
+            }
+        }
+    )*};
+}
+
+rows! {
+    sts_ipv4_mapped_loopback_not_proxied: partial = false;
+    sts_empty_http_proxy_means_no_proxy: partial = false;
+    sts_no_proxy_attribute_replaces_the_variable: partial = false;
+}
+
+http_rows! {
+    http_empty_username_sends_no_auth;
+    http_ipv4_mapped_loopback_not_proxied;
+}

@@ -11,6 +11,7 @@ mod doctor;
 #[cfg(target_os = "linux")]
 mod durability;
 mod faults;
+mod fidelity;
 mod fresh;
 mod heal;
 mod http;

@@ -104,7 +104,8 @@ pub fn recovery_step(
         Err(e) => return RecoveryStep::PutBack(e.to_string()),
     };
     // Whatever credentials it holds, they do not select the state: accept them as they are.
-    let as_saved = |name: &str| new.string(name).map(str::to_owned);
+    // `value`, not `string`: a credential saved as "" is a value the invariants compare as such.
+    let as_saved = |name: &str| new.value(name).map(str::to_owned);
     let all_credentials = crate::credentials::credential_attrs(&old.kind);
     let changes = journal.map_or(all_credentials.to_vec(), Journal::changes);
     let moved = settings_changed(&old, &new, &changes);
