@@ -18,3 +18,4 @@ mod reactive;
 mod seed;
 mod signals;
 mod sweep;
+mod versions;
