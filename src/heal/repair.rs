@@ -122,6 +122,10 @@ fn upgraded(old: &SavedBackend, new: &SavedBackend) -> bool {
     }
 }
 
+/// Invariant 2's violation: the hash changed where no upgrade is known to explain it.
+pub const HASH_CHANGED: &str =
+    "the backend hash changed (the .tf backend block no longer matches the saved one)";
+
 /// Checks invariants 1 and 2. `credential_attrs` are the attributes allowed to change and
 /// `expected_credentials` gives each one's expected new value (`None`: unset). Messages name
 /// attributes, never values. Pure.
@@ -135,10 +139,7 @@ pub fn check_invariants(
         return Err("the backend type changed".into());
     }
     if old.hash != new.hash && !upgraded(old, new) {
-        return Err(
-            "the backend hash changed (the .tf backend block no longer matches the saved one)"
-                .into(),
-        );
+        return Err(HASH_CHANGED.into());
     }
     let mut names: Vec<&String> = old.config.keys().chain(new.config.keys()).collect();
     names.sort();
@@ -189,6 +190,17 @@ pub struct Reconfigure<'a> {
     pub show_output: bool,
 }
 
+/// How a reconfigure runs beyond [`Reconfigure`]'s fields (`shim reinit`, #21).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunOptions<'a> {
+    /// Invariant 2 waived: the user asked for a reconfigure after a terraform upgrade, which may
+    /// hash the same `.tf` block anew (0.12 → 0.13 does, recording no version); invariant 1 still
+    /// proves that the same state is addressed.
+    pub new_hash_expected: bool,
+    /// Run terraform in this directory (0.12–0.14 have no `-chdir`).
+    pub dir: Option<&'a Path>,
+}
+
 /// What became of a reconfigure.
 #[derive(Debug)]
 pub enum Outcome {
@@ -215,6 +227,24 @@ impl<'a> Reconfigure<'a> {
         args: impl FnOnce(OsString) -> Vec<OsString>,
         expected_credentials: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Outcome> {
+        self.run_with(
+            RunOptions::default(),
+            old,
+            settings,
+            args,
+            expected_credentials,
+        )
+    }
+
+    /// [`Reconfigure::run`] with `opts`.
+    pub fn run_with(
+        &self,
+        opts: RunOptions,
+        old: &SavedBackend,
+        settings: &Map<String, Value>,
+        args: impl FnOnce(OsString) -> Vec<OsString>,
+        expected_credentials: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Outcome> {
         let signals = Signals::catch();
         // Invariant 4: no rewrite without a durable copy.
         let backup = match Backup::create(self.data_dir, old) {
@@ -233,6 +263,9 @@ impl<'a> Reconfigure<'a> {
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         for name in self.remove_env {
             cmd.env_remove(name);
+        }
+        if let Some(dir) = opts.dir {
+            cmd.current_dir(dir);
         }
         if !self.users_command {
             // The repair's own init must not write to the user's stdout (which may be a
@@ -263,6 +296,13 @@ impl<'a> Reconfigure<'a> {
         let verified = SavedBackend::read(self.data_dir)
             .map_err(|e| e.to_string())
             .and_then(|new| new.ok_or_else(|| "the saved backend is gone".to_owned()))
+            .map(|new| match opts.new_hash_expected {
+                true => SavedBackend {
+                    hash: old.hash.clone(),
+                    ..new
+                },
+                false => new,
+            })
             .and_then(|new| {
                 check_invariants(old, &new, self.credential_attrs, expected_credentials)
             });
@@ -308,9 +348,9 @@ impl<'a> Reconfigure<'a> {
                     (Some(sig), _) => Outcome::Interrupted(sig),
                     (None, Err(why)) if succeeded => bail!(
                         "terraform's reconfigure succeeded but {why}; the saved backend {} {how}. \
-                         Run `terraform init -reconfigure` with the backend settings you need \
-                         yourself",
-                        old.path.display()
+                         {}",
+                        old.path.display(),
+                        next_step(&why)
                     ),
                     (None, _) => Outcome::Failed(failed_code()),
                 }
@@ -318,6 +358,22 @@ impl<'a> Reconfigure<'a> {
         };
         drop(signals);
         Ok(outcome)
+    }
+}
+
+/// What to do after a reconfigure that broke an invariant. A changed hash is what a terraform
+/// upgrade that records no version brings (0.12 → 0.13): `shim reinit` is the careful fix then,
+/// with every saved setting kept (a bare `init -reconfigure` would drop them), #21.
+fn next_step(why: &str) -> String {
+    if why == HASH_CHANGED {
+        format!(
+            "If terraform was upgraded since the last init, run `{}` (init -reconfigure with \
+             every saved backend setting, the stale key removed); if the .tf backend block was \
+             changed, run `terraform init` with the backend settings you need",
+            crate::proxy::locate::shim_command("reinit")
+        )
+    } else {
+        "Run `terraform init -reconfigure` with the backend settings you need yourself".into()
     }
 }
 

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::differential::{self, check_row, Expect, Row, Tf};
 use crate::support::terraforms::{self, Release};
+use crate::support::Sandbox;
 
 /// The six versions, as a row sees them: the old S3 backend schema (flat endpoints) up to 1.0.3.
 #[derive(Clone, Copy, Debug)]
@@ -181,4 +182,152 @@ fn valid_key_one_request_and_doctor(v: Version) {
         "doctor shows CloudRail's prefix:\n{}",
         doctor.stdout()
     );
+}
+
+// ---- upgrades: `shim reinit` (#21 item 2) ------------------------------------------------------------
+
+/// Makes `row` run `r` from now on (first on PATH for tfshim too): the user upgraded terraform.
+fn upgrade(row: &mut Row, r: Release) {
+    let bin = terraforms::binary(r);
+    let mut path = vec![bin.parent().unwrap().to_path_buf()];
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    row.sb.env("PATH", std::env::join_paths(path).unwrap());
+    row.bin = Some(bin);
+}
+
+/// A partial root saved by 0.12.29 with the key and the location given by `-backend-config` flags
+/// only (the seed user's way), then terraform upgraded to 0.13.4.
+fn saved_by_0_12_then_upgraded() -> Row {
+    let mut row = Version::Old(terraforms::V0_12).row(true);
+    row.init(&row.location_args());
+    let saved: Value = serde_json::from_str(&row.sb.saved_text()).unwrap();
+    // ≤ 1.0 write `modules` and no `terraform_version` (1.1+ the reverse): nothing tells 0.12's
+    // file from 0.13's.
+    assert_eq!(saved["terraform_version"], Value::Null);
+    assert!(saved["modules"].is_array(), "0.12 writes `modules`");
+    upgrade(&mut row, terraforms::V0_13);
+    row
+}
+
+/// `terraform plan` (or tfshim's) in the root, on the row's terraform.
+fn plan(row: &Row, shim: bool) -> crate::support::Run {
+    let args = ["plan", "-input=false", "-no-color"].map(String::from);
+    if shim {
+        let mut cmd = row.sb.tfshim_cmd();
+        cmd.current_dir(&row.sb.work);
+        row.sb.run(cmd, &args)
+    } else {
+        row.terraform_in(&row.sb.work, &args)
+    }
+}
+
+/// The saved settings that say which state is addressed, and the credentials.
+fn saved_config(row: &Row) -> Value {
+    row.sb.saved_backend()["config"].clone()
+}
+
+#[track_caller]
+fn assert_same_location(before: &Value, after: &Value) {
+    for k in [
+        "bucket",
+        "key",
+        "region",
+        "endpoint",
+        "sts_endpoint",
+        "iam_endpoint",
+    ] {
+        assert_eq!(before[k], after[k], "`{k}` changed");
+    }
+}
+
+/// 0.12 → 0.13 with a rotation at the same time: tfshim's repair sees a new hash (0.13 records no
+/// version either), puts the file back and names `tfshim shim reinit`, which heals.
+#[test]
+fn reinit_after_upgrade_with_rotation() {
+    let mut row = saved_by_0_12_then_upgraded();
+    row.sb.rotate();
+    let before = row.sb.saved_bytes();
+    let config = saved_config(&row);
+    let refused = plan(&row, true);
+    refused.code_is(1).stderr_has("tfshim shim reinit");
+    assert!(
+        !refused
+            .tfshim_lines()
+            .iter()
+            .any(|l| l.contains("Run `terraform init -reconfigure`")),
+        "a bare init -reconfigure is advised:\n{}",
+        refused.tfshim_lines().join("\n")
+    );
+    assert_eq!(
+        row.sb.saved_bytes(),
+        before,
+        "the refused repair changed the file"
+    );
+    // Invoked as `terraform` (the seed user's link), it names the command as they would type it.
+    #[cfg(unix)]
+    {
+        let link = row.sb.root.path().join("bin/terraform");
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(crate::support::tfshim_bin(), &link).unwrap();
+        let mut cmd = row.sb.command(&link);
+        cmd.env("TFSHIM_TERRAFORM", row.binary());
+        row.sb
+            .run(cmd, &["plan", "-input=false", "-no-color"])
+            .code_is(1)
+            .stderr_has("run `terraform shim reinit`");
+        assert_eq!(row.sb.saved_bytes(), before);
+    }
+    let hash = row.sb.saved_backend()["hash"].clone();
+    let reinit = row.sb.tfshim(&["shim", "reinit"]);
+    reinit.code_is(0).stdout_has("re-initialised");
+    let after = saved_config(&row);
+    assert_same_location(&config, &after);
+    assert_eq!(after["access_key"], Value::Null, "the stale key is gone");
+    assert_ne!(
+        row.sb.saved_backend()["hash"],
+        hash,
+        "0.13 hashes the block anew"
+    );
+    plan(&row, false).success();
+    plan(&row, true).success();
+    assert!(row.sb.tfshim_leftovers().is_empty());
+}
+
+/// 0.12 → 0.13 with a valid key: plain 0.13 asks for an init (which, without the first init's
+/// flags, fails); tfshim is no worse, and `shim reinit` heals with the key's fallback checked first.
+#[test]
+fn reinit_after_upgrade_without_rotation() {
+    let mut row = saved_by_0_12_then_upgraded();
+    let config = saved_config(&row);
+    let plain = plan(&row, false);
+    assert_ne!(plain.code(), Some(0), "0.13 needs a reinit after 0.12");
+    plan(&row, true).code_is(plain.code().unwrap());
+    // A plain `init` without the first init's flags fails, as the issue measured.
+    let bare = row.terraform_in(&row.sb.work, &["init".into(), "-input=false".into()]);
+    assert_ne!(bare.code(), Some(0));
+    // No working credentials to fall back to: the key is kept, nothing changed.
+    let before = row.sb.saved_bytes();
+    row.sb
+        .tfshim(&["shim", "reinit"])
+        .code_is(4)
+        .stdout_has("not re-initialised");
+    assert_eq!(row.sb.saved_bytes(), before);
+    // The key passed after `--` is saved instead.
+    let key = row.sb.key.clone();
+    let mut args: Vec<String> = ["shim", "reinit", ".", "--"].map(String::from).to_vec();
+    args.extend(Sandbox::key_args(&key));
+    row.sb.tfshim(&args).code_is(0);
+    let after = saved_config(&row);
+    assert_same_location(&config, &after);
+    assert_eq!(after["access_key"], Value::from(key.id.clone()));
+    plan(&row, false).success();
+    // Again, with the key in the shared file this time: removed, terraform uses the file.
+    row.sb.set_ambient(Some(&key));
+    row.sb.tfshim(&["shim", "reinit"]).code_is(0);
+    assert_eq!(saved_config(&row)["access_key"], Value::Null);
+    assert_same_location(&config, &saved_config(&row));
+    plan(&row, true).success();
+    let _ = &mut row;
 }
