@@ -186,9 +186,8 @@ fn valid_key_one_request_and_doctor(v: Version) {
 
 // ---- upgrades: `shim reinit` (#21 item 2) ------------------------------------------------------------
 
-/// Makes `row` run `r` from now on (first on PATH for tfshim too): the user upgraded terraform.
-fn upgrade(row: &mut Row, r: Release) {
-    let bin = terraforms::binary(r);
+/// Makes `row` run `bin` from now on (first on PATH for tfshim too): the user upgraded terraform.
+fn upgrade(row: &mut Row, bin: std::path::PathBuf) {
     let mut path = vec![bin.parent().unwrap().to_path_buf()];
     path.extend(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
@@ -207,7 +206,7 @@ fn saved_by_0_12_then_upgraded() -> Row {
     // file from 0.13's.
     assert_eq!(saved["terraform_version"], Value::Null);
     assert!(saved["modules"].is_array(), "0.12 writes `modules`");
-    upgrade(&mut row, terraforms::V0_13);
+    upgrade(&mut row, terraforms::binary(terraforms::V0_13));
     row
 }
 
@@ -380,5 +379,45 @@ fn seed_user_on_0_12_with_data_dir_in_git() {
             "?? .terraform/tfshim.lock"
         ],
         "the repository changed beyond the saved file:\n{status}"
+    );
+}
+
+/// Doctor names `shim reinit` where it can tell that another terraform version wrote the saved
+/// file: saved by 1.0.3 (no `terraform_version`), run by 1.11; not where it cannot (0.12 → 0.13).
+#[test]
+fn doctor_names_reinit_after_an_upgrade() {
+    let mut row = Version::Old(terraforms::V1_0_3).row(true);
+    row.init(&row.location_args());
+    row.sb.set_ambient(Some(&row.sb.key));
+    let doctor = row.sb.tfshim(&["shim", "doctor"]);
+    doctor.code_is(0);
+    assert!(
+        !doctor.stdout().contains("shim reinit"),
+        "{}",
+        doctor.stdout()
+    );
+    upgrade(&mut row, Tf::V1_11.binary());
+    let doctor = row.sb.tfshim(&["shim", "doctor", "--json"]);
+    doctor.code_is(0);
+    let j: Value = serde_json::from_str(&doctor.stdout()).unwrap();
+    let named = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "saved-by-other-version")
+        .unwrap_or_else(|| panic!("no saved-by-other-version warning: {j}"));
+    assert!(
+        named["message"]
+            .as_str()
+            .unwrap()
+            .contains("`tfshim shim reinit`"),
+        "{named}"
+    );
+    let row = saved_by_0_12_then_upgraded();
+    let doctor = row.sb.tfshim(&["shim", "doctor"]);
+    assert!(
+        !doctor.stdout().contains("shim reinit"),
+        "{}",
+        doctor.stdout()
     );
 }
