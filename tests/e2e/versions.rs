@@ -164,6 +164,19 @@ fn valid_key_one_request_and_doctor(v: Version) {
     let row = v.row(false);
     row.init(&[]);
     row.sb.set_ambient(Some(&row.sb.key));
+    // Which versions record what (measured here on all six): ≤ 1.0 write `modules` and no
+    // `terraform_version`, 1.1+ the reverse — what the repair's upgrade rule relies on.
+    let saved: Value = serde_json::from_str(&row.sb.saved_text()).unwrap();
+    match v {
+        Version::Old(_) => {
+            assert!(saved["modules"].is_array(), "{saved}");
+            assert_eq!(saved["terraform_version"], Value::Null);
+        }
+        Version::V1_11 => {
+            assert_eq!(saved["modules"], Value::Null);
+            assert!(saved["terraform_version"].is_string(), "{saved}");
+        }
+    }
     let before = row.sb.sts.tfshim_calls();
     let mut cmd = row.sb.tfshim_cmd();
     cmd.current_dir(&row.sb.work);
@@ -420,4 +433,23 @@ fn doctor_names_reinit_after_an_upgrade() {
         "{}",
         doctor.stdout()
     );
+}
+
+/// Saved by 0.12.29 (no `terraform_version`), then terraform 1.11 and a rotation at once: the file
+/// that comes back records a version, so the new hash is known to be the upgrade's and tfshim heals
+/// on its own, every saved setting kept.
+#[test]
+fn upgrade_from_0_12_to_1_11_with_rotation_heals() {
+    let mut row = Version::Old(terraforms::V0_12).row(true);
+    row.init(&row.location_args());
+    let config = saved_config(&row);
+    upgrade(&mut row, Tf::V1_11.binary());
+    row.sb.rotate();
+    plan(&row, true)
+        .success()
+        .stderr_has("re-initialising the backend without it");
+    let after = saved_config(&row);
+    assert_same_location(&config, &after);
+    assert_eq!(after["access_key"], Value::Null);
+    plan(&row, false).success();
 }
