@@ -453,3 +453,21 @@ fn upgrade_from_0_12_to_1_11_with_rotation_heals() {
     assert_eq!(after["access_key"], Value::Null);
     plan(&row, false).success();
 }
+
+/// `shim reinit` is in `--help` and in every completion script.
+#[test]
+fn reinit_is_in_help_and_completions() {
+    let sb = Sandbox::new(crate::support::Layout::default());
+    sb.tfshim(&["shim", "--help"])
+        .success()
+        .stdout_has("reinit")
+        .stdout_has("After a terraform upgrade");
+    sb.tfshim(&["shim", "reinit", "--help"])
+        .success()
+        .stdout_has("INIT_ARGS");
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        sb.tfshim(&["shim", "completions", shell])
+            .success()
+            .stdout_has("reinit");
+    }
+}
