@@ -59,7 +59,8 @@ pub fn run(
                 done += 1;
                 format!("re-initialised with every saved backend setting; {credentials}")
             }
-            RootResult::AlreadyGone => "the saved backend changed meanwhile; run it again".into(),
+            // Not a result of this command's (`Kept` says a changed file).
+            RootResult::AlreadyGone => "nothing to do".into(),
             RootResult::Kept(why) => {
                 code = code.max(1);
                 format!("not re-initialised: {why}")
@@ -155,7 +156,9 @@ fn reinit(
     // Re-read under the lock: the file to keep is the one there now.
     let current = match SavedBackend::read(data_dir) {
         Ok(Some(b)) if b.kind == kind => b,
-        Ok(_) => return RootResult::AlreadyGone,
+        Ok(_) => {
+            return RootResult::Kept("the saved backend changed meanwhile; run it again".into())
+        }
         Err(e) => return RootResult::Kept(format!("the saved backend changed: {e}")),
     };
     let settings = match repair::preserved_settings(&current, credential_attrs) {

@@ -296,12 +296,16 @@ impl<'a> Reconfigure<'a> {
         let verified = SavedBackend::read(self.data_dir)
             .map_err(|e| e.to_string())
             .and_then(|new| new.ok_or_else(|| "the saved backend is gone".to_owned()))
-            .map(|new| match opts.new_hash_expected {
-                true => SavedBackend {
-                    hash: old.hash.clone(),
-                    ..new
-                },
-                false => new,
+            .map(|new| {
+                if opts.new_hash_expected {
+                    // Invariant 2 waived: only the hash is taken as the old one's.
+                    SavedBackend {
+                        hash: old.hash.clone(),
+                        ..new
+                    }
+                } else {
+                    new
+                }
             })
             .and_then(|new| {
                 check_invariants(old, &new, self.credential_attrs, expected_credentials)
