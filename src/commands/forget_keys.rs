@@ -173,12 +173,11 @@ fn forget(
         Ok(a) => a,
         Err(kept) => return kept,
     };
-    let mut chdir = OsString::from("-chdir=");
-    chdir.push(root);
     let env = root_env(base_env, data_dir, all);
     let job = KeyRemoval {
         terraform,
-        global_args: vec![chdir],
+        // Run in the root, not with `-chdir`: 0.12–0.14 have none (#21).
+        global_args: Vec::new(),
         data_dir,
         env: &env,
         no_color: !report::color_on(&std::io::stderr()),
@@ -187,7 +186,7 @@ fn forget(
     let Some(cred) = f.cred.as_deref() else {
         return RootResult::NoKey;
     };
-    match job.run(cred, Some(&ambient)) {
+    match job.run_in(Some(root), cred, Some(&ambient)) {
         Ok(Removal::Done) => RootResult::Removed(ambient.source),
         Ok(Removal::AlreadyDone) => RootResult::AlreadyGone,
         Ok(Removal::Skipped(why)) => RootResult::Kept(why),

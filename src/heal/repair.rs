@@ -432,6 +432,17 @@ impl KeyRemoval<'_> {
     /// Removes `rejected` from the saved backend, if it is still the one saved; `fallback` is what
     /// terraform will use instead (checked to work).
     pub fn run(&self, rejected: &dyn Credential, fallback: Option<&Ambient>) -> Result<Removal> {
+        self.run_in(None, rejected, fallback)
+    }
+
+    /// [`KeyRemoval::run`] with terraform run in `dir` (`shim forget-keys`, `shim sweep --fix`:
+    /// 0.12–0.14 have no `-chdir`, #21).
+    pub fn run_in(
+        &self,
+        dir: Option<&Path>,
+        rejected: &dyn Credential,
+        fallback: Option<&Ambient>,
+    ) -> Result<Removal> {
         let _lock = match Lock::acquire(self.data_dir) {
             Ok(l) => l,
             Err(e) => return Ok(Removal::Skipped(format!("{e:#}"))),
@@ -461,7 +472,12 @@ impl KeyRemoval<'_> {
             users_command: false,
             show_output: self.show_output,
         };
-        let outcome = reconfigure.run(
+        let opts = RunOptions {
+            dir,
+            ..RunOptions::default()
+        };
+        let outcome = reconfigure.run_with(
+            opts,
             &current,
             &settings,
             |file| {

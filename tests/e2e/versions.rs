@@ -484,3 +484,32 @@ fn reinit_is_in_help_and_completions() {
             .stdout_has("reinit");
     }
 }
+
+/// `shim forget-keys` and `shim sweep --fix` run terraform in the root, not with `-chdir` (which
+/// 0.12–0.14 do not have): both work on the seed user's 0.12.29, for a root named by path.
+#[test]
+fn forget_keys_and_sweep_fix_on_0_12() {
+    let row = Version::Old(terraforms::V0_12).row(true);
+    row.init(&row.location_args());
+    let config = saved_config(&row);
+    row.sb.set_ambient(Some(&row.sb.key));
+    let mut cmd = row.sb.tfshim_cmd();
+    cmd.current_dir(row.sb.root.path());
+    row.sb
+        .run(cmd, &["shim", "forget-keys", "work"])
+        .code_is(0)
+        .stdout_has("removed the saved key");
+    assert_eq!(saved_config(&row)["access_key"], Value::Null);
+    assert_same_location(&config, &saved_config(&row));
+    plan(&row, false).success();
+
+    let mut row = Version::Old(terraforms::V0_12).row(true);
+    row.init(&row.location_args());
+    let config = saved_config(&row);
+    row.sb.rotate();
+    let root = row.sb.root.path().display().to_string();
+    row.sb.tfshim(&["shim", "sweep", "--fix", &root]).code_is(0);
+    assert_eq!(saved_config(&row)["access_key"], Value::Null);
+    assert_same_location(&config, &saved_config(&row));
+    plan(&row, false).success();
+}
