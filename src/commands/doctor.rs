@@ -31,11 +31,23 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
     }
     let mut warnings = Vec::new();
     let terraform = match located {
-        Ok(l) => Some(outcome::terraform_info(
-            &l.path,
-            format!("{} {}", l.engine.binary_name(), l.source),
-            locate::version_of(&l.path),
-        )),
+        Ok(l) => {
+            let version = locate::version_of(&l.path);
+            let saved_by = f.backend.as_ref().map(|b| b.terraform_version());
+            if let (Some(running), Some(saved_by)) = (&version, saved_by) {
+                if let Some(message) = written_by_another_version(saved_by.as_deref(), running) {
+                    warnings.push(Warning {
+                        code: "saved-by-other-version",
+                        message,
+                    });
+                }
+            }
+            Some(outcome::terraform_info(
+                &l.path,
+                format!("{} {}", l.engine.binary_name(), l.source),
+                version,
+            ))
+        }
         Err(e) => {
             warnings.push(Warning {
                 code: "terraform-not-found",
@@ -71,5 +83,52 @@ fn readable_dir(dir: &Path) -> Result<()> {
             Err(e) => bail!("cannot diagnose {}: cannot read it ({e})", dir.display()),
             Ok(_) => Ok(()),
         },
+    }
+}
+
+/// When the saved backend was written by another terraform version than `running` (`terraform
+/// version`'s first line), what to do about it (#21): a new version may hash the same backend block
+/// anew and ask for an `init`, and `shim reinit` is the one that keeps every saved setting. Known
+/// only where the file says: 1.1+ record `terraform_version`; ≤ 1.0 record none (0.12's file and
+/// 0.13's look the same), so such a file is known to be another version's only under 1.1+. Pure.
+fn written_by_another_version(saved_by: Option<&str>, running: &str) -> Option<String> {
+    let running = running.trim().strip_prefix("Terraform v")?;
+    let (major, minor) = {
+        let mut parts = running.split('.');
+        let major: u64 = parts.next()?.parse().ok()?;
+        let minor: u64 = parts.next()?.parse().ok()?;
+        (major, minor)
+    };
+    let writer = match saved_by {
+        Some(v) if v != running => format!("terraform {v}"),
+        Some(_) => return None,
+        None if (major, minor) >= (1, 1) => "terraform 1.0 or older".to_owned(),
+        None => return None,
+    };
+    Some(format!(
+        "the saved backend was written by {writer}, this is {running}: if terraform asks to \
+         reinitialise the backend, run `{}` (init -reconfigure with every saved backend setting)",
+        locate::shim_command("reinit")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::written_by_another_version as other;
+
+    #[test]
+    fn another_version_wrote_the_saved_file() {
+        let said = other(Some("1.5.7"), "Terraform v1.11.4").unwrap();
+        assert!(said.contains("terraform 1.5.7, this is 1.11.4"), "{said}");
+        assert!(said.contains("shim reinit"), "{said}");
+        assert_eq!(other(Some("1.11.4"), "Terraform v1.11.4"), None);
+        let said = other(None, "Terraform v1.11.4").unwrap();
+        assert!(said.contains("1.0 or older"), "{said}");
+        // ≤ 1.0 record no version: 0.12's file cannot be told from 0.13's.
+        assert_eq!(other(None, "Terraform v0.13.4"), None);
+        assert_eq!(other(None, "Terraform v1.0.3"), None);
+        assert_eq!(other(None, "Terraform v0.15.0-rc2"), None);
+        // Not terraform's version line (OpenTofu says `OpenTofu v…`): nothing said.
+        assert_eq!(other(Some("1.6.0"), "OpenTofu v1.8.0"), None);
     }
 }

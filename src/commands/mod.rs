@@ -6,6 +6,7 @@
 
 pub mod doctor;
 pub mod forget_keys;
+pub mod reinit;
 pub mod sweep;
 
 use std::ffi::OsString;
@@ -108,6 +109,28 @@ pub enum ShimCommand {
         #[arg(long)]
         all: bool,
     },
+    /// After a terraform upgrade: `init -reconfigure` with every saved backend setting re-supplied.
+    ///
+    /// A new terraform version may hash the same backend block anew (0.12 → 0.13 does): terraform
+    /// then asks for `init`, which without the first init's -backend-config flags fails or addresses
+    /// other state. This re-supplies every saved setting from the saved file and removes the saved
+    /// credentials (as forget-keys: the credentials terraform falls back to are checked with STS
+    /// first; without working ones nothing is changed), under the repair's lock, checks and
+    /// rollback; only the backend hash may change. Arguments after `--` go to that init as given
+    /// (e.g. a new key: `-- -backend-config=access_key=… -backend-config=secret_key=…`). Exit codes:
+    /// 0 every root re-initialised (or none saved), 1 a reinit failed or was not attempted, 4 some
+    /// root has no working fallback credentials (nothing changed).
+    Reinit {
+        /// The root (with --all: the directory to search, as `sweep` does).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Every root under DIR (`.terraform` data dirs, as `sweep` finds them).
+        #[arg(long)]
+        all: bool,
+        /// Arguments for terraform's `init`, after `--`.
+        #[arg(last = true, value_name = "INIT_ARGS")]
+        init_args: Vec<OsString>,
+    },
     /// Print a completion script for tfshim's own commands.
     Completions {
         /// bash, zsh, fish, powershell or elvish.
@@ -148,6 +171,11 @@ pub fn run(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
             }
         }
         ShimCommand::ForgetKeys { dir, all } => return forget_keys::run(dir, all, located),
+        ShimCommand::Reinit {
+            dir,
+            all,
+            init_args,
+        } => return reinit::run(dir, all, init_args, located),
         ShimCommand::Doctor { chdir, json } => return doctor::run(chdir, json, located),
         ShimCommand::Sweep {
             dir,

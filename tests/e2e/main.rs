@@ -24,4 +24,5 @@ mod recovery;
 mod seed;
 mod signals;
 mod sweep;
+mod versions;
 mod wrong_paths;

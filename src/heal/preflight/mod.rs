@@ -176,15 +176,21 @@ pub(crate) fn run_report(
     outcome::doctor_report(f, Some(terraform), plan, warnings)
 }
 
-/// The security warnings worth saying on this run: none after a repair (the secrets are gone then),
-/// and none with `TFSHIM_QUIET=1`.
+/// The security warnings worth saying on this run: after a repair only that the file is tracked by
+/// git (the secrets are gone from the file, not from the history), and none with `TFSHIM_QUIET=1`.
 fn warnings_for(
     f: &Findings,
     inv: &Invocation,
     step: &Step,
 ) -> Vec<crate::backends::warnings::Warning> {
     if matches!(step, Step::Repair | Step::ReconfigureInit) {
-        return Vec::new();
+        // The secrets are gone from the file then, but not from git's history where it is
+        // committed (the seed's user commits `.terraform`, #21).
+        return f
+            .security_warnings(inv.work_dir())
+            .into_iter()
+            .filter(|w| w.code == "state-tracked-by-git")
+            .collect();
     }
     f.security_warnings(inv.work_dir())
 }
