@@ -9,7 +9,9 @@
 //!
 //! The fast path (`fast.rs`) execs before any of this changes, so it needs nothing.
 
-pub use imp::{apply, capture};
+pub use imp::apply;
+#[cfg(unix)]
+pub use imp::capture;
 
 #[cfg(unix)]
 mod imp {
@@ -106,8 +108,6 @@ mod imp {
     //! Windows has no signal dispositions to inherit: the console's Ctrl-C state is inherited as is
     //! (see `exec.rs`).
     use std::process::Command;
-
-    pub fn capture() {}
 
     pub fn apply(_: &mut Command) {}
 }
