@@ -24,50 +24,100 @@ use crate::support::{real_terraform, tfshim_bin, Layout, Run, Sandbox};
 const NEED_UNSHARE: &str = "`unshare` (util-linux) is needed by these tests, run as root: it \
                             makes the PID and mount namespaces they check tfshim in";
 
-/// The pid, in this (the parent) namespace, of the process that is `inner` in the PID namespace of
-/// `unshare`'s child.
-fn outer_pid(unshare: u32, inner: &str) -> String {
-    let ns_of = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-    let pids = || {
-        fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-    };
+/// The pid, in this (the parent) namespace, of the process among `root`'s descendants that is
+/// `inner` in a PID namespace of their own.
+fn outer_pid(root: u32, inner: &str) -> String {
     let parent_of = |pid: &str| {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let after = stat.rsplit_once(')').map(|(_, a)| a.to_owned());
-        after.and_then(|a| a.split_whitespace().nth(1).map(str::to_owned))
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = stat.rsplit_once(')')?.1.to_owned();
+        after.split_whitespace().nth(1).map(str::to_owned)
     };
-    let first = pids()
-        .find(|p| parent_of(p).as_deref() == Some(&unshare.to_string()))
-        .expect("unshare has no child");
-    let ns = ns_of(&first);
-    pids()
+    let procs: Vec<(String, String)> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|p| Some((p.clone(), parent_of(&p)?)))
+        .collect();
+    let mut family = vec![root.to_string()];
+    loop {
+        let before = family.len();
+        for (pid, parent) in &procs {
+            if family.contains(parent) && !family.contains(pid) {
+                family.push(pid.clone());
+            }
+        }
+        if family.len() == before {
+            break;
+        }
+    }
+    family
+        .into_iter()
         .find(|p| {
             let status = fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"));
-            nspid.is_some_and(|l| l.split_whitespace().last() == Some(inner)) && ns_of(p) == ns
+            let nspid: Vec<String> = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .map(|l| l.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default();
+            nspid.len() == 2 && nspid[1] == inner
         })
-        .unwrap_or_else(|| panic!("no process is {inner} in unshare's PID namespace"))
+        .unwrap_or_else(|| {
+            panic!("no process below {root} is {inner} in a PID namespace of its own")
+        })
 }
 
-/// A SIGTERM sent to tfshim from the parent PID namespace, while terraform runs as tfshim's child
-/// (`path`), reaches terraform exactly once: tfshim sees the sender's pid as 0 and must forward it
-/// all the same (#20 item 3). Before the fix it was dropped, and terraform ran on.
-fn sigterm_from_outside_reaches_terraform_once(path: ChildPath) {
+/// How the signal reaches tfshim, which runs in a PID namespace of its own.
+#[derive(Clone, Copy, Debug)]
+enum Sender {
+    /// SIGTERM from a process in the parent namespace to tfshim's pid (`docker stop`): the kernel
+    /// gives tfshim the sender's pid as 0. tfshim must forward it, once.
+    OutsideProcess,
+    /// Ctrl-C at tfshim's terminal (a pseudo-terminal made by `script`): the kernel sends SIGINT to
+    /// the foreground group, terraform included. tfshim must not add one.
+    Terminal,
+}
+
+/// The namespace's init: a shell that survives Ctrl-C (a handler, which its children do not
+/// inherit), since the namespace ends when its init does.
+const INIT: &str = "trap : INT; \"$0\" \"$@\"; exit $?";
+
+/// A signal reaches the real terraform exactly once while it runs as tfshim's child (`path`) and
+/// tfshim is in a PID namespace of its own (#20 item 3): one sent from outside the namespace, which
+/// tfshim sees with sender pid 0 and before the fix dropped (terraform ran on), is forwarded; the
+/// terminal's, which terraform has already, is not.
+fn reaches_terraform_once_in_a_pid_namespace(path: ChildPath, from: Sender) {
     let s = setup(path, None);
     let calls_before = s.sb.sts.other_calls();
-    let mut cmd = s.sb.command(Path::new("unshare"));
-    // tfshim is not the namespace's init (pid 1 has signal rules of its own): a shell is.
-    cmd.args(["--pid", "--fork", "--mount-proc", "sh", "-c"])
-        .arg("\"$0\" \"$@\"; exit $?")
-        .arg(tfshim_bin())
-        .args(&s.args)
+    let unshare = ["--pid", "--fork", "--mount-proc", "sh", "-c", INIT];
+    let mut cmd = match from {
+        Sender::OutsideProcess => {
+            let mut cmd = s.sb.command(Path::new("unshare"));
+            cmd.args(unshare).arg(tfshim_bin()).args(&s.args);
+            cmd
+        }
+        Sender::Terminal => {
+            let mut cmd = s.sb.command(Path::new("script"));
+            let line = std::iter::once("exec unshare".to_owned())
+                .chain(unshare.iter().map(|a| format!("'{a}'")))
+                .chain(std::iter::once(format!("'{}'", tfshim_bin())))
+                .chain(s.args.iter().map(|a| format!("'{a}'")))
+                .collect::<Vec<_>>()
+                .join(" ");
+            cmd.args(["-qec", &line, "/dev/null"])
+                .env("SHELL", "/bin/sh");
+            cmd
+        }
+    };
+    let (signal, name) = match from {
+        Sender::OutsideProcess => (libc::SIGTERM, "SIGTERM"),
+        Sender::Terminal => (libc::SIGINT, "SIGINT"),
+    };
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = cmd.spawn().expect(NEED_UNSHARE);
+    let mut child = cmd.spawn().expect(NEED_UNSHARE);
+    let mut keyboard = child.stdin.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !s.started.exists() {
         assert!(Instant::now() < deadline, "the child never started");
@@ -82,7 +132,7 @@ fn sigterm_from_outside_reaches_terraform_once(path: ChildPath) {
     let tracers = [
         attach_strace(
             &terraform,
-            &["-e", "trace=none", "-e", "signal=SIGTERM"],
+            &["-e", "trace=none", "-e", &format!("signal={name}")],
             &s.trace,
         ),
         attach_strace(
@@ -101,39 +151,55 @@ fn sigterm_from_outside_reaches_terraform_once(path: ChildPath) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let pid: i32 = tfshim.parse().unwrap();
-    // SAFETY: kill(2) on tfshim, a process this test started (through unshare and sh).
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    match from {
+        Sender::OutsideProcess => {
+            let pid: i32 = tfshim.parse().unwrap();
+            // SAFETY: kill(2) on tfshim, a process this test started (through unshare and sh).
+            assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        }
+        Sender::Terminal => std::io::Write::write_all(&mut keyboard, b"\x03").unwrap(),
+    }
     let out = child.wait_with_output().unwrap();
+    drop(keyboard);
     for mut tracer in tracers {
         let _ = tracer.wait();
     }
-    let run = Run::checked(&s.sb, "tfshim under SIGTERM from outside", out);
+    let run = Run::checked(&s.sb, "tfshim in a PID namespace", out);
     let log = fs::read_to_string(&s.trace).expect("the traced terraform never ran");
-    let delivered = log.matches("--- SIGTERM ").count();
-    let call = format!("kill({terraform_inner}, SIGTERM)");
+    let delivered = log.matches(&format!("--- {name} ")).count();
+    let call = format!("kill({terraform_inner}, {name})");
     let forwarded = fs::read_to_string(&kills)
         .unwrap_or_default()
         .lines()
         .filter(|l| l.contains(&call))
         .count();
+    let want_forwarded = match from {
+        Sender::OutsideProcess => 1,
+        Sender::Terminal => 0,
+    };
     assert_eq!(
         (delivered, forwarded),
-        (1, 1),
-        "{path:?}: terraform got {delivered} SIGTERMs, tfshim forwarded {forwarded}, for one SIGTERM \
-         sent to tfshim from outside its PID namespace\n{}",
+        (1, want_forwarded),
+        "{path:?}, {name} from {from:?}: terraform got {delivered}, tfshim forwarded {forwarded}\n{}",
         run.stderr()
     );
 }
 
 #[test]
 fn sigterm_from_outside_the_pid_namespace_reaches_the_repairs_init_once() {
-    sigterm_from_outside_reaches_terraform_once(ChildPath::Repair);
+    reaches_terraform_once_in_a_pid_namespace(ChildPath::Repair, Sender::OutsideProcess);
 }
 
 #[test]
 fn sigterm_from_outside_the_pid_namespace_reaches_the_reactive_first_run_once() {
-    sigterm_from_outside_reaches_terraform_once(ChildPath::Reactive);
+    reaches_terraform_once_in_a_pid_namespace(ChildPath::Reactive, Sender::OutsideProcess);
+}
+
+/// The terminal's Ctrl-C in the namespace (sender pid 0 too, but sent by the kernel to the whole
+/// foreground group) is still not doubled.
+#[test]
+fn ctrl_c_in_a_pid_namespace_reaches_the_repairs_init_once() {
+    reaches_terraform_once_in_a_pid_namespace(ChildPath::Repair, Sender::Terminal);
 }
 
 /// `program args` in a mount namespace of its own where `/proc` is unmounted, with `path` as PATH.
