@@ -16,10 +16,15 @@
 //! group (a child in a group of its own would outlive that, still running an `init` or holding the
 //! state lock, and the next run would race it). Who sent a signal then says whether terraform has it
 //! already:
-//! - the kernel (si_code > 0, SI_KERNEL: the terminal's keys, a hang-up) sends to the foreground
-//!   process group, terraform included: tfshim does not forward it;
-//! - a process (`kill`, si_code ≤ 0 with the sender's pid) usually aims at one pid — CI runners that
-//!   cancel by signalling tfshim's pid — and tfshim forwards it to the child.
+//! - the kernel (SI_KERNEL on Linux, 0 on macOS: the terminal's keys, a hang-up) sends to the
+//!   foreground process group, terraform included: tfshim does not forward it;
+//! - a process (`kill`, `sigqueue`, `tgkill`: SI_USER, SI_QUEUE, SI_TKILL, in each kernel's numbers,
+//!   [`si_code`]) usually aims at one pid — CI runners that cancel by signalling tfshim's pid,
+//!   `docker stop` — and tfshim forwards it to the child. The sender's pid plays no part: it reads 0
+//!   when the sender is outside tfshim's PID namespace (#20 item 3).
+//!
+//! A signal tfshim was started with ignored is not caught (terraform alone would ignore it too), and
+//! every child gets the dispositions and mask tfshim was started with (`inherit.rs`).
 //!
 //! What is left: a process that signals tfshim's whole group (`kill -INT -PGID`, `kill %1`) reaches
 //! terraform directly and through tfshim, twice. Nothing in the signal tells a group from a pid, and
