@@ -99,8 +99,8 @@ fn run(mut argv: impl Iterator<Item = OsString>) -> Result<ExitCode> {
 }
 
 fn find_real(engine: Engine) -> Result<Located> {
-    let me = env::current_exe()?;
-    locate::locate(engine, env::var_os("TFSHIM_TERRAFORM"), &me)
+    let me = locate::own_path();
+    locate::locate(engine, env::var_os("TFSHIM_TERRAFORM"), me.as_deref())
 }
 
 /// Proxy mode: find terraform, run the preflight where it applies, exec terraform.

@@ -1251,3 +1251,168 @@ http_rows! {
     http_empty_username_sends_no_auth;
     http_ipv4_mapped_loopback_not_proxied;
 }
+
+// ---- #20 item 7: signal dispositions and mask, plain terraform vs tfshim ---------------------------
+//
+// Started from a shell that ignores SIGHUP, SIGINT and SIGPIPE and blocks SIGUSR1 and SIGWINCH,
+// terraform must start with exactly those, whether started directly or through tfshim, on the exec
+// path and on a child path. The reference is the real terraform's own view: its `SigIgn` and
+// `SigBlk` in `/proc/<pid>/status`, read while it waits (a `plan` waiting for a slowed STS). The Go runtime installs handlers of its
+// own (so an ignored SIGPIPE or SIGINT does not show), keeps an inherited ignored SIGHUP, and blocks
+// every signal for a moment in a thread now and then: the mask compared is the one all of terraform's
+// threads share (the AND of their `SigBlk`).
+#[cfg(target_os = "linux")]
+mod inherited_signals {
+    use std::path::Path;
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::{Row, Tf};
+    use crate::edges::start_like_a_shell;
+    use crate::support::tfshim_bin;
+
+    /// `SigIgn` of `pid`, and the `SigBlk` all its threads share.
+    fn signal_state(pid: u32) -> (u64, u64) {
+        let field = |status: &str, name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+                .unwrap_or_else(|| panic!("no {name} in the status of {pid}"))
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let ignored = field(&status, "SigIgn:");
+        let mut blocked = u64::MAX;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+        {
+            if let Ok(status) = std::fs::read_to_string(task.path().join("status")) {
+                blocked &= field(&status, "SigBlk:");
+            }
+        }
+        (ignored, blocked)
+    }
+
+    fn describe((ignored, blocked): (u64, u64)) -> String {
+        format!("SigIgn {ignored:016x}, SigBlk {blocked:016x}")
+    }
+
+    /// The reference must show what the shell set up, or the row would compare nothing.
+    #[track_caller]
+    fn shows_the_shells_setup(state: (u64, u64)) {
+        let bit = |sig: libc::c_int| 1u64 << (sig - 1);
+        assert_ne!(state.0 & bit(libc::SIGHUP), 0, "{}", describe(state));
+        assert_ne!(
+            state.1 & (bit(libc::SIGUSR1) | bit(libc::SIGWINCH)),
+            0,
+            "{}",
+            describe(state)
+        );
+    }
+
+    /// The terraform process of `child`: itself after an exec, else its child running `tf`.
+    fn terraform_of(child: &Child, tf: &Path) -> Option<u32> {
+        let exe = |pid: &str| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let tf = tf.canonicalize().unwrap();
+        let me = child.id().to_string();
+        if exe(&me).as_deref() == Some(tf.as_path()) {
+            return Some(child.id());
+        }
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .to_owned();
+            (ppid == me && exe(&pid).as_deref() == Some(tf.as_path()))
+                .then(|| pid.parse().ok())
+                .flatten()
+        })
+    }
+
+    /// `plan` with a saved key while STS is slower than tfshim waits: terraform (exec'ed by plain
+    /// terraform; tfshim's watched child, the reactive fallback) waits for STS meanwhile.
+    fn slow_sts_plan_state(row: &Row, program: &Path) -> (u64, u64, bool) {
+        let before = row.sb.sts.other_calls();
+        let mut cmd = row.sb.command(program);
+        start_like_a_shell(&mut cmd);
+        cmd.args(["plan", "-input=false"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while row.sb.sts.other_calls() == before {
+            assert!(Instant::now() < deadline, "terraform never asked STS");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let pid = terraform_of(&child, &row.tf.binary()).expect("terraform is not running");
+        let (ignored, blocked) = signal_state(pid);
+        let _ = child.wait();
+        (ignored, blocked, pid != child.id())
+    }
+
+    /// A root whose credentials come from the shared file (none saved): tfshim has nothing to
+    /// check and execs terraform, which waits for the slow STS.
+    fn exec_row(tf: Tf) {
+        let row = Row::new(tf, false);
+        row.sb.set_ambient(Some(&row.sb.key));
+        row.terraform_in(&row.sb.work, &["init".into(), "-input=false".into()])
+            .success();
+        row.sb.sts.delay(Duration::from_secs(3));
+        let (ignored, blocked, _) = slow_sts_plan_state(&row, &tf.binary());
+        shows_the_shells_setup((ignored, blocked));
+        let (shim_ignored, shim_blocked, child) =
+            slow_sts_plan_state(&row, Path::new(tfshim_bin()));
+        assert!(!child, "{tf:?}: tfshim did not exec terraform");
+        assert_eq!(
+            describe((shim_ignored, shim_blocked)),
+            describe((ignored, blocked)),
+            "{tf:?} plan, exec'ed: terraform through tfshim started with other signal \
+             dispositions or mask than alone"
+        );
+    }
+
+    fn reactive_row(tf: Tf) {
+        let mut row = Row::new(tf, false);
+        row.init(&[]);
+        row.sb.env("TFSHIM_STS_TIMEOUT", "1");
+        row.sb.sts.delay(Duration::from_secs(3));
+        let (ignored, blocked, _) = slow_sts_plan_state(&row, &tf.binary());
+        shows_the_shells_setup((ignored, blocked));
+        let (shim_ignored, shim_blocked, child) =
+            slow_sts_plan_state(&row, Path::new(tfshim_bin()));
+        assert!(child, "{tf:?}: tfshim did not run plan as a watched child");
+        assert_eq!(
+            describe((shim_ignored, shim_blocked)),
+            describe((ignored, blocked)),
+            "{tf:?} plan, reactive child: terraform through tfshim started with other signal \
+             dispositions or mask than alone"
+        );
+    }
+
+    mod exec_path_plan {
+        #[test]
+        fn tf_1_11() {
+            super::exec_row(super::Tf::V1_11);
+        }
+        #[test]
+        fn tf_1_0_3() {
+            super::exec_row(super::Tf::V1_0);
+        }
+    }
+
+    mod reactive_child_plan {
+        #[test]
+        fn tf_1_11() {
+            super::reactive_row(super::Tf::V1_11);
+        }
+        #[test]
+        fn tf_1_0_3() {
+            super::reactive_row(super::Tf::V1_0);
+        }
+    }
+}

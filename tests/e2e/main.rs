@@ -10,6 +10,8 @@ mod differential;
 mod doctor;
 #[cfg(target_os = "linux")]
 mod durability;
+#[cfg(target_os = "linux")]
+mod edges;
 mod faults;
 mod fidelity;
 mod fresh;
