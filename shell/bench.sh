@@ -26,7 +26,8 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 runs=${BENCH_RUNS:-30}
 
-[ -x /usr/bin/time ] || { [ "$(id -u)" = 0 ] && apt-get install -y -qq time >/dev/null; } || true
+. shell/lib/apt.sh
+[ -x /usr/bin/time ] || apt_ensure bench time || true
 command -v terraform >/dev/null || { echo "tfshim bench: terraform is not on PATH" >&2; exit 1; }
 
 cargo build --release --locked -q

@@ -5,6 +5,7 @@
 # workflow; aarch64 in the release workflow only (no arm64 machine here).
 #
 #   shell/build-release.sh            # installs what it needs (as root, from apt) on a fresh machine
+#   shell/build-release.sh --packages-only   # only that: the Debian packages, at usable versions
 #
 # Why musl and not the default glibc build: a static non-PIE binary skips the dynamic loader, the PIE
 # relocations and glibc's start-up, which on a VM are most of a pass-through's cost (README,
@@ -30,22 +31,16 @@ case "$(uname -s)/$arch" in
   *) say "builds the Linux x86_64 or aarch64 binary on that machine only (this is $(uname -sm))"; exit 1 ;;
 esac
 
-packages=(rustc-web cargo-web rust-web-src musl-tools libunwind-14-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    say "needs the Debian packages: ${missing[*]} (apt-get install them as root, then rerun)"
-    exit 1
-  fi
-  say "installing ${missing[*]} from Debian's packages"
-  # Another apt may hold the lock (a fresh CI machine runs unattended upgrades): wait for it.
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null ||
-    { apt-get update -qq -o DPkg::Lock::Timeout=600 &&
-      apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null; }
+# Debian's Rust at the crate's rust-version or newer: the lists are updated first when anything is
+# missing or too old (a fresh image's lists may name an older rustc-web; shell/lib/apt.sh).
+. shell/lib/apt.sh
+rust_min=$(rust_version_min Cargo.toml)
+apt_ensure build-release "rustc-web>=$rust_min" "cargo-web>=$rust_min" "rust-web-src>=$rust_min" \
+  musl-tools libunwind-14-dev || exit 1
+# --packages-only: just the step above (to check a machine, or to prepare it).
+if [ "${1:-}" = --packages-only ]; then
+  say "packages ready: $(dpkg-query -W -f='${Package} ${Version}\n' rustc-web cargo-web rust-web-src | paste -sd, -)"
+  exit 0
 fi
 
 export PATH=/usr/bin:$PATH

@@ -14,7 +14,9 @@ Runs `cargo install --locked --path <repo root>` and prints where tfshim went
   --link DIR   also create DIR/terraform as a symlink to the installed tfshim.
                Put DIR first on PATH: tfshim then runs as `terraform` and
                hands off to the real terraform found later on PATH.
-  --force      replace an existing DIR/terraform that is something else
+  --force      replace an existing DIR/terraform that is a link to another
+               tfshim; never anything else (a real terraform in DIR is left
+               alone, and nothing is linked: choose another DIR)
   --help       show this help
 
 For interactive shells, source shell/tfshim.bash (or .zsh/.fish/.ps1) instead.
@@ -58,14 +60,28 @@ say "installed $bin"
 mkdir -p -- "$link_dir"
 link_dir=$(CDPATH='' cd -- "$link_dir" && pwd)
 link=$link_dir/terraform
-if [ -L "$link" ] && [ "$(readlink -- "$link")" = "$bin" ]; then
+# Only a link to a tfshim is ever removed (issue #20, item 9): anything else there — most likely the
+# real terraform — is left as it is, --force or not, and another directory is suggested.
+other_dir=${HOME:-~}/.local/tfshim-bin
+[ "$other_dir" != "$link_dir" ] || other_dir=${HOME:-~}/.tfshim-bin
+target=''
+[ ! -L "$link" ] || target=$(readlink -- "$link")
+case ${target##*/} in
+    tfshim|tfshim.exe) to_tfshim=1 ;;
+    *) to_tfshim='' ;;
+esac
+if [ -n "$target" ] && [ "$target" = "$bin" ]; then
     say "$link already points at $bin"
-elif [ -e "$link" ] || [ -L "$link" ]; then
-    # Never silently replace what may be the real terraform.
-    [ -n "$force" ] || die "$link already exists and is not a link to $bin; use --force to replace it"
+elif [ -n "$to_tfshim" ]; then
+    [ -n "$force" ] || die "$link is a link to another tfshim ($target); --force points it at $bin"
     rm -f -- "$link"
     ln -s -- "$bin" "$link"
-    say "replaced $link with a link to $bin"
+    say "replaced the link $link (it pointed at $target) with a link to $bin"
+elif [ -e "$link" ] || [ -L "$link" ]; then
+    what='a file that is not tfshim (perhaps the real terraform)'
+    [ -z "$target" ] || what="a link to $target, not to tfshim"
+    [ ! -d "$link" ] || [ -n "$target" ] || what='a directory'
+    die "$link is $what; it is left as it is, and tfshim ($bin) was not linked there (--force replaces only a link to tfshim). Link from another directory: rerun with --link \"$other_dir\" and put that first on PATH (tfshim runs the terraform it finds further down PATH)"
 else
     ln -s -- "$bin" "$link"
     say "linked $link -> $bin"

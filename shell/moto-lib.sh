@@ -122,13 +122,9 @@ moto_credentials() {
 # ensure_hyperfine NAME: installs hyperfine from Debian's packages when missing (as root), else fails.
 ensure_hyperfine() {
   command -v hyperfine >/dev/null && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "tfshim $1: installing hyperfine from Debian's packages" >&2
-    apt-get install -y -qq hyperfine >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-  else
-    echo "tfshim $1: hyperfine is missing; install it (e.g. apt-get install hyperfine) and rerun" >&2
-    exit 1
-  fi
+  # shellcheck source=lib/apt.sh
+  . "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+  apt_ensure "$1" hyperfine || exit 1
 }
 
 moto_cleanup() {

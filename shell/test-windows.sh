@@ -23,17 +23,12 @@ only=${1:-}
 say() { printf 'tfshim windows: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-# 1. Packages. Debian's rustc-web is 1.96 with its std source in rust-web-src; Wine 8 runs the .exes.
-packages=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64)
-if ! dpkg-query -W "${packages[@]}" >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing ${packages[*]} from Debian's packages"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-  else
-    die "needs the Debian packages ${packages[*]}: run as root, or apt-get install them, then rerun"
-  fi
-fi
+# 1. Packages. Debian's rustc-web (bookworm: 1.85 at first, newer in its updates) with its std source in rust-web-src; Wine 8 runs the .exes.
+# At the crate's rust-version or newer (shell/lib/apt.sh updates the lists first when needed).
+. shell/lib/apt.sh
+rust_min=$(rust_version_min Cargo.toml)
+apt_ensure windows --no-install-recommends "rustc-web>=$rust_min" "cargo-web>=$rust_min" \
+  "rust-web-src>=$rust_min" gcc-mingw-w64-x86-64 wine64 || exit 1
 for tool in python3 curl terraform script; do
   command -v "$tool" >/dev/null || die "$tool is not on PATH"
 done

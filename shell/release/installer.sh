@@ -7,7 +7,8 @@
 #   curl -fsSL …/tfshim-installer.sh | sh -s -- --link "$HOME/.local/tfshim-bin"
 #
 # Options:  --link DIR   also create DIR/terraform -> tfshim (put DIR first on PATH)
-#           --force      replace an existing DIR/terraform that is something else
+#           --force      replace an existing DIR/terraform that is a link to another tfshim (never
+#                        anything else: a real terraform there is left alone, and the install stops)
 # Environment:
 #   TFSHIM_INSTALL_DIR   where tfshim goes (default: $HOME/.local/bin)
 #   TFSHIM_DOWNLOAD_URL  where the archives are (default: this release on GitHub): a mirror, or a
@@ -32,7 +33,8 @@ while [ $# -gt 0 ]; do
             printf '%s\n' "usage: tfshim-installer.sh [--link DIR [--force]]" \
                 "Installs tfshim $version into \$TFSHIM_INSTALL_DIR (default ~/.local/bin) from" \
                 "\$TFSHIM_DOWNLOAD_URL (default: the release on GitHub), checksum-verified." \
-                "--link DIR also makes DIR/terraform a link to it; --force replaces what is there."
+                "--link DIR also makes DIR/terraform a link to it; --force replaces a link there to another" \
+                "tfshim (never anything else: a real terraform in DIR is left alone and nothing is linked)."
             exit 0 ;;
         *) die "unknown argument: $1 (options: --link DIR, --force)" ;;
     esac
@@ -99,14 +101,25 @@ if [ -n "$link_dir" ]; then
     mkdir -p -- "$link_dir"
     link_dir=$(CDPATH='' cd -- "$link_dir" && pwd)
     link=$link_dir/terraform
-    if [ -L "$link" ] && [ "$(readlink -- "$link")" = "$dest/tfshim" ]; then
+    # Only a link to a tfshim is ever removed (issue #20, item 9): anything else there — most likely
+    # the real terraform — is left as it is, --force or not, and another directory is suggested.
+    other_dir=${HOME:-~}/.local/tfshim-bin
+    [ "$other_dir" != "$link_dir" ] || other_dir=${HOME:-~}/.tfshim-bin
+    target=''
+    [ ! -L "$link" ] || target=$(readlink -- "$link")
+    if [ -n "$target" ] && [ "$target" = "$dest/tfshim" ]; then
         say "$link already points at $dest/tfshim"
-    elif [ -e "$link" ] || [ -L "$link" ]; then
-        # Never silently replace what may be the real terraform.
-        [ -n "$force" ] || die "$link already exists and is not a link to $dest/tfshim; use --force to replace it"
+    elif [ "${target##*/}" = tfshim ]; then
+        [ -n "$force" ] ||
+            die "$link is a link to another tfshim ($target); --force points it at $dest/tfshim"
         rm -f -- "$link"
         ln -s -- "$dest/tfshim" "$link"
-        say "replaced $link with a link to $dest/tfshim"
+        say "replaced the link $link (it pointed at $target) with a link to $dest/tfshim"
+    elif [ -e "$link" ] || [ -L "$link" ]; then
+        what='a file that is not tfshim (perhaps the real terraform)'
+        [ -z "$target" ] || what="a link to $target, not to tfshim"
+        [ ! -d "$link" ] || [ -n "$target" ] || what='a directory'
+        die "$link is $what; it is left as it is, and tfshim (installed as $dest/tfshim) was not linked there (--force replaces only a link to tfshim). Link from another directory: rerun with --link \"$other_dir\" and put that first on PATH (tfshim runs the terraform it finds further down PATH)"
     else
         ln -s -- "$dest/tfshim" "$link"
         say "linked $link -> $dest/tfshim"

@@ -92,20 +92,21 @@ pub struct ProfileSettings {
 
 impl ProfileSettings {
     pub fn from_backend(b: &SavedBackend, env: impl Fn(&str) -> Option<String>) -> ProfileSettings {
-        let mut credentials_files = b.strings("shared_credentials_files");
-        credentials_files.extend(b.strings("shared_credentials_file"));
+        let generation = Generation::of_backend(b);
+        let (credentials_files, config_files) = match generation {
+            Generation::Current => current_files(b, &env),
+            Generation::Legacy => {
+                let mut credentials_files = b.strings("shared_credentials_files");
+                credentials_files.extend(b.strings("shared_credentials_file"));
+                (credentials_files, b.strings("shared_config_files"))
+            }
+        };
+        let expand = |files: Vec<String>| files.iter().map(|p| expand_home(p, &env)).collect();
         ProfileSettings {
             profile: b.string("profile").map(str::to_owned),
-            credentials_files: credentials_files
-                .iter()
-                .map(|p| expand_home(p, &env))
-                .collect(),
-            config_files: b
-                .strings("shared_config_files")
-                .iter()
-                .map(|p| expand_home(p, &env))
-                .collect(),
-            generation: Generation::of_backend(b),
+            credentials_files: expand(credentials_files),
+            config_files: expand(config_files),
+            generation,
         }
     }
 
@@ -198,6 +199,33 @@ impl ProfileSettings {
             )
         }
     }
+}
+
+/// The shared files terraform 1.6+ names (`backend.go`, `Configure`): `shared_credentials_file`
+/// gives one; a set `shared_credentials_files` (even empty: the SDK's defaults), else a non-empty
+/// `AWS_SHARED_CREDENTIALS_FILE`, replaces it; `shared_config_files`, else `AWS_SHARED_CONFIG_FILE`
+/// (terraform's own variable). An empty list here means the SDK's defaults (`effective`).
+fn current_files(
+    b: &SavedBackend,
+    env: &impl Fn(&str) -> Option<String>,
+) -> (Vec<String>, Vec<String>) {
+    let var = |k: &str| env(k).filter(|v| !v.is_empty());
+    // `stringSetValueOk`: a list that is set, whatever it holds.
+    let set = |name: &str| b.config.get(name).is_some_and(serde_json::Value::is_array);
+    let credentials = if set("shared_credentials_files") {
+        b.strings("shared_credentials_files")
+    } else if var("AWS_SHARED_CREDENTIALS_FILE").is_some() {
+        // The SDK's default file reads the same variable.
+        Vec::new()
+    } else {
+        b.strings("shared_credentials_file")
+    };
+    let config = if set("shared_config_files") {
+        b.strings("shared_config_files")
+    } else {
+        var("AWS_SHARED_CONFIG_FILE").into_iter().collect()
+    };
+    (credentials, config)
 }
 
 fn effective(
@@ -469,6 +497,71 @@ mod tests {
         };
         let d = legacy.describe(&env);
         assert!(d.starts_with("the environment (AWS_ACCESS_KEY_ID), profile `ops`"));
+    }
+
+    /// Issue #20, item 4: the shared files as terraform 1.6+ reads its attributes and variables.
+    #[test]
+    fn shared_files_as_terraform_1_6_reads_them() {
+        let files = |config: &str, env: &'static [(&'static str, &'static str)]| {
+            let p = ProfileSettings::from_backend(&backend(config), env_of(env));
+            (p.credentials_files, p.config_files)
+        };
+        let h = |p: &str| PathBuf::from(p);
+        let home: &[(&str, &str)] = &[("HOME", "/h")];
+        // The single file, unless the list or the variable is set.
+        assert_eq!(
+            files(
+                r#"{"endpoints":null,"shared_credentials_file":"/one"}"#,
+                home
+            )
+            .0,
+            vec![h("/one")]
+        );
+        assert_eq!(
+            files(
+                r#"{"endpoints":null,"shared_credentials_file":"/one","shared_credentials_files":["/a","/b"]}"#,
+                home
+            )
+            .0,
+            vec![h("/a"), h("/b")]
+        );
+        // An empty list is set: the SDK's defaults, not the single file.
+        assert!(files(
+            r#"{"endpoints":null,"shared_credentials_file":"/one","shared_credentials_files":[]}"#,
+            home
+        )
+        .0
+        .is_empty());
+        let p = ProfileSettings::from_backend(
+            &backend(r#"{"endpoints":null,"shared_credentials_file":"/one"}"#),
+            env_of(&[
+                ("HOME", "/h"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/env-creds"),
+            ]),
+        );
+        assert_eq!(
+            p.effective_credentials_files(&env_of(&[(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/env-creds"
+            )])),
+            vec![h("/env-creds")]
+        );
+        // terraform's own AWS_SHARED_CONFIG_FILE, under a set list.
+        let env: &[(&str, &str)] = &[("HOME", "/h"), ("AWS_SHARED_CONFIG_FILE", "/env-config")];
+        assert_eq!(
+            files(r#"{"endpoints":null}"#, env).1,
+            vec![h("/env-config")]
+        );
+        assert_eq!(
+            files(r#"{"endpoints":null,"shared_config_files":["/c"]}"#, env).1,
+            vec![h("/c")]
+        );
+        // ≤ 1.5 (no 1.6 attribute saved): the attribute, then the SDK's variable.
+        let legacy = ProfileSettings::from_backend(
+            &backend(r#"{"shared_credentials_file":"/one"}"#),
+            env_of(&[("AWS_SHARED_CREDENTIALS_FILE", "/env-creds")]),
+        );
+        assert_eq!(legacy.credentials_files, vec![h("/one")]);
     }
 
     #[test]

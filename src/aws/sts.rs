@@ -145,10 +145,18 @@ impl Target {
                 let ignore = profile.ignore_configured_endpoint_urls
                     || non_empty("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
                         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-                b.sts_endpoint()
-                    .map(str::to_owned)
+                // terraform's `retrieveArgument` stops at the first attribute that is set, even
+                // to "": then neither `sts_endpoint` nor its variables apply, and the SDK resolves
+                // as if no endpoint were given (from `AWS_ENDPOINT_URL_STS` on).
+                let terraform_own = match b.sts_endpoint_attr() {
+                    Some("") => None,
+                    Some(e) => Some(e.to_owned()),
+                    None => {
+                        non_empty("AWS_ENDPOINT_URL_STS").or_else(|| non_empty("AWS_STS_ENDPOINT"))
+                    }
+                };
+                terraform_own
                     .or_else(|| non_empty("AWS_ENDPOINT_URL_STS"))
-                    .or_else(|| non_empty("AWS_STS_ENDPOINT"))
                     .or_else(|| (!ignore).then(|| non_empty("AWS_ENDPOINT_URL")).flatten())
                     .or_else(|| (!ignore).then(|| profile.sts.clone()).flatten())
             }
@@ -167,17 +175,21 @@ impl Target {
             .or_else(|| non_empty("AWS_REGION"))
             .or_else(|| non_empty("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| "us-east-1".to_owned());
+        // `custom_ca_bundle = ""` stops terraform's own search, but the SDK then reads
+        // AWS_CA_BUNDLE itself: the same as unset.
         let ca_bundle = b
             .string("custom_ca_bundle")
             .map(str::to_owned)
             .or_else(|| non_empty("AWS_CA_BUNDLE"))
             .map(|p| expand_home(&p, &env));
+        // aws-sdk-go-base takes a set proxy attribute even when empty ("no proxy", over the
+        // variable), but an empty `no_proxy` as unset (`aws::proxy`).
         let (http, https, no_proxy) = (
-            b.string("http_proxy"),
-            b.string("https_proxy"),
+            b.value("http_proxy"),
+            b.value("https_proxy"),
             b.string("no_proxy"),
         );
-        let proxy = if http.is_none() && https.is_none() {
+        let proxy = if http.is_none() && https.is_none() && no_proxy.is_none() {
             Proxy::FromEnv
         } else {
             Proxy::Explicit {
@@ -552,7 +564,7 @@ fn proxy_config(target: &Target) -> Result<ProxyConfig, String> {
         .endpoint
         .clone()
         .unwrap_or_else(|| format!("https://sts.{}.amazonaws.com", target.region));
-    match settings.proxy_for(&url) {
+    match settings.proxy_for(&url)? {
         Some(proxy) => ProxyConfig::all(proxy.as_str())
             .map_err(|e| format!("invalid proxy setting for STS: {e}")),
         None => Ok(ProxyConfig::disabled()),
@@ -827,6 +839,63 @@ mod tests {
             t
         )
         .is_err());
+    }
+
+    /// Issue #20, item 4: each S3 attribute's `""` read as terraform 1.11 reads it.
+    #[test]
+    fn empty_strings_as_terraform_reads_them() {
+        let t = Duration::from_secs(1);
+        let env = env_of(&[
+            ("HTTPS_PROXY", "http://env-proxy:3128"),
+            ("AWS_STS_ENDPOINT", "http://legacy-var"),
+            ("AWS_REGION", "ap-south-1"),
+            ("NO_PROXY", "a.com"),
+        ]);
+        let target = |config: &str| {
+            Target::from_backend(
+                &backend(config),
+                &env,
+                Generation::Current,
+                &ProfileEndpoint::default(),
+                t,
+            )
+            .unwrap()
+        };
+        // `https_proxy = ""` is "no proxy" (aws-sdk-go-base), not the variable.
+        let tg = target(r#"{"https_proxy":""}"#);
+        let settings = match &tg.proxy {
+            Proxy::Explicit {
+                http,
+                https,
+                no_proxy,
+            } => {
+                ProxySettings::resolve(&env, http.as_deref(), https.as_deref(), no_proxy.as_deref())
+            }
+            Proxy::FromEnv => panic!("an empty https_proxy was read as unset"),
+        };
+        assert_eq!(settings.proxy_for("https://sts.example"), Ok(None));
+        // `no_proxy = ""` is unset: NO_PROXY applies.
+        assert_eq!(target(r#"{"no_proxy":""}"#).proxy, Proxy::FromEnv);
+        // A set `no_proxy` alone replaces NO_PROXY.
+        assert_eq!(
+            target(r#"{"no_proxy":"b.com"}"#).proxy,
+            Proxy::Explicit {
+                http: None,
+                https: None,
+                no_proxy: Some("b.com".into())
+            }
+        );
+        // `endpoints.sts = ""` stops terraform's own search: neither `sts_endpoint` nor
+        // AWS_STS_ENDPOINT; `region = ""` is unset.
+        let tg = target(r#"{"endpoints":{"sts":""},"sts_endpoint":"http://old","region":""}"#);
+        assert_eq!(tg.endpoint, None);
+        assert_eq!(tg.region, "ap-south-1");
+        assert_eq!(
+            target(r#"{"sts_endpoint":""}"#).endpoint,
+            None,
+            "an empty sts_endpoint"
+        );
+        assert_eq!(target("{}").endpoint.as_deref(), Some("http://legacy-var"));
     }
 
     /// ISRG Root X2 (a public root, from the system bundle).

@@ -98,6 +98,9 @@ pub fn classify(failure: &Failure) -> Verdict {
         .or_else(|| body.as_deref().and_then(|b| xml_field(b, "Message")))
         .unwrap_or_default();
     match (code, failure.status) {
+        // A proxy's own answer (Proxy Authentication Required): STS never saw the key, whatever
+        // the body says (issue #20, item 6).
+        (_, Some(407)) => Verdict::unknown("the proxy asks for authentication (HTTP 407)"),
         // "Signature expired" / "not yet current" is clock skew, not a bad key.
         (Some(code), _) if code == "SignatureDoesNotMatch" && is_clock_message(&message) => {
             Verdict::unknown("clock skew: SignatureDoesNotMatch (Signature expired)")
@@ -214,6 +217,11 @@ mod tests {
         assert_eq!(
             classify(&response(None, 403, "")),
             Verdict::unknown("HTTP 403 without an error code")
+        );
+        // A proxy's own 407 is no verdict, even with a rejection code in its body.
+        assert_eq!(
+            classify(&response(None, 407, REAL_STS)),
+            Verdict::unknown("the proxy asks for authentication (HTTP 407)")
         );
         assert!(matches!(
             classify(&response(None, 500, "<Code><script>bad</script></Code>")),

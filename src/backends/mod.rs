@@ -4,6 +4,7 @@
 
 pub mod config_file;
 pub mod planfile;
+pub mod reinit;
 pub mod saved;
 pub mod secrets;
 pub mod tf_block;

@@ -232,9 +232,32 @@ impl SavedBackend {
         }
     }
 
-    /// A string attribute, `None` when unset, null or empty.
+    /// A string attribute, `None` when unset, null or empty: for the attributes whose reader in
+    /// terraform treats `""` as unset (the S3 backend's keys, `profile`, `region`, `no_proxy`: its
+    /// SDK tests `!= ""`). Where terraform keeps `""` as a value, use [`SavedBackend::value`].
     pub fn string(&self, name: &str) -> Option<&str> {
         string_in(&self.config, name)
+    }
+
+    /// A string attribute as terraform's backends read it (`stringValueOk`,
+    /// `GetAttrEnvDefaultFallback`): `None` only when absent or null, `Some("")` for an empty
+    /// string. Terraform falls back to an environment variable only on null, so a saved `""` is a
+    /// value (`-backend-config=username=` sends no basic auth, whatever `TF_HTTP_USERNAME` says).
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.config.get(name).and_then(Value::as_str)
+    }
+
+    /// A nested string as [`SavedBackend::value`] reads it (`endpoints.sts = ""` is a value).
+    pub fn nested_value(&self, block: &str, name: &str) -> Option<&str> {
+        match self.config.get(block) {
+            Some(Value::Object(m)) => m.get(name).and_then(Value::as_str),
+            Some(Value::Array(a)) => a
+                .first()
+                .and_then(Value::as_object)
+                .and_then(|m| m.get(name))
+                .and_then(Value::as_str),
+            _ => None,
+        }
     }
 
     /// A boolean attribute (terraform stores true booleans; old versions may store "true").
@@ -299,6 +322,13 @@ impl SavedBackend {
     /// The region terraform's STS call would be signed for: `sts_region`, then `region`.
     pub fn sts_region(&self) -> Option<&str> {
         self.string("sts_region").or_else(|| self.string("region"))
+    }
+
+    /// The STS endpoint attribute terraform 1.6+ takes (`retrieveArgument`): `endpoints.sts`, then
+    /// the older `sts_endpoint`, the first that is not null — `Some("")` stops the search.
+    pub fn sts_endpoint_attr(&self) -> Option<&str> {
+        self.nested_value("endpoints", "sts")
+            .or_else(|| self.value("sts_endpoint"))
     }
 
     /// The STS endpoint the backend sets: `endpoints.sts`, then the older `sts_endpoint`.
@@ -399,6 +429,24 @@ mod tests {
             vec!["/home/u/.aws/credentials"]
         );
         assert!(!b.flag("skip_credentials_validation"));
+    }
+
+    /// Issue #20, item 4: `""` is a value to `value`, unset to `string`; null and absent are unset
+    /// to both.
+    #[test]
+    fn empty_null_and_absent() {
+        let b = testing::saved(
+            "http",
+            r#"{"username":"","password":null,"endpoints":{"sts":""},"sts_endpoint":"http://old"}"#,
+            1,
+        );
+        assert_eq!(b.value("username"), Some(""));
+        assert_eq!(b.string("username"), None);
+        assert_eq!(b.value("password"), None);
+        assert_eq!(b.value("address"), None);
+        assert_eq!(b.nested_value("endpoints", "sts"), Some(""));
+        // terraform stops at the first attribute that is set, even to "".
+        assert_eq!(b.sts_endpoint_attr(), Some(""));
     }
 
     #[test]

@@ -32,17 +32,17 @@ pub fn backend_warnings(b: &SavedBackend, key_in_config: Option<&Path>) -> Vec<W
             Some(tf) => format!(
                 "the S3 key {} and its secret are written in the backend block in {} and saved in \
                  plain text in {file}; prefer the credential chain (environment, profile, SSO): \
-                 remove access_key/secret_key from that block, then run `terraform init \
-                 -reconfigure` with the -backend-config settings you used before",
+                 remove access_key/secret_key from that block, {}",
                 creds.access_key,
-                tf.display()
+                tf.display(),
+                crate::backends::reinit::after_editing_block(b, tf)
             ),
             None => format!(
                 "the S3 key {} and its secret are saved in plain text in {file} (they came from \
                  `-backend-config=access_key=…`); prefer the credential chain (environment, profile, \
                  SSO): with it in place, `tfshim shim forget-keys` in the root removes the saved keys \
-                 and keeps every other setting (a bare `terraform init -reconfigure` would drop the \
-                 settings given at init and can switch the root to other state)",
+                 and keeps every other setting (a bare init -reconfigure would drop the settings \
+                 given at init and can switch the root to other state)",
                 creds.access_key
             ),
         };

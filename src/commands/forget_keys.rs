@@ -19,6 +19,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
+use crate::aws::sts::Ambient;
 use crate::aws::verdict::Verdict;
 use crate::backends::saved::{self, DEFAULT_DATA_DIR};
 use crate::heal::decide::Saved;
@@ -34,7 +35,7 @@ const NO_FALLBACK: u8 = 4;
 
 /// What became of one root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum RootResult {
+pub(super) enum RootResult {
     /// No static S3 key is saved there.
     NoKey,
     /// The key was removed; where terraform takes its credentials from now.
@@ -53,22 +54,7 @@ enum RootResult {
 
 pub fn run(dir: PathBuf, all: bool, located: Result<Located>) -> Result<ExitCode> {
     let located = located?;
-    if !dir.is_dir() {
-        bail!("{} is not a directory", dir.display());
-    }
-    let roots: Vec<(PathBuf, PathBuf)> = if all {
-        // As `sweep` finds them: `.terraform` data dirs (TF_DATA_DIR is per invocation).
-        super::sweep::find_roots(&dir, &mut |_| {})
-            .into_iter()
-            .map(|r| {
-                let data = r.join(DEFAULT_DATA_DIR);
-                (r, data)
-            })
-            .collect()
-    } else {
-        let data = saved::data_dir(&dir, env::var_os("TF_DATA_DIR").as_deref());
-        vec![(dir.clone(), data)]
-    };
+    let roots = roots(&dir, all)?;
     let base_env = child_env()?;
     let mut code = 0u8;
     let (mut removed, mut with_key) = (0, 0);
@@ -124,9 +110,29 @@ pub fn run(dir: PathBuf, all: bool, located: Result<Located>) -> Result<ExitCode
     Ok(ExitCode::from(code))
 }
 
+/// The roots to act on and their data dirs: DIR, or with `all` every root under DIR.
+pub(super) fn roots(dir: &Path, all: bool) -> Result<Vec<(PathBuf, PathBuf)>> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    Ok(if all {
+        // As `sweep` finds them: `.terraform` data dirs (TF_DATA_DIR is per invocation).
+        super::sweep::find_roots(dir, &mut |_| {})
+            .into_iter()
+            .map(|r| {
+                let data = r.join(DEFAULT_DATA_DIR);
+                (r, data)
+            })
+            .collect()
+    } else {
+        let data = saved::data_dir(dir, env::var_os("TF_DATA_DIR").as_deref());
+        vec![(dir.to_path_buf(), data)]
+    })
+}
+
 /// The environment of the terraform the removal runs: the recursion counter and `TFSHIM_MODE=off`
 /// (as the proxy's repair).
-fn child_env() -> Result<Vec<(OsString, OsString)>> {
+pub(super) fn child_env() -> Result<Vec<(OsString, OsString)>> {
     let count = locate::next_recursion_count(env::var_os(locate::RECURSION_VAR).as_deref())?;
     Ok(repair::child_env(&[(
         OsString::from(locate::RECURSION_VAR),
@@ -152,9 +158,12 @@ fn forget(
     if let Some(file) = &f.key_in_config {
         return RootResult::Kept(format!(
             "the backend block in {} writes it, so re-initialising cannot remove it: remove \
-             access_key/secret_key there, then run `terraform init -reconfigure` with the \
-             -backend-config settings you used before",
-            file.display()
+             access_key/secret_key there, {}",
+            file.display(),
+            match &f.backend {
+                Some(b) => crate::backends::reinit::after_editing_block(b, file),
+                None => "then re-initialise with every setting saved but the keys".into(),
+            }
         ));
     }
     if let Saved::Uncheckable(why) = &f.saved {
@@ -163,24 +172,62 @@ fn forget(
         ));
     }
     // What terraform will use once the key is gone must work first.
+    let ambient = match check_fallback(&mut f) {
+        Ok(a) => a,
+        Err(kept) => return kept,
+    };
+    let env = root_env(base_env, data_dir, all);
+    let job = KeyRemoval {
+        terraform,
+        // Run in the root, not with `-chdir`: 0.12–0.14 have none (#21).
+        global_args: Vec::new(),
+        data_dir,
+        env: &env,
+        no_color: !report::color_on(&std::io::stderr()),
+        show_output: log::debug_enabled(),
+    };
+    let Some(cred) = f.cred.as_deref() else {
+        return RootResult::NoKey;
+    };
+    match job.run_in(Some(root), cred, Some(&ambient)) {
+        Ok(Removal::Done) => RootResult::Removed(ambient.source),
+        Ok(Removal::AlreadyDone) => RootResult::AlreadyGone,
+        Ok(Removal::Skipped(why)) => RootResult::Kept(why),
+        Ok(Removal::Failed(code)) => RootResult::Failed(format!(
+            "terraform init -reconfigure failed (exit {code}; its output is above); the saved \
+             backend was left as it was"
+        )),
+        Ok(Removal::Interrupted(sig)) => RootResult::Interrupted(sig),
+        Err(e) => RootResult::Failed(format!("{e:#}")),
+    }
+}
+
+/// The credentials terraform falls back to once the saved ones are gone, checked with STS: `Err`
+/// (what to report, nothing changed) unless they work.
+pub(super) fn check_fallback(f: &mut Findings) -> Result<Ambient, RootResult> {
     let ambient = f.check_ambient();
     match &ambient.verdict {
-        Verdict::Valid { .. } => {}
-        Verdict::Unknown { reason } => {
-            return RootResult::Kept(format!(
-                "the credentials terraform would fall back to could not be checked ({reason})"
-            ))
-        }
+        Verdict::Valid { .. } => Ok(ambient),
+        Verdict::Unknown { reason } => Err(RootResult::Kept(format!(
+            "the credentials terraform would fall back to could not be checked ({reason})"
+        ))),
         other => {
             let looked = f.looked();
-            return RootResult::NoFallback(format!(
+            Err(RootResult::NoFallback(format!(
                 "terraform would have no working credentials without it ({other}; looked in \
                  {looked}); put working ones where terraform finds them first"
-            ));
+            )))
         }
     }
-    let mut chdir = OsString::from("-chdir=");
-    chdir.push(root);
+}
+
+/// The environment of one root's reconfigure: `base_env`, and with `all` the data dir and
+/// workspace the root was read from.
+pub(super) fn root_env(
+    base_env: &[(OsString, OsString)],
+    data_dir: &Path,
+    all: bool,
+) -> Vec<(OsString, OsString)> {
     let mut env = base_env.to_vec();
     if all {
         // Every root under DIR was read from `.terraform` and its selected workspace (as `sweep`
@@ -193,26 +240,5 @@ fn forget(
         env.push(("TF_DATA_DIR".into(), DEFAULT_DATA_DIR.into()));
         env.push(("TF_WORKSPACE".into(), workspace.into()));
     }
-    let job = KeyRemoval {
-        terraform,
-        global_args: vec![chdir],
-        data_dir,
-        env: &env,
-        no_color: !report::color_on(&std::io::stderr()),
-        show_output: log::debug_enabled(),
-    };
-    let Some(cred) = f.cred.as_deref() else {
-        return RootResult::NoKey;
-    };
-    match job.run(cred, Some(&ambient)) {
-        Ok(Removal::Done) => RootResult::Removed(ambient.source),
-        Ok(Removal::AlreadyDone) => RootResult::AlreadyGone,
-        Ok(Removal::Skipped(why)) => RootResult::Kept(why),
-        Ok(Removal::Failed(code)) => RootResult::Failed(format!(
-            "terraform init -reconfigure failed (exit {code}; its output is above); the saved \
-             backend was left as it was"
-        )),
-        Ok(Removal::Interrupted(sig)) => RootResult::Interrupted(sig),
-        Err(e) => RootResult::Failed(format!("{e:#}")),
-    }
+    env
 }

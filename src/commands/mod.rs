@@ -6,6 +6,7 @@
 
 pub mod doctor;
 pub mod forget_keys;
+pub mod reinit;
 pub mod sweep;
 
 use std::ffi::OsString;
@@ -37,7 +38,8 @@ ENVIRONMENT:
   TFSHIM_RECURSION_COUNT     set by tfshim on the terraform it runs; stops loops
 
 EXIT CODES (doctor): 0 nothing to do, 3 a repair is due, 4 stale key that cannot be repaired (no
-working credentials, or the key is written in the .tf backend block), 1 doctor failed. Proxied runs exit with terraform's code; 1 when tfshim refuses or a repair fails,
+working credentials, or the key is written in the .tf backend block), 1 doctor failed (also: -chdir
+cannot be read). sweep: the same, and 5 when it would exit 0 but some directory could not be read. Proxied runs exit with terraform's code; 1 when tfshim refuses or a repair fails,
 127 when no terraform is found.";
 
 /// tfshim: a drop-in `terraform` that heals S3 backends whose saved access key was rotated away.
@@ -74,7 +76,8 @@ pub enum ShimCommand {
     /// A root is a directory holding `.terraform/terraform.tfstate` (`.git`, `node_modules` and the
     /// data dirs' own module caches are not searched). Exit codes: 0 nothing to do, 3 a repair is due,
     /// 4 some saved key is stale and no working credentials were found; with --fix: 0 every stale root
-    /// repaired, 1 a repair failed, 4 some root cannot be repaired.
+    /// repaired, 1 a repair failed, 4 some root cannot be repaired. 5 instead of 0: some directory
+    /// could not be read (each is named on stderr).
     Sweep {
         /// The directory to search.
         #[arg(default_value = ".")]
@@ -105,6 +108,28 @@ pub enum ShimCommand {
         /// Every root under DIR (`.terraform` data dirs, as `sweep` finds them).
         #[arg(long)]
         all: bool,
+    },
+    /// After a terraform upgrade: `init -reconfigure` with every saved backend setting re-supplied.
+    ///
+    /// A new terraform version may hash the same backend block anew (0.12 → 0.13 does): terraform
+    /// then asks for `init`, which without the first init's -backend-config flags fails or addresses
+    /// other state. This re-supplies every saved setting from the saved file and removes the saved
+    /// credentials (as forget-keys: the credentials terraform falls back to are checked with STS
+    /// first; without working ones nothing is changed), under the repair's lock, checks and
+    /// rollback; only the backend hash may change. Arguments after `--` go to that init as given
+    /// (e.g. a new key: `-- -backend-config=access_key=… -backend-config=secret_key=…`). Exit codes:
+    /// 0 every root re-initialised (or none saved), 1 a reinit failed or was not attempted, 4 some
+    /// root has no working fallback credentials (nothing changed).
+    Reinit {
+        /// The root (with --all: the directory to search, as `sweep` does).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Every root under DIR (`.terraform` data dirs, as `sweep` finds them).
+        #[arg(long)]
+        all: bool,
+        /// Arguments for terraform's `init`, after `--`.
+        #[arg(last = true, value_name = "INIT_ARGS")]
+        init_args: Vec<OsString>,
     },
     /// Print a completion script for tfshim's own commands.
     Completions {
@@ -146,6 +171,11 @@ pub fn run(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
             }
         }
         ShimCommand::ForgetKeys { dir, all } => return forget_keys::run(dir, all, located),
+        ShimCommand::Reinit {
+            dir,
+            all,
+            init_args,
+        } => return reinit::run(dir, all, init_args, located),
         ShimCommand::Doctor { chdir, json } => return doctor::run(chdir, json, located),
         ShimCommand::Sweep {
             dir,

@@ -7,12 +7,13 @@
 //! - every attribute falls back to a variable when unset: `address` ← `TF_HTTP_ADDRESS`, `username` ←
 //!   `TF_HTTP_USERNAME`, `password` ← `TF_HTTP_PASSWORD`, the TLS PEMs ← `TF_HTTP_CLIENT_*_PEM`
 //!   (`GetAttrEnvDefaultFallback`), so once the saved password is removed terraform uses
-//!   `TF_HTTP_PASSWORD`;
+//!   `TF_HTTP_PASSWORD`; only a null attribute falls back: a saved `""` is a value (issue #20);
 //! - reading state is `GET address`: 200 is state, 204/404 "no state yet", 401 "requires auth", 403
 //!   "invalid auth"; the retrying client retries connection errors and 5xx, never 401/403;
 //! - TLS: `skip_cert_verification`, `client_ca_certificate_pem` (replaces the system roots),
 //!   `client_certificate_pem` + `client_private_key_pem` (mTLS); proxies from the environment (Go's
-//!   `ProxyFromEnvironment`, `aws::proxy`).
+//!   `ProxyFromEnvironment`, `aws::proxy`), chosen from the address as written; a proxy's own 407
+//!   is no verdict.
 //!
 //! The check is one request to `address` with the saved credentials: `HEAD` (the same
 //! authentication as `GET`, without the state in the answer), and only if the server does not
@@ -89,30 +90,43 @@ impl std::fmt::Debug for HttpPassword {
 impl HttpPassword {
     /// `None` unless the backend is http, saved a password, and terraform would send it (it sends
     /// basic auth only with a username).
+    ///
+    /// Every attribute is read as terraform's `Configure` reads it (`GetAttrEnvDefaultFallback`):
+    /// the variable applies only when the attribute is null, so a saved `""` is a value — an empty
+    /// username sends no basic auth and an empty PEM no certificate, whatever `TF_HTTP_*` says
+    /// (issue #20, item 4).
     pub fn from_backend(b: &SavedBackend, env: Env, timeout: Duration) -> Option<HttpPassword> {
         if b.kind != "http" {
             return None;
         }
-        let password = Secret::new(b.string("password")?);
         let var = |name: &str| env(name).filter(|v| !v.is_empty());
-        let (username, username_saved) = match b.string("username") {
-            Some(u) => (u.to_owned(), true),
-            None => (var("TF_HTTP_USERNAME")?, false),
-        };
-        let address = b
-            .string("address")
-            .map(str::to_owned)
-            .or_else(|| var("TF_HTTP_ADDRESS"))
+        // The attribute, else (only when null) the variable: terraform's value, `""` included.
+        let attr =
+            |name: &str, var_name: &str| b.value(name).map(str::to_owned).or_else(|| var(var_name));
+        // An empty saved password is no secret that can go stale.
+        let password = Secret::new(b.value("password").filter(|p| !p.is_empty())?);
+        let username = attr("username", "TF_HTTP_USERNAME").filter(|u| !u.is_empty())?;
+        let username_saved = b.value("username").is_some();
+        let raw_address = attr("address", "TF_HTTP_ADDRESS");
+        let address = raw_address
+            .clone()
             .ok_or_else(|| "no address is saved and TF_HTTP_ADDRESS is not set".to_owned())
-            .and_then(|a| Url::parse(&a).map_err(|_| "the saved address is not a URL".to_owned()))
+            .and_then(|a| match a.as_str() {
+                "" => Err(
+                    "the saved address is empty (terraform: address argument is required)"
+                        .to_owned(),
+                ),
+                _ => Url::parse(&a).map_err(|_| "the saved address is not a URL".to_owned()),
+            })
             .and_then(|u| match u.scheme() {
                 "http" | "https" => Ok(u),
                 _ => Err("the saved address is not http or https".into()),
             });
-        let pem = |attr: &str, var_name: &str| {
-            b.string(attr).map(str::to_owned).or_else(|| var(var_name))
-        };
-        let key_saved = b.string("client_private_key_pem").is_some();
+        // terraform tests each PEM `!= ""`: an empty one (saved or not) is none.
+        let pem = |name: &str, var_name: &str| attr(name, var_name).filter(|p| !p.is_empty());
+        let key_saved = b
+            .value("client_private_key_pem")
+            .is_some_and(|k| !k.is_empty());
         let tls = Tls {
             skip_verify: b.flag("skip_cert_verification"),
             ca_pem: pem(
@@ -123,17 +137,19 @@ impl HttpPassword {
             client_key_pem: pem("client_private_key_pem", "TF_HTTP_CLIENT_PRIVATE_KEY_PEM")
                 .map(Secret::new),
         };
-        // Go's proxy rules, as for STS (`aws::proxy`); the http backend has no proxy attributes.
-        let proxy = match &address {
-            Ok(url) => {
-                match ProxySettings::resolve(env, None, None, None).proxy_for(url.as_str()) {
+        // Go's proxy rules (`aws::proxy`); the http backend has no proxy attributes. The address
+        // as written, not as `Url` normalised it: Go compares the host it was given (`LOCALHOST`
+        // is not `localhost` to it).
+        let proxy = match (&address, &raw_address) {
+            (Ok(_), Some(raw)) => ProxySettings::resolve(env, None, None, None)
+                .proxy_for(raw)
+                .and_then(|p| match p {
                     None => Ok(None),
                     Some(p) => Url::parse(&p)
                         .map(Some)
                         .map_err(|_| "the proxy variable is not a URL".to_owned()),
-                }
-            }
-            Err(_) => Ok(None),
+                }),
+            _ => Ok(None),
         };
         Some(HttpPassword {
             address,
@@ -191,6 +207,10 @@ pub fn verdict_of(answer: Result<u16, String>) -> Verdict {
         },
         // No identity to show: the server only said yes.
         Ok(200..=299 | 404) => Verdict::Valid { arn: String::new() },
+        // A proxy's own answer (Proxy Authentication Required): the state server never saw the
+        // password, so it says nothing about it (issue #20, item 6). A refused CONNECT tunnel is
+        // no status at all (`net::client`), so no verdict either.
+        Ok(407) => Verdict::unknown("the proxy asks for authentication (HTTP 407)"),
         Ok(code) => Verdict::unknown(format!("HTTP {code}")),
         Err(why) => Verdict::unknown(why),
     }
@@ -387,7 +407,7 @@ mod tests {
         for ok in [200, 204, 404] {
             assert!(matches!(verdict_of(Ok(ok)), Verdict::Valid { .. }), "{ok}");
         }
-        for none in [500, 502, 503, 302, 429, 423] {
+        for none in [500, 502, 503, 302, 429, 423, 407] {
             assert!(
                 matches!(verdict_of(Ok(none)), Verdict::Unknown { .. }),
                 "{none}"
@@ -397,6 +417,87 @@ mod tests {
             verdict_of(Err("timeout".into())),
             Verdict::unknown("timeout")
         );
+    }
+
+    /// Issue #20, item 4: a saved `""` is terraform's value; the variable applies only to null.
+    #[test]
+    fn empty_values_are_values() {
+        let env: &[(&str, &str)] = &[
+            ("TF_HTTP_USERNAME", "bot"),
+            ("TF_HTTP_ADDRESS", "http://127.0.0.1:1/env"),
+            ("TF_HTTP_CLIENT_CA_CERTIFICATE_PEM", "ENV-CA"),
+            ("TF_HTTP_CLIENT_CERTIFICATE_PEM", "ENV-CERT"),
+            ("TF_HTTP_CLIENT_PRIVATE_KEY_PEM", "ENV-KEY"),
+        ];
+        // `username = ""`: terraform sends no basic auth, so the saved password is never sent.
+        assert!(http(
+            r#"{"address":"http://127.0.0.1:1/s","username":"","password":"p"}"#,
+            env
+        )
+        .is_none());
+        // null: TF_HTTP_USERNAME.
+        let c = http(
+            r#"{"address":"http://127.0.0.1:1/s","username":null,"password":"p"}"#,
+            env,
+        )
+        .unwrap();
+        assert_eq!(c.shown(), "user bot");
+        // An empty password is nothing that can go stale.
+        assert!(http(
+            r#"{"address":"http://127.0.0.1:1/s","username":"u","password":""}"#,
+            env
+        )
+        .is_none());
+        // `address = ""`: terraform stops ("address argument is required"), never TF_HTTP_ADDRESS.
+        let c = http(r#"{"address":"","username":"u","password":"p"}"#, env).unwrap();
+        assert!(matches!(c.checkable(), Checkable::No(_)));
+        // Empty PEMs are none, and keep the variables away.
+        let c = http(
+            r#"{"address":"https://x/s","username":"u","password":"p","client_ca_certificate_pem":"","client_certificate_pem":"","client_private_key_pem":""}"#,
+            env,
+        )
+        .unwrap();
+        assert_eq!(c.tls, Tls::default());
+        assert_eq!(c.removes(None), ["password"]);
+        let c = http(
+            r#"{"address":"https://x/s","username":"u","password":"p","client_ca_certificate_pem":null}"#,
+            env,
+        )
+        .unwrap();
+        assert_eq!(c.tls.ca_pem.as_deref(), Some("ENV-CA"));
+        assert_eq!(c.tls.client_cert_pem.as_deref(), Some("ENV-CERT"));
+    }
+
+    /// Issue #20, item 6: the address as written decides the proxy, by Go's rules.
+    #[test]
+    fn the_proxy_is_chosen_as_go_chooses() {
+        let env: &[(&str, &str)] = &[("HTTP_PROXY", "http://127.0.0.1:9")];
+        let proxy = |address: &str| {
+            http(
+                &format!(r#"{{"address":"{address}","username":"u","password":"p"}}"#),
+                env,
+            )
+            .unwrap()
+            .proxy
+            .map(|p| p.map(|u| u.to_string()))
+        };
+        assert_eq!(proxy("http://[::ffff:127.0.0.1]:8080/s"), Ok(None));
+        assert_eq!(proxy("http://localhost:8080/s"), Ok(None));
+        // `Url` would lower-case it; Go does not, and proxies it.
+        assert_eq!(
+            proxy("http://LOCALHOST:8080/s"),
+            Ok(Some("http://127.0.0.1:9/".into()))
+        );
+        let cgi: &[(&str, &str)] = &[
+            ("HTTP_PROXY", "http://127.0.0.1:9"),
+            ("REQUEST_METHOD", "GET"),
+        ];
+        let c = http(
+            r#"{"address":"http://state.example/s","username":"u","password":"p"}"#,
+            cgi,
+        )
+        .unwrap();
+        assert!(matches!(c.checkable(), Checkable::No(_)));
     }
 
     #[test]

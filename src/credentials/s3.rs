@@ -55,12 +55,15 @@ pub fn target_of(
     // The AWS config files can only name STS when nothing before them does (and only for
     // terraform 1.6+); reading them is skipped otherwise, and where there is no key to check.
     let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+    // An attribute set to "" names no endpoint and keeps terraform from reading AWS_STS_ENDPOINT.
+    let vars: &[&str] = match b.sts_endpoint_attr() {
+        Some("") => &["AWS_ENDPOINT_URL_STS"],
+        _ => &["AWS_ENDPOINT_URL_STS", "AWS_STS_ENDPOINT"],
+    };
     let needs_files = profiles.generation == Generation::Current
         && b.s3_static_credentials().is_some()
-        && b.sts_endpoint().is_none()
-        && !["AWS_ENDPOINT_URL_STS", "AWS_STS_ENDPOINT"]
-            .iter()
-            .any(|k| set(k));
+        && b.sts_endpoint_attr().is_none_or(str::is_empty)
+        && !vars.iter().any(|k| set(k));
     let endpoint = if needs_files {
         ProfileEndpoint::load(&profiles)
     } else {

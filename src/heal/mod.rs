@@ -7,6 +7,7 @@
 pub mod datadir;
 pub mod decide;
 pub mod facts;
+pub mod invariants;
 pub mod outcome;
 pub mod preflight;
 pub mod repair;

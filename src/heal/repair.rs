@@ -18,11 +18,14 @@
 //!    new version hashes the same block anew, and 1 alone must hold (#11 item 4).
 //! 3. If the reconfigure fails, is interrupted, or breaks 1–2, the saved file's bytes are restored —
 //!    only if they differ, atomically, keeping owner and mode, never by an in-place write; if that
-//!    cannot be done, the file is left as terraform left it and the user told (`datadir.rs`).
-//! 4. No rewrite without a durable copy: a backup of the old bytes (0600, fsynced) exists in the data
-//!    dir from before terraform starts until the outcome of 1–3 is settled; a run that finds one
-//!    left by a killed repair recovers from it under the lock, keeping a rewritten file only if it
-//!    passes 1–2 (credentials aside), so the state addressed never changes (`datadir.rs`).
+//!    cannot be done, the file is left as terraform left it and the user told (`datadir/`).
+//! 4. No rewrite without a durable copy: a backup of the old bytes (0600, fsynced) and a journal of
+//!    what this repair changes exist in the data dir from before terraform starts until the outcome
+//!    of 1–3 is settled; a run that finds them left by a killed repair recovers under the lock,
+//!    putting back only what the repair could have written (a broken file, or one with every setting
+//!    it handed terraform that breaks 1–2) and keeping anything else — its intended result, or a
+//!    deliberate change made since — so the state addressed never changes (`datadir/recover.rs`).
+//!    1–2 themselves are pure functions in `invariants.rs`, which the data dir uses too.
 //! 5. The settings file holds no credential, lives in the data dir (0600, a random name with a fixed
 //!    prefix), exists only while the backup does, and is removed when terraform is done; a killed
 //!    repair's leftovers are removed under the lock.
@@ -39,14 +42,14 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
 use crate::aws::sts::Ambient;
 use crate::backends::saved::SavedBackend;
 use crate::backends::secrets::url_has_password;
 use crate::credentials::{self, Credential};
-use crate::heal::datadir::{self, Backup, Lock, Restored};
+use crate::heal::datadir::{self, Backup, Intent, Journal, Lock, Restored};
+use crate::heal::invariants::{check_invariants, kept_settings, HASH_CHANGED};
 use crate::log;
 use crate::proxy::exec::{killed_by, run_child, signal_exit_code, ChildRun, Signals};
 
@@ -89,87 +92,32 @@ pub fn preserved_settings(
             "the saved backend also holds `{name}`, a secret tfshim will not write to a file"
         ));
     }
-    Ok(config
-        .iter()
-        .filter(|(k, _)| !removes.contains(&k.as_str()))
-        .filter_map(|(k, v)| without_nulls(v).map(|v| (k.clone(), v)))
-        .collect())
+    Ok(kept_settings(b, removes))
 }
 
-fn without_nulls(value: &Value) -> Option<Value> {
-    match value {
-        Value::Null => None,
-        Value::Object(m) => Some(Value::Object(
-            m.iter()
-                .filter_map(|(k, v)| without_nulls(v).map(|v| (k.clone(), v)))
-                .collect(),
-        )),
-        other => Some(other.clone()),
-    }
+/// What went wrong in a repair, by kind, so that the caller decides what the user's command does
+/// next (`main` runs terraform unchanged unless the user's own command already ran). Each says one
+/// line, with no secret.
+#[derive(Debug)]
+pub enum Error {
+    /// terraform could not be started: nothing was changed.
+    CouldNotRun(String),
+    /// terraform's reconfigure succeeded but broke an invariant; the old file was put back.
+    Unverified(String),
+    /// The old file could not be put back: the saved file is as terraform left it, the backup
+    /// stays, and the next run's recovery tries again.
+    Restore(String),
 }
 
-/// Whether the reconfigure was made by another terraform version than the one that saved the old
-/// file. Terraform 1.x's `workdir.BackendState` records `terraform_version` (omitted when empty);
-/// 1.0.3 wrote none, so a file without it that comes back with one was written by another version.
-/// The `hash` covers the backend block as decoded by that version's backend schema, so a new version
-/// gives a new hash for the same `.tf` block (measured 1.0.3 → 1.11.4, docs/terraform-backend.md):
-/// then a changed hash is expected, and invariant 1 (every setting identical but the credentials)
-/// is what proves that the same state is addressed (#11 item 4).
-fn upgraded(old: &SavedBackend, new: &SavedBackend) -> bool {
-    match (old.terraform_version(), new.terraform_version()) {
-        (None, None) => false,
-        (before, after) => before != after,
-    }
-}
-
-/// Checks invariants 1 and 2. `credential_attrs` are the attributes allowed to change and
-/// `expected_credentials` gives each one's expected new value (`None`: unset). Messages name
-/// attributes, never values. Pure.
-pub fn check_invariants(
-    old: &SavedBackend,
-    new: &SavedBackend,
-    credential_attrs: &[&str],
-    expected_credentials: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), String> {
-    if old.kind != new.kind {
-        return Err("the backend type changed".into());
-    }
-    if old.hash != new.hash && !upgraded(old, new) {
-        return Err(
-            "the backend hash changed (the .tf backend block no longer matches the saved one)"
-                .into(),
-        );
-    }
-    let mut names: Vec<&String> = old.config.keys().chain(new.config.keys()).collect();
-    names.sort();
-    names.dedup();
-    let mut changed = Vec::new();
-    for name in names {
-        let before = normalized(old.config.get(name));
-        let after = normalized(new.config.get(name));
-        if credential_attrs.contains(&name.as_str()) {
-            let want = expected_credentials(name).map(Value::String);
-            if after != want {
-                changed.push(name.as_str());
-            }
-        } else if before != after {
-            changed.push(name.as_str());
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::CouldNotRun(m) | Error::Unverified(m) | Error::Restore(m) => f.write_str(m),
         }
     }
-    if changed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "these attributes came out different: {}",
-            changed.join(", ")
-        ))
-    }
 }
 
-/// Null, absent and (inside objects) null-valued members are the same thing to terraform.
-fn normalized(value: Option<&Value>) -> Option<Value> {
-    value.and_then(without_nulls)
-}
+impl std::error::Error for Error {}
 
 /// How to run terraform for a reconfigure.
 pub struct Reconfigure<'a> {
@@ -187,6 +135,17 @@ pub struct Reconfigure<'a> {
     pub users_command: bool,
     /// Stream terraform's output (CI, debug); otherwise it is captured and shown only if it fails.
     pub show_output: bool,
+}
+
+/// How a reconfigure runs beyond [`Reconfigure`]'s fields (`shim reinit`, #21).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunOptions<'a> {
+    /// Invariant 2 waived: the user asked for a reconfigure after a terraform upgrade, which may
+    /// hash the same `.tf` block anew (0.12 → 0.13 does, recording no version); invariant 1 still
+    /// proves that the same state is addressed.
+    pub new_hash_expected: bool,
+    /// Run terraform in this directory (0.12–0.14 have no `-chdir`).
+    pub dir: Option<&'a Path>,
 }
 
 /// What became of a reconfigure.
@@ -214,18 +173,42 @@ impl<'a> Reconfigure<'a> {
         settings: &Map<String, Value>,
         args: impl FnOnce(OsString) -> Vec<OsString>,
         expected_credentials: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Outcome> {
+    ) -> Result<Outcome, Error> {
+        self.run_with(
+            RunOptions::default(),
+            old,
+            settings,
+            args,
+            expected_credentials,
+        )
+    }
+
+    /// [`Reconfigure::run`] with `opts`.
+    pub fn run_with(
+        &self,
+        opts: RunOptions,
+        old: &SavedBackend,
+        settings: &Map<String, Value>,
+        args: impl FnOnce(OsString) -> Vec<OsString>,
+        expected_credentials: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Outcome, Error> {
         let signals = Signals::catch();
-        // Invariant 4: no rewrite without a durable copy.
-        let backup = match Backup::create(self.data_dir, old) {
+        // Invariant 4: no rewrite without a durable copy, and a journal of what this repair
+        // intends, so that a recovery after a kill tells its result from somebody else's change.
+        let intent = match self.users_command {
+            true => Intent::Replace,
+            false => Intent::Remove,
+        };
+        let journal = Journal::new(&old.raw, intent, self.credential_attrs);
+        let backup = match Backup::create(self.data_dir, old, &journal) {
             Ok(b) => b,
-            Err(e) => return Ok(Outcome::NotStarted(format!("{e:#}"))),
+            Err(e) => return Ok(Outcome::NotStarted(e.to_string())),
         };
         let file = match datadir::write_settings(settings, self.data_dir) {
             Ok(f) => f,
             Err(e) => {
                 backup.discard();
-                return Ok(Outcome::NotStarted(format!("{e:#}")));
+                return Ok(Outcome::NotStarted(e.to_string()));
             }
         };
         let mut cmd = Command::new(self.terraform);
@@ -233,6 +216,9 @@ impl<'a> Reconfigure<'a> {
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         for name in self.remove_env {
             cmd.env_remove(name);
+        }
+        if let Some(dir) = opts.dir {
+            cmd.current_dir(dir);
         }
         if !self.users_command {
             // The repair's own init must not write to the user's stdout (which may be a
@@ -253,8 +239,10 @@ impl<'a> Reconfigure<'a> {
             Err(e) => {
                 // terraform never started: the saved file is as it was.
                 backup.discard();
-                return Err(e)
-                    .with_context(|| format!("could not run {}", self.terraform.display()));
+                return Err(Error::CouldNotRun(format!(
+                    "could not run {}: {e}",
+                    self.terraform.display()
+                )));
             }
         };
         if !status.success() && !output.is_empty() {
@@ -263,6 +251,17 @@ impl<'a> Reconfigure<'a> {
         let verified = SavedBackend::read(self.data_dir)
             .map_err(|e| e.to_string())
             .and_then(|new| new.ok_or_else(|| "the saved backend is gone".to_owned()))
+            .map(|new| {
+                if opts.new_hash_expected {
+                    // Invariant 2 waived: only the hash is taken as the old one's.
+                    SavedBackend {
+                        hash: old.hash.clone(),
+                        ..new
+                    }
+                } else {
+                    new
+                }
+            })
             .and_then(|new| {
                 check_invariants(old, &new, self.credential_attrs, expected_credentials)
             });
@@ -299,25 +298,47 @@ impl<'a> Reconfigure<'a> {
                     }
                     (None, _) => format!("the repair's init failed (exit {})", failed_code()),
                 };
-                let how = match backup.restore().context(why)? {
+                let restored = backup
+                    .restore()
+                    .map_err(|e| Error::Restore(format!("{why}: {e}")))?;
+                let how = match restored {
                     Restored::Unchanged => "is unchanged",
                     Restored::PutBack => "was put back as it was",
                 };
                 log::say(&format!("the saved backend {} {how}", old.path.display()));
                 match (interrupted, verdict) {
                     (Some(sig), _) => Outcome::Interrupted(sig),
-                    (None, Err(why)) if succeeded => bail!(
-                        "terraform's reconfigure succeeded but {why}; the saved backend {} {how}. \
-                         Run `terraform init -reconfigure` with the backend settings you need \
-                         yourself",
-                        old.path.display()
-                    ),
+                    (None, Err(why)) if succeeded => {
+                        return Err(Error::Unverified(format!(
+                            "terraform's reconfigure succeeded but {why}; the saved backend {} \
+                             {how}, so the root addresses the same state as before and nothing \
+                             else was changed.{}",
+                            old.path.display(),
+                            next_step(&why)
+                        )))
+                    }
                     (None, _) => Outcome::Failed(failed_code()),
                 }
             }
         };
         drop(signals);
         Ok(outcome)
+    }
+}
+
+/// What to do after a reconfigure that broke an invariant, where a command is safe to name. A
+/// changed hash is what a terraform upgrade that records no version brings (0.12 → 0.13): `shim
+/// reinit` is the careful fix then, with every saved setting kept (a bare `init -reconfigure` would
+/// drop them), #21. Otherwise no command is named: none is safe without knowing what changed.
+fn next_step(why: &str) -> String {
+    if why == HASH_CHANGED {
+        format!(
+            " If terraform was upgraded since the last init, run `{}` (init -reconfigure with \
+             every saved backend setting, the stale key removed)",
+            crate::proxy::locate::shim_command("reinit")
+        )
+    } else {
+        String::new()
     }
 }
 
@@ -371,10 +392,25 @@ pub enum Removal {
 impl KeyRemoval<'_> {
     /// Removes `rejected` from the saved backend, if it is still the one saved; `fallback` is what
     /// terraform will use instead (checked to work).
-    pub fn run(&self, rejected: &dyn Credential, fallback: Option<&Ambient>) -> Result<Removal> {
+    pub fn run(
+        &self,
+        rejected: &dyn Credential,
+        fallback: Option<&Ambient>,
+    ) -> Result<Removal, Error> {
+        self.run_in(None, rejected, fallback)
+    }
+
+    /// [`KeyRemoval::run`] with terraform run in `dir` (`shim forget-keys`, `shim sweep --fix`:
+    /// 0.12–0.14 have no `-chdir`, #21).
+    pub fn run_in(
+        &self,
+        dir: Option<&Path>,
+        rejected: &dyn Credential,
+        fallback: Option<&Ambient>,
+    ) -> Result<Removal, Error> {
         let _lock = match Lock::acquire(self.data_dir) {
             Ok(l) => l,
-            Err(e) => return Ok(Removal::Skipped(format!("{e:#}"))),
+            Err(e) => return Ok(Removal::Skipped(e.to_string())),
         };
         // Re-read under the lock: another tfshim may have repaired it while we waited.
         let current = match SavedBackend::read(self.data_dir) {
@@ -401,7 +437,12 @@ impl KeyRemoval<'_> {
             users_command: false,
             show_output: self.show_output,
         };
-        let outcome = reconfigure.run(
+        let opts = RunOptions {
+            dir,
+            ..RunOptions::default()
+        };
+        let outcome = reconfigure.run_with(
+            opts,
             &current,
             &settings,
             |file| {
@@ -524,6 +565,39 @@ mod tests {
         // Neither says: no exception.
         let bare = saved(&repaired, 2);
         assert!(check_invariants(&saved(OLD, 1), &bare, S3, &unset).is_err());
+    }
+
+    /// #20 item 11: a terraform that cannot start is an error of its own kind (the caller runs
+    /// terraform unchanged), and leaves nothing behind: no backup, no journal, no settings file.
+    #[test]
+    fn a_terraform_that_cannot_start_is_typed_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"{"version":3,"backend":{"type":"s3","config":{"access_key":"AKIAOLD","bucket":"b"},"hash":1}}"#;
+        std::fs::write(dir.path().join("terraform.tfstate"), text).unwrap();
+        let old = SavedBackend::read(dir.path()).unwrap().unwrap();
+        let reconfigure = Reconfigure {
+            terraform: Path::new("/nonexistent/terraform"),
+            data_dir: dir.path(),
+            credential_attrs: S3,
+            env: &[],
+            remove_env: &[],
+            users_command: false,
+            show_output: false,
+        };
+        let settings = preserved_settings(&old, S3).unwrap();
+        let err = reconfigure
+            .run(&old, &settings, |f| vec![f], &|_| None)
+            .unwrap_err();
+        assert!(matches!(err, Error::CouldNotRun(_)), "{err:?}");
+        assert!(err
+            .to_string()
+            .contains("could not run /nonexistent/terraform"));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["terraform.tfstate"]);
+        assert_eq!(std::fs::read_to_string(&old.path).unwrap(), text);
     }
 
     #[test]

@@ -16,10 +16,15 @@
 //! group (a child in a group of its own would outlive that, still running an `init` or holding the
 //! state lock, and the next run would race it). Who sent a signal then says whether terraform has it
 //! already:
-//! - the kernel (si_code > 0, SI_KERNEL: the terminal's keys, a hang-up) sends to the foreground
-//!   process group, terraform included: tfshim does not forward it;
-//! - a process (`kill`, si_code ≤ 0 with the sender's pid) usually aims at one pid — CI runners that
-//!   cancel by signalling tfshim's pid — and tfshim forwards it to the child.
+//! - the kernel (SI_KERNEL on Linux, 0 on macOS: the terminal's keys, a hang-up) sends to the
+//!   foreground process group, terraform included: tfshim does not forward it;
+//! - a process (`kill`, `sigqueue`, `tgkill`: SI_USER, SI_QUEUE, SI_TKILL, in each kernel's numbers,
+//!   [`si_code`]) usually aims at one pid — CI runners that cancel by signalling tfshim's pid,
+//!   `docker stop` — and tfshim forwards it to the child. The sender's pid plays no part: it reads 0
+//!   when the sender is outside tfshim's PID namespace (#20 item 3).
+//!
+//! A signal tfshim was started with ignored is not caught (terraform alone would ignore it too), and
+//! every child gets the dispositions and mask tfshim was started with (`inherit.rs`).
 //!
 //! What is left: a process that signals tfshim's whole group (`kill -INT -PGID`, `kill %1`) reaches
 //! terraform directly and through tfshim, twice. Nothing in the signal tells a group from a pid, and
@@ -45,6 +50,7 @@ pub fn exec(mut cmd: Command) -> io::Result<ExitCode> {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
+        crate::proxy::inherit::apply(&mut cmd);
         Err(cmd.exec())
     }
     #[cfg(windows)]
@@ -118,6 +124,7 @@ pub fn run_child(mut cmd: Command, capture: bool, signals: &Signals) -> io::Resu
 
 /// Starts `cmd` as a child that `signals` forwards to (see the module comment).
 pub fn spawn(cmd: &mut Command, signals: &Signals) -> io::Result<Child> {
+    crate::proxy::inherit::apply(cmd);
     let child = cmd.spawn()?;
     signals.forward_to(child.id());
     Ok(child)
@@ -200,6 +207,48 @@ pub fn killed_by(status: &ExitStatus) -> Option<i32> {
 
 pub use imp::Signals;
 
+/// The `si_code` values that say a process sent the signal — kill(2) and raise(3), sigqueue(3),
+/// tkill(2)/tgkill(2) — as each kernel numbers them. Linux: `SI_USER` 0, `SI_QUEUE` -1, `SI_TKILL`
+/// -6 (its terminal's signals say `SI_KERNEL`, 0x80). macOS and FreeBSD: `SI_USER` 0x10001,
+/// `SI_QUEUE` 0x10002, FreeBSD's `SI_LWP` (thr_kill) 0x10007; their 0 is the kernel's own (a
+/// terminal's signal). `libc` has only Linux's, so all are spelled out here, and checked against
+/// `libc` where it has them.
+#[cfg(any(unix, test))]
+mod si_code {
+    use std::ffi::c_int;
+
+    #[cfg(any(test, target_os = "linux", target_os = "android"))]
+    pub const LINUX: &[c_int] = &[0, -1, -6];
+    #[cfg(any(test, target_vendor = "apple"))]
+    pub const APPLE: &[c_int] = &[0x10001, 0x10002];
+    #[cfg(any(test, target_os = "freebsd"))]
+    pub const FREEBSD: &[c_int] = &[0x10001, 0x10002, 0x10007];
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub const HERE: &[c_int] = LINUX;
+    #[cfg(target_vendor = "apple")]
+    pub const HERE: &[c_int] = APPLE;
+    #[cfg(target_os = "freebsd")]
+    pub const HERE: &[c_int] = FREEBSD;
+    /// Elsewhere (NetBSD, OpenBSD…) `SI_USER` is 0, as POSIX has it on most systems.
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_vendor = "apple",
+        target_os = "freebsd",
+        windows
+    )))]
+    pub const HERE: &[c_int] = &[0];
+}
+
+/// Whether a signal whose siginfo says `code` was sent by a process (so it reached tfshim alone and
+/// must be forwarded), on a kernel that numbers them as `encoding` ([`si_code`]). The sender's pid
+/// plays no part: it reads 0 from another PID namespace (#20 item 3).
+#[cfg(any(unix, test))]
+fn sent_by_a_process(code: std::ffi::c_int, encoding: &[std::ffi::c_int]) -> bool {
+    encoding.contains(&code)
+}
+
 #[cfg(unix)]
 mod imp {
     use std::sync::atomic::{AtomicI32, Ordering};
@@ -214,12 +263,11 @@ mod imp {
         // Only async-signal-safe work here: atomics and kill(2).
         let _ = RECEIVED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
         // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-        let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
-        // kill(2)/sigqueue(3) from a process: SI_USER, SI_QUEUE… (≤ 0) and the sender's pid. A
-        // terminal's signals come from the kernel (SI_KERNEL) and reached the child, which shares
-        // tfshim's group, already.
-        let from_a_process = code <= 0 && sender != 0;
-        if !from_a_process {
+        let code = unsafe { (*info).si_code };
+        // A terminal's signals come from the kernel and reached the child, which shares tfshim's
+        // group, already. Who sent it is told by si_code alone: si_pid is 0 when the sender is in
+        // another PID namespace (`docker stop`, kubelet), and such a signal must be forwarded too.
+        if !super::sent_by_a_process(code, super::si_code::HERE) {
             return;
         }
         let target = TARGET.load(Ordering::SeqCst);
@@ -256,6 +304,14 @@ mod imp {
             for sig in CAUGHT {
                 // SAFETY: plain sigaction(2) calls with a handler that is async-signal-safe.
                 unsafe {
+                    // A signal tfshim was started with ignored stays ignored (#20 item 7): terraform
+                    // started directly would ignore it too (`inherit.rs` keeps it so in the child).
+                    let mut current: libc::sigaction = std::mem::zeroed();
+                    if libc::sigaction(sig, std::ptr::null(), &mut current) == 0
+                        && current.sa_sigaction == libc::SIG_IGN
+                    {
+                        continue;
+                    }
                     let mut action: libc::sigaction = std::mem::zeroed();
                     action.sa_sigaction = on_signal as *const () as usize;
                     // One handler at a time: the caught signals are blocked while one runs.
@@ -368,5 +424,47 @@ mod imp {
             // SAFETY: removes the registration made by `catch`.
             unsafe { SetConsoleCtrlHandler(Some(on_event), 0) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sent_by_a_process, si_code};
+
+    /// Each kernel's encoding of "a process sent it" (#20 item 3): forwarded whatever the sender's
+    /// pid; the kernel's own (a terminal's key, a hang-up) never.
+    #[test]
+    fn who_sent_a_signal() {
+        let linux = si_code::LINUX;
+        for process in [0, -1, -6] {
+            assert!(sent_by_a_process(process, linux), "{process}");
+        }
+        // SI_KERNEL (a terminal), a kernel code such as CLD_EXITED or SEGV_MAPERR, SI_TIMER.
+        for kernel in [0x80, 1, 2, -2] {
+            assert!(!sent_by_a_process(kernel, linux), "{kernel}");
+        }
+        for encoding in [si_code::APPLE, si_code::FREEBSD] {
+            // SI_USER and SI_QUEUE.
+            for process in [0x10001, 0x10002] {
+                assert!(sent_by_a_process(process, encoding), "{process}");
+            }
+            // 0 is the kernel's own there (a terminal's signal), as are the small codes.
+            for kernel in [0, 1, 0x80, 0x10003] {
+                assert!(!sent_by_a_process(kernel, encoding), "{kernel}");
+            }
+        }
+        assert!(sent_by_a_process(0x10007, si_code::FREEBSD));
+        assert!(!sent_by_a_process(0x10007, si_code::APPLE));
+    }
+
+    /// The spelled-out numbers are `libc`'s where it has them.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_numbers_are_libcs() {
+        assert_eq!(
+            si_code::LINUX,
+            &[libc::SI_USER, libc::SI_QUEUE, libc::SI_TKILL]
+        );
+        assert!(!sent_by_a_process(libc::SI_KERNEL, si_code::HERE));
     }
 }

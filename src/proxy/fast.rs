@@ -305,6 +305,8 @@ fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
 /// `no_main`: a closed standard descriptor is opened on /dev/null (so no file tfshim opens can
 /// become its stderr), and SIGPIPE is ignored (a closed pipe is an error to handle, not death).
 pub fn std_start() {
+    // Before SIGPIPE changes below: terraform must get what tfshim was given.
+    crate::proxy::inherit::capture();
     for fd in 0..3 {
         // SAFETY: fcntl/open on descriptors 0–2, as std's own start-up does.
         unsafe {

@@ -117,9 +117,37 @@ pub fn next_recursion_count(current: Option<&OsStr>) -> Result<u32> {
     Ok(count + 1)
 }
 
-/// Finds the real binary. `override_var` is `TFSHIM_TERRAFORM`; `self_exe` is tfshim's own path.
-pub fn locate(engine: Engine, override_var: Option<OsString>, self_exe: &Path) -> Result<Located> {
-    let me = file_id(self_exe);
+/// tfshim's own file, for the self-skip. `current_exe` reads `/proc/self/exe` on Linux, which a
+/// mount namespace without `/proc` lacks (#20 item 5) — terraform alone runs there, so tfshim must
+/// too. Then the path the kernel executed (`AT_EXECFN`: what the shell or PATH lookup handed to
+/// execve, needing no `/proc`) stands in. `None` if neither answers: no entry is skipped as tfshim's,
+/// and the recursion counter still turns a loop into an error within a few hops.
+pub fn own_path() -> Option<PathBuf> {
+    if let Ok(me) = env::current_exe() {
+        return Some(me);
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: getauxval(3) returns 0 or a pointer to the NUL-terminated path on the initial
+        // stack, which lives as long as the process.
+        let execfn = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const std::ffi::c_char;
+        if !execfn.is_null() {
+            use std::os::unix::ffi::OsStrExt;
+            let bytes = unsafe { std::ffi::CStr::from_ptr(execfn) }.to_bytes();
+            return Some(PathBuf::from(OsStr::from_bytes(bytes)));
+        }
+    }
+    None
+}
+
+/// Finds the real binary. `override_var` is `TFSHIM_TERRAFORM`; `self_exe` is tfshim's own path
+/// ([`own_path`]), if known.
+pub fn locate(
+    engine: Engine,
+    override_var: Option<OsString>,
+    self_exe: Option<&Path>,
+) -> Result<Located> {
+    let me = self_exe.and_then(file_id);
     let name = engine.binary_name();
     if let Some(value) = override_var.filter(|v| !v.is_empty()) {
         let path = if Path::new(&value).is_absolute() {
@@ -197,6 +225,18 @@ pub fn invoked_as(argv0: Option<&OsStr>) -> Option<String> {
     Some(stem.to_owned())
 }
 
+/// How the user would run tfshim's command `sub` (`shim reinit`, …): as tfshim was invoked
+/// (`terraform shim reinit` through the alias or link), `tfshim shim reinit` otherwise.
+pub fn shim_command(sub: &str) -> String {
+    let name = invoked_as(std::env::args_os().next().as_deref())
+        .filter(|n| {
+            let n = n.to_ascii_lowercase();
+            ["terraform", "tofu", "tfshim"].contains(&n.as_str())
+        })
+        .unwrap_or_else(|| "tfshim".into());
+    format!("{name} shim {sub}")
+}
+
 /// For errors: which error was "not found" (exit 127) rather than another failure (exit 1).
 pub fn is_not_found(err: &anyhow::Error) -> bool {
     err.downcast_ref::<NotFound>().is_some()
@@ -204,7 +244,9 @@ pub fn is_not_found(err: &anyhow::Error) -> bool {
 
 /// The first line of `terraform version`.
 pub fn version_of(path: &Path) -> Option<String> {
-    let out = Command::new(path)
+    let mut cmd = Command::new(path);
+    crate::proxy::inherit::apply(&mut cmd);
+    let out = cmd
         .arg("version")
         .env("CHECKPOINT_DISABLE", "1")
         .env("TFSHIM_MODE", "off")
@@ -212,15 +254,32 @@ pub fn version_of(path: &Path) -> Option<String> {
         .stderr(Stdio::null())
         .output()
         .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .map(str::to_owned)
+    first_version_line(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The first line of `terraform version`'s output, without the `o:` some third-party builds put
+/// before each line of terraform's own (CloudRail's 0.12–0.15: `o:Terraform v0.12.29`, #21).
+fn first_version_line(stdout: &str) -> Option<String> {
+    let line = stdout.lines().next()?;
+    Some(line.strip_prefix("o:").unwrap_or(line).to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_line_without_cloudrail_prefix() {
+        assert_eq!(
+            first_version_line("o:Terraform v0.12.29\no:\n").as_deref(),
+            Some("Terraform v0.12.29")
+        );
+        assert_eq!(
+            first_version_line("Terraform v1.11.4\non linux_amd64\n").as_deref(),
+            Some("Terraform v1.11.4")
+        );
+        assert_eq!(first_version_line(""), None);
+    }
 
     #[test]
     fn engine_choice() {

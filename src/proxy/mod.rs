@@ -6,6 +6,7 @@
 pub mod exec;
 #[cfg(unix)]
 pub mod fast;
+pub mod inherit;
 pub mod invocation;
 #[cfg(target_os = "linux")]
 mod linkage;

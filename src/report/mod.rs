@@ -10,6 +10,7 @@
 //! Knows nothing of how the facts were gathered or what was decided: `heal::outcome` builds these
 //! documents from the findings, and `commands` prints them.
 
+pub mod command;
 #[cfg(test)]
 mod readme;
 pub mod sweep;
@@ -35,6 +36,9 @@ pub mod exit {
     pub const REPAIR_DUE: u8 = 3;
     /// A saved key is stale and no working credentials were found to replace it.
     pub const CANNOT_REPAIR: u8 = 4;
+    /// `sweep`: nothing else to report, but some directories could not be read (their roots, if
+    /// any, were not checked). The other codes take precedence: they already say "not all well".
+    pub const UNREADABLE: u8 = 5;
 }
 
 /// The version every document names.

@@ -290,13 +290,13 @@ impl Sweep {
             }
             out.push_str(&format!("note: {}: {message}\n", shown.join(", ")));
         }
-        out.push_str(&summary_line(&self.summary));
+        out.push_str(&summary_line(&self.summary, &self.dir));
         out.push('\n');
         out
     }
 }
 
-fn summary_line(s: &Summary) -> String {
+fn summary_line(s: &Summary, dir: &str) -> String {
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut line = format!(
@@ -316,8 +316,9 @@ fn summary_line(s: &Summary) -> String {
         ));
     } else if s.reconfigure > 0 {
         line.push_str(&format!(
-            "; {} due (run again with --fix)",
-            plural(s.reconfigure, "repair", "repairs")
+            "; {} due (run `{}`)",
+            plural(s.reconfigure, "repair", "repairs"),
+            super::command::shim("sweep", Some(std::path::Path::new(dir)), "--fix")
         ));
     }
     if s.cannot_repair > 0 {

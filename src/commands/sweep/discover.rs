@@ -1,6 +1,7 @@
 //! Finding the Terraform roots under a directory: the directories that hold a saved backend.
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::backends::saved::{DEFAULT_DATA_DIR, SAVED_FILE};
@@ -18,20 +19,42 @@ const SKIPPED_DIRS: &[&str] = &[".git", "node_modules", DATA_DIR];
 /// the tree would loop, and a linked root is swept where it really is); unreadable directories are
 /// passed over. `found` hears of each root as it is found (for the progress line).
 pub fn find_roots(dir: &Path, found: &mut dyn FnMut(&Path)) -> Vec<PathBuf> {
+    find_roots_noting(dir, found, &mut |_, _| {})
+}
+
+/// [`find_roots`], and `unreadable` hears of each directory that could not be searched (a root
+/// there would be missed: `sweep` says so and exits non-zero, issue #20 item 12).
+pub fn find_roots_noting(
+    dir: &Path,
+    found: &mut dyn FnMut(&Path),
+    unreadable: &mut dyn FnMut(&Path, &io::Error),
+) -> Vec<PathBuf> {
     let mut roots = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
-        if current.join(DATA_DIR).join(SAVED_FILE).is_file() {
-            found(&current);
-            roots.push(current.clone());
+        let data_dir = current.join(DATA_DIR);
+        // Denied: `.terraform` (or the directory) cannot be searched, so whether it is a root is
+        // unknown; said once, for the directory when that cannot be read either.
+        let mut denied = None;
+        match fs::metadata(data_dir.join(SAVED_FILE)) {
+            Ok(m) if m.is_file() => {
+                found(&current);
+                roots.push(current.clone());
+            }
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => denied = Some(e),
+            _ => {}
         }
         let entries = match fs::read_dir(&current) {
             Ok(e) => e,
             Err(e) => {
                 log::debug(|| format!("sweep: cannot read {}: {e}", current.display()));
+                unreadable(&current, &e);
                 continue;
             }
         };
+        if let Some(e) = denied {
+            unreadable(&data_dir, &e);
+        }
         for entry in entries.flatten() {
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             let name = entry.file_name();

@@ -37,7 +37,7 @@ use crate::heal::outcome;
 use crate::proxy::exec::signal_exit_code;
 use crate::proxy::locate::Located;
 use crate::report::sweep::{RepairResult, RootText, Summary, Tally};
-use crate::report::{self, Action, Shown};
+use crate::report::{self, exit, Action, Shown};
 
 // Also `forget-keys --all`'s roots.
 pub use discover::find_roots;
@@ -75,7 +75,12 @@ pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
     }
     let progress = Progress::new(io::IsTerminal::is_terminal(&io::stderr()));
 
-    let paths = discover::find_roots(&opts.dir, &mut |_| progress.update(false, |p| p.roots += 1));
+    let mut unreadable = Vec::new();
+    let paths = discover::find_roots_noting(
+        &opts.dir,
+        &mut |_| progress.update(false, |p| p.roots += 1),
+        &mut |dir, e| unreadable.push(format!("{} ({e})", dir.display())),
+    );
     let mut roots: Vec<Root> = paths
         .into_iter()
         .map(|path| {
@@ -103,9 +108,19 @@ pub fn run(opts: Options, located: Result<Located>) -> Result<ExitCode> {
         interrupted = repair::repair_all(&mut roots, &located.path, &progress)?;
     }
     progress.clear();
+    // Said on stderr (the report on stdout keeps its schema); a sweep that may have missed roots
+    // does not exit 0 (issue #20, item 12).
+    for dir in &unreadable {
+        crate::log::say(&format!(
+            "sweep: cannot read {dir}; any root under it was not checked"
+        ));
+    }
 
     let summary = Summary::of(&roots, keys_checked, fallbacks_checked, opts.fix);
-    let code = summary.exit_code();
+    let mut code = summary.exit_code();
+    if code == exit::NOTHING_TO_DO && !unreadable.is_empty() {
+        code = exit::UNREADABLE;
+    }
     let doc = document(&opts.dir, &roots, summary);
     if opts.json {
         report::out(&report::to_json(&doc)?);

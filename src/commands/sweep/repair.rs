@@ -79,8 +79,6 @@ pub(super) fn repair_all(
         let Some(cred) = root.findings.cred.as_deref() else {
             continue;
         };
-        let mut chdir = OsString::from("-chdir=");
-        chdir.push(&root.path);
         // The sweep read `<root>/.terraform` and that root's selected workspace: the repair's init
         // must use the same, whatever TF_DATA_DIR or TF_WORKSPACE this shell exports for its own use.
         let workspace = fs::read_to_string(root.findings.data_dir.join("environment"))
@@ -93,7 +91,8 @@ pub(super) fn repair_all(
         root_env.push(("TF_WORKSPACE".into(), workspace.into()));
         let job = KeyRemoval {
             terraform,
-            global_args: vec![chdir],
+            // Run in the root, not with `-chdir`: 0.12–0.14 have none (#21).
+            global_args: Vec::new(),
             data_dir: &root.findings.data_dir,
             env: &root_env,
             no_color,
@@ -101,7 +100,7 @@ pub(super) fn repair_all(
         };
         // A failed init prints its output and the restore says so: not across the live line.
         progress.clear();
-        let result = job.run(cred, root.findings.ambient());
+        let result = job.run_in(Some(&root.path), cred, root.findings.ambient());
         log::debug(|| format!("repair of {}: {result:?}", root.path.display()));
         let outcome = match result {
             Ok(Removal::Done) => Outcome::Repaired("re-initialised without the saved key".into()),

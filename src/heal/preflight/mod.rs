@@ -13,8 +13,6 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Result};
-
 use crate::aws::verdict::Verdict;
 use crate::backends::config_file;
 use crate::backends::saved::SavedBackend;
@@ -44,6 +42,37 @@ pub enum Next {
     Killed(i32),
 }
 
+/// Why the preflight could not finish, by kind (issue #20 item 11): `main` says it in one line and
+/// runs terraform unchanged, unless the user's own command had already run.
+#[derive(Debug)]
+pub enum Error {
+    /// The repair machinery failed before the user's command ran (terraform could not be started
+    /// for the repair, the old file could not be put back, an invariant broke).
+    Repair(repair::Error),
+    /// The user's command could not be started as a watched child (the reactive fallback).
+    Watch(String),
+    /// The user's own command (a credential-only `init`) ran, then its check or restore failed.
+    AfterYourCommand(repair::Error),
+}
+
+impl Error {
+    /// Whether terraform already ran the user's command: then it must not run again.
+    pub fn users_command_ran(&self) -> bool {
+        matches!(self, Error::AfterYourCommand(_))
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Repair(e) | Error::AfterYourCommand(e) => e.fmt(f),
+            Error::Watch(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
 /// Whether a repair's own `init` output is streamed: in CI (where logs are read after the fact) and
 /// when debugging. Interactively it is shown only if it fails.
 fn show_repair_output() -> bool {
@@ -63,7 +92,7 @@ pub struct Context<'a> {
     pub child_env: &'a [(OsString, OsString)],
 }
 
-pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next> {
+pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next, Error> {
     crate::boundary::injected("preflight", || format!("in {}", inv.work_dir().display()));
     let effective = inv.effective_args(env_var);
     let class = decide::classify_command(inv, &effective);
@@ -147,15 +176,21 @@ pub(crate) fn run_report(
     outcome::doctor_report(f, Some(terraform), plan, warnings)
 }
 
-/// The security warnings worth saying on this run: none after a repair (the secrets are gone then),
-/// and none with `TFSHIM_QUIET=1`.
+/// The security warnings worth saying on this run: after a repair only that the file is tracked by
+/// git (the secrets are gone from the file, not from the history), and none with `TFSHIM_QUIET=1`.
 fn warnings_for(
     f: &Findings,
     inv: &Invocation,
     step: &Step,
 ) -> Vec<crate::backends::warnings::Warning> {
     if matches!(step, Step::Repair | Step::ReconfigureInit) {
-        return Vec::new();
+        // The secrets are gone from the file then, but not from git's history where it is
+        // committed (the seed's user commits `.terraform`, #21).
+        return f
+            .security_warnings(inv.work_dir())
+            .into_iter()
+            .filter(|w| w.code == "state-tracked-by-git")
+            .collect();
     }
     f.security_warnings(inv.work_dir())
 }
@@ -173,7 +208,7 @@ fn act(
     facts: &Facts,
     step: &Step,
     warnings: &[crate::backends::warnings::Warning],
-) -> (Result<Next>, Option<Plan>) {
+) -> (Result<Next, Error>, Option<Plan>) {
     let unchanged = || Next::Run(inv.args.clone());
     let label = f.label();
     if !quiet() {
@@ -210,9 +245,10 @@ fn act(
         }
         Step::WarnStale => {
             log::warn(&format!(
-                "{}; TFSHIM_MODE=warn, so nothing is changed. Fix: `terraform init -reconfigure` \
-                 with your backend settings, or run once with TFSHIM_MODE=fix",
-                rejected_by(f, &facts.saved_verdict)
+                "{}; TFSHIM_MODE=warn, so nothing is changed. To repair it, keeping every other \
+                 saved setting: `{}`, or run this command once with TFSHIM_MODE=fix",
+                rejected_by(f, &facts.saved_verdict),
+                crate::report::command::shim("forget-keys", inv.chdir.as_deref(), "")
             ));
             (Ok(unchanged()), None)
         }
@@ -248,9 +284,12 @@ fn act(
                  backend block in {file}, not saved from -backend-config, so re-initialising \
                  cannot remove it and nothing was changed. Put the new key there — better, remove \
                  access_key/secret_key from that block and let terraform use the credential chain \
-                 (environment, profile, SSO) — then run `terraform init -reconfigure` with the \
-                 -backend-config settings you used before",
-                rejected_by(f, &facts.saved_verdict)
+                 (environment, profile, SSO) — {}",
+                rejected_by(f, &facts.saved_verdict),
+                match (&f.backend, &f.key_in_config) {
+                    (Some(b), Some(tf)) => crate::backends::reinit::after_editing_block(b, tf),
+                    _ => "then re-initialise with every setting saved but the keys".into(),
+                }
             ));
             (Ok(unchanged()), None)
         }
@@ -280,7 +319,7 @@ pub(super) fn code(v: &Option<Verdict>) -> String {
     }
 }
 
-fn refuse(facts: &Facts, f: &Findings) -> Result<Next> {
+fn refuse(facts: &Facts, f: &Findings) -> Result<Next, Error> {
     let why = match f.ambient().map(|a| &a.verdict) {
         Some(Verdict::Rejected { code }) => format!("they were rejected too ({code})"),
         Some(Verdict::Unknown { reason }) => reason.clone(),
@@ -317,7 +356,7 @@ pub(super) fn remove_key(
     data_dir: &Path,
     cred: &dyn Credential,
     fallback: Option<&crate::aws::sts::Ambient>,
-) -> Result<Removal> {
+) -> Result<Removal, repair::Error> {
     let env = repair::child_env(ctx.child_env);
     let job = repair::KeyRemoval {
         terraform: ctx.terraform,
@@ -340,10 +379,10 @@ fn repair_then_run(
     data_dir: &Path,
     cred: &dyn Credential,
     fallback: Option<&crate::aws::sts::Ambient>,
-) -> (Result<Next>, Option<Plan>) {
+) -> (Result<Next, Error>, Option<Plan>) {
     let removal = match remove_key(ctx, inv, effective, data_dir, cred, fallback) {
         Ok(r) => r,
-        Err(e) => return (Err(e), None),
+        Err(e) => return (Err(Error::Repair(e)), None),
     };
     let done = Some(outcome::plan_after(&removal));
     let next = match removal {
@@ -361,11 +400,14 @@ fn repair_then_run(
             ));
             Ok(Next::Run(inv.args.clone()))
         }
-        Removal::Failed(code) => Err(anyhow!(
-            "the repair's `terraform init -reconfigure` failed (exit {code}; its output is \
-             above), so the saved backend was left as it was. Fix what it reports, then run \
-             your command again"
-        )),
+        Removal::Failed(code) => {
+            // Fail open (#20 item 11): terraform alone would have run the command, so it does.
+            log::say(&format!(
+                "the repair's `terraform init -reconfigure` failed (exit {code}; its output is \
+                 above), so the saved backend was left as it was; running terraform unchanged"
+            ));
+            Ok(Next::Run(inv.args.clone()))
+        }
         Removal::Interrupted(sig) => Ok(Next::Killed(sig)),
     };
     (next, done)
@@ -377,11 +419,11 @@ fn reconfigure_init(
     inv: &Invocation,
     effective: &[OsString],
     data_dir: &Path,
-) -> Result<Next> {
+) -> Result<Next, Error> {
     let _lock = match Lock::acquire(data_dir) {
         Ok(l) => l,
         Err(e) => {
-            log::say(&format!("{e:#}; running terraform unchanged"));
+            log::say(&format!("{e}; running terraform unchanged"));
             return Ok(Next::Run(inv.args.clone()));
         }
     };
@@ -427,7 +469,13 @@ fn reconfigure_init(
         |file| inv.with_extra_args(&["-reconfigure".into(), repair::backend_config_arg(file)]),
         &given,
     );
-    match outcome? {
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        // terraform never started: the user's command did not run.
+        Err(e @ repair::Error::CouldNotRun(_)) => return Err(Error::Repair(e)),
+        Err(e) => return Err(Error::AfterYourCommand(e)),
+    };
+    match outcome {
         Outcome::Done => Ok(Next::Exit(ExitCode::SUCCESS)),
         Outcome::Failed(code) => Ok(Next::Exit(ExitCode::from(code))),
         Outcome::Interrupted(sig) => Ok(Next::Killed(sig)),

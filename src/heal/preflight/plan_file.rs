@@ -28,7 +28,7 @@ pub(super) fn check_plan_file(inv: &Invocation, plan: &std::ffi::OsStr) {
     if let Verdict::Rejected { code } = cred.check() {
         log::warn(&format!(
             "the plan file {} embeds the {} {}, which {} now rejects ({code}); \
-             terraform will fail to apply it: make a new plan (`terraform plan -out=…`) and apply that",
+             terraform will fail to apply it: make a new plan with -out (a plan run through tfshim repairs the saved key first) and apply that",
             path.display(),
             cred.noun(),
             cred.label(),

@@ -6,8 +6,6 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Result;
-
 use crate::aws::verdict::Verdict;
 use crate::heal::decide::{CommandClass, Facts, Mode, Step};
 use crate::heal::facts::{env_var, Findings};
@@ -19,7 +17,7 @@ use crate::proxy::invocation::Invocation;
 use crate::proxy::reactive;
 use crate::report::Plan;
 
-use super::{remove_key, Context, Next};
+use super::{remove_key, Context, Error, Next};
 
 /// The reactive fallback applies: `fix` mode, not `TFSHIM_RETRY=0`, an `init` or a `plan` without
 /// `-json` (whose diagnostics go to stdout), a saved static key, and no verdict on it from the
@@ -53,13 +51,21 @@ pub(super) fn watch_then_retry(
     inv: &Invocation,
     effective: &[OsString],
     f: &mut Findings,
-) -> (Result<Next>, Option<Plan>) {
+) -> (Result<Next, Error>, Option<Plan>) {
     let mut cmd = std::process::Command::new(ctx.terraform);
     cmd.args(&inv.args)
         .envs(ctx.child_env.iter().map(|(k, v)| (k, v)));
     let watched = match reactive::run_watched(cmd) {
         Ok(w) => w,
-        Err(e) => return (Err(e.into()), None),
+        Err(e) => {
+            return (
+                Err(Error::Watch(format!(
+                    "could not run {}: {e}",
+                    ctx.terraform.display()
+                ))),
+                None,
+            )
+        }
     };
     // Without a retry, the run's held-back stdout is its output after all, and tfshim ends as it did.
     let exit = || {
@@ -109,7 +115,11 @@ pub(super) fn watch_then_retry(
     };
     let removal = match remove_key(ctx, inv, effective, &f.data_dir, cred, Some(&ambient)) {
         Ok(r) => r,
-        Err(e) => return (Err(e), None),
+        Err(e) => {
+            // terraform already ran the command unchanged: its outcome stands.
+            log::say(&e.to_string());
+            return exit();
+        }
     };
     let done = Some(outcome::plan_after(&removal));
     let next = match removal {

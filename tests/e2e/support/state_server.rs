@@ -36,6 +36,9 @@ struct State {
     head_answer: Option<u16>,
     /// Answer every request with this status (a failing server).
     fail_with: Option<u16>,
+    /// Serve requests without an `Authorization` header (state open to anyone who can reach the
+    /// server, e.g. behind an IP allow-list); wrong credentials still get 401.
+    anonymous: bool,
 }
 
 pub struct StateServer {
@@ -90,6 +93,11 @@ impl StateServer {
 
     pub fn set_head_answer(&self, status: Option<u16>) {
         self.state.lock().unwrap().head_answer = status;
+    }
+
+    /// Requests without credentials are served (see `State::anonymous`).
+    pub fn allow_anonymous(&self) {
+        self.state.lock().unwrap().anonymous = true;
     }
 
     pub fn fail_with(&self, status: Option<u16>) {
@@ -210,7 +218,8 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
             let (user, token) = pair.split_once(':')?;
             Some(s.tokens.get(user).is_some_and(|t| t.contains(token)))
         })
-        .unwrap_or(false);
+        .unwrap_or(false)
+        || (s.anonymous && !headers.contains_key("authorization"));
     let (status, reply): (u16, Vec<u8>) = if let Some(code) = s.fail_with {
         (code, b"failing on purpose".to_vec())
     } else if let Some(code) = s.head_answer.filter(|_| method == "HEAD") {

@@ -1,0 +1,53 @@
+//! tfshim's own commands as the messages name them, so that running one verbatim is safe and does
+//! what it says (issue #20, item 10): under the name tfshim runs as (`terraform` through a link or
+//! alias, which reaches tfshim again), with the directory the user gave, quoted for a POSIX shell.
+
+use std::path::Path;
+
+use crate::backends::reinit::quoted;
+
+/// The name to spell tfshim by: `terraform` or `tofu` when invoked through such a link or alias,
+/// else `tfshim` (also when the name is unknown, e.g. a static build run by a C `main`).
+pub fn program() -> &'static str {
+    let stem = std::env::args_os()
+        .next()
+        .and_then(|a| crate::proxy::locate::invoked_as(Some(a.as_os_str())));
+    match stem.as_deref() {
+        Some("terraform") => "terraform",
+        Some("tofu") => "tofu",
+        _ => "tfshim",
+    }
+}
+
+/// `tfshim shim SUB [DIR] [EXTRA]`; `DIR` only when given and not `.`.
+pub fn shim(sub: &str, dir: Option<&Path>, extra: &str) -> String {
+    let mut cmd = format!("{} shim {sub}", program());
+    if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty() && *d != Path::new(".")) {
+        cmd.push(' ');
+        cmd.push_str(&quoted(&dir.to_string_lossy()));
+    }
+    if !extra.is_empty() {
+        cmd.push(' ');
+        cmd.push_str(extra);
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_directory_is_quoted_and_dot_left_out() {
+        // Unit tests run as `tfshim-<hash>`: spelled `tfshim`.
+        assert_eq!(shim("forget-keys", None, ""), "tfshim shim forget-keys");
+        assert_eq!(
+            shim("forget-keys", Some(Path::new(".")), ""),
+            "tfshim shim forget-keys"
+        );
+        assert_eq!(
+            shim("sweep", Some(Path::new("my roots")), "--fix"),
+            "tfshim shim sweep 'my roots' --fix"
+        );
+    }
+}
