@@ -277,7 +277,8 @@ impl GcsToken {
 
     /// One request the way terraform's Go client would send it (proxies from the environment).
     fn call(&self, method: &str, url: &Url, call: &Call) -> Result<(u16, Vec<u8>), String> {
-        let proxy = match self.proxies.proxy_for(url.as_str()) {
+        // Go's proxy rules (`aws::proxy`), `Err` where Go would fail the request.
+        let proxy = match self.proxies.proxy_for(url.as_str())? {
             None => None,
             Some(p) => {
                 Some(Url::parse(&p).map_err(|_| "the proxy variable is not a URL".to_owned())?)
