@@ -27,10 +27,18 @@ struct GcsRoot {
     /// Every token and key this test made; no output may contain one.
     secrets: Vec<String>,
     env: Vec<(OsString, OsString)>,
+    /// The terraform that runs, directly and behind tfshim.
+    tf: PathBuf,
 }
 
 impl GcsRoot {
     fn new() -> GcsRoot {
+        GcsRoot::with_terraform(real_terraform(), true)
+    }
+
+    /// A root for terraform `tf`; without `storage_custom_endpoint` (terraform 1.0.3 has none) the
+    /// fake is reached as `storage.googleapis.com` through [`GcsServer::google_front`].
+    fn with_terraform(tf: PathBuf, custom_endpoint: bool) -> GcsRoot {
         let server = GcsServer::start(BUCKET);
         let root = tempfile::Builder::new()
             .prefix("tfshim-gcs-")
@@ -41,12 +49,19 @@ impl GcsRoot {
             fs::create_dir_all(d).unwrap();
         }
         fs::write(root.path().join("terraformrc"), "").unwrap();
+        let (endpoint, resource) = if custom_endpoint {
+            (
+                format!("    storage_custom_endpoint = \"{}\"\n", server.endpoint()),
+                "resource \"terraform_data\" \"x\" {\n  input = \"hello\"\n}\n",
+            )
+        } else {
+            // 1.0.3 has no terraform_data: an output is state enough.
+            (String::new(), "output \"x\" {\n  value = \"hello\"\n}\n")
+        };
         fs::write(
             work.join("main.tf"),
             format!(
-                "terraform {{\n  backend \"gcs\" {{\n    bucket = \"{BUCKET}\"\n    prefix = \"{PREFIX}\"\n    \
-                 storage_custom_endpoint = \"{}\"\n  }}\n}}\n\nresource \"terraform_data\" \"x\" {{\n  input = \"hello\"\n}}\n",
-                server.endpoint()
+                "terraform {{\n  backend \"gcs\" {{\n    bucket = \"{BUCKET}\"\n    prefix = \"{PREFIX}\"\n{endpoint}  }}\n}}\n\n{resource}"
             ),
         )
         .unwrap();
@@ -56,7 +71,8 @@ impl GcsRoot {
             server,
             // Every token the fake issues starts so, those got by tfshim's exchanges included.
             secrets: vec!["ya29.fake".into()],
-            env: Vec::new(),
+            env: vec![("TFSHIM_TERRAFORM".into(), tf.clone().into())],
+            tf,
         }
     }
 
@@ -157,7 +173,7 @@ impl GcsRoot {
 
     #[track_caller]
     fn terraform<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
-        self.run_in(&real_terraform(), &self.work, args)
+        self.run_in(&self.tf, &self.work, args)
     }
 
     #[track_caller]
@@ -184,7 +200,7 @@ impl GcsRoot {
             format!(
                 "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
                 log.display(),
-                real_terraform().display()
+                self.tf.display()
             ),
         )
         .unwrap();
@@ -217,7 +233,10 @@ impl GcsRoot {
 
     /// A root with state: init with a token, apply; then the token expires.
     fn with_expired_token() -> (GcsRoot, String) {
-        let mut r = GcsRoot::new();
+        GcsRoot::expired_on(GcsRoot::new())
+    }
+
+    fn expired_on(mut r: GcsRoot) -> (GcsRoot, String) {
         let t1 = r.grant("gcloud");
         r.init_with_token(&t1);
         r.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"])
@@ -287,7 +306,7 @@ fn differential(r: &GcsRoot, cmd: &[&str], expect: Expect) {
         copy_dir(&r.work, d);
     }
     let before = addressed(&r.work);
-    let plain = r.run_in(&real_terraform(), &plain_dir, cmd);
+    let plain = r.run_in(&r.tf, &plain_dir, cmd);
 
     // The manual fix: every saved setting that is set and is no credential, in a file.
     let settings = manual_dir.join("manual-settings.json");
@@ -298,7 +317,7 @@ fn differential(r: &GcsRoot, cmd: &[&str], expect: Expect) {
     .unwrap();
     let file_flag = format!("-backend-config={}", settings.display());
     let reconfigure = r.run_in(
-        &real_terraform(),
+        &r.tf,
         &manual_dir,
         &[
             "init",
@@ -312,7 +331,7 @@ fn differential(r: &GcsRoot, cmd: &[&str], expect: Expect) {
         .output
         .status
         .success()
-        .then(|| r.run_in(&real_terraform(), &manual_dir, cmd));
+        .then(|| r.run_in(&r.tf, &manual_dir, cmd));
     let manual_healed = manual.as_ref().is_some_and(|m| m.code() == Some(0));
 
     let shim = r.run_in(Path::new(tfshim_bin()), &shim_dir, cmd);
@@ -774,4 +793,54 @@ fn sweep_checks_each_distinct_bucket_and_token_once() {
         assert!(saved["config"]["access_token"].is_null(), "{name}");
         assert_eq!(saved["config"]["bucket"], BUCKET);
     }
+}
+
+/// A root on terraform 1.0.3, which has no `storage_custom_endpoint`: the fake answers as
+/// `storage.googleapis.com` behind a loopback proxy with a test CA.
+fn on_1_0_3() -> GcsRoot {
+    let tf = crate::support::terraforms::binary(crate::support::terraforms::V1_0_3);
+    let mut r = GcsRoot::with_terraform(tf, false);
+    let front = r.server.google_front(&r.root.path().join("ca"));
+    r.env("HTTPS_PROXY", &front.proxy);
+    r.env("SSL_CERT_FILE", &front.ca);
+    r
+}
+
+#[test]
+fn tf_1_0_3_heals_with_a_token_from_the_environment() {
+    let (mut r, _) = GcsRoot::expired_on(on_1_0_3());
+    r.terraform(PLAN).code_is(1).stderr_has("401");
+    let t2 = r.grant("fresh");
+    r.env("GOOGLE_OAUTH_ACCESS_TOKEN", &t2);
+    differential(
+        &r,
+        PLAN,
+        Expect {
+            manual_heals: true,
+            repairs: true,
+        },
+    );
+    // terraform 1.0.3 itself and tfshim's checks reached the fake as storage.googleapis.com.
+    let log = r.server.log();
+    assert!(
+        log.iter().any(|l| l.user_agent.contains("Terraform/1.0.3")),
+        "{log:?}"
+    );
+    let checks = r.server.tfshim_requests();
+    assert_eq!(checks.len(), 2, "{checks:?}");
+}
+
+#[test]
+fn tf_1_0_3_heals_with_a_key_file() {
+    let (mut r, _) = GcsRoot::expired_on(on_1_0_3());
+    let key = r.service_account_key("key.json");
+    r.env("GOOGLE_CREDENTIALS", &key);
+    differential(
+        &r,
+        PLAN,
+        Expect {
+            manual_heals: true,
+            repairs: true,
+        },
+    );
 }

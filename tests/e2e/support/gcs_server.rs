@@ -20,7 +20,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -73,10 +74,57 @@ impl GcsServer {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 let s = s.clone();
-                std::thread::spawn(move || handle(conn, &s));
+                std::thread::spawn(move || {
+                    let mut conn = conn;
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    handle(&mut conn, port, &s);
+                    let _ = conn.shutdown(Shutdown::Write);
+                });
             }
         });
         GcsServer { port, state }
+    }
+
+    /// The fake as `https://storage.googleapis.com` for a terraform without
+    /// `storage_custom_endpoint` (1.0.3): a proxy on loopback (`HTTPS_PROXY`) that answers every
+    /// `CONNECT` itself and speaks TLS with a certificate for Google's names, signed by a CA of the
+    /// test's own (`SSL_CERT_FILE`, which Go and tfshim both read). Nothing leaves loopback.
+    pub fn google_front(&self, dir: &Path) -> GoogleFront {
+        let (ca, config) = test_ca(dir);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy_port = listener.local_addr().unwrap().port();
+        let (s, port) = (self.state.clone(), self.port);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let (s, config) = (s.clone(), config.clone());
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    let Some(connect) = read_request(&mut conn) else {
+                        return;
+                    };
+                    if connect.method != "CONNECT"
+                        || conn
+                            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                            .is_err()
+                    {
+                        return;
+                    }
+                    let Ok(tls) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    let mut stream = rustls::StreamOwned::new(tls, conn);
+                    handle(&mut stream, port, &s);
+                    stream.conn.send_close_notify();
+                    let _ = stream.flush();
+                    let _ = stream.sock.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        GoogleFront {
+            proxy: format!("http://127.0.0.1:{proxy_port}"),
+            ca,
+        }
     }
 
     /// `storage_custom_endpoint`.
@@ -160,6 +208,108 @@ impl GcsServer {
     }
 }
 
+/// What [`GcsServer::google_front`] gives: the proxy for `HTTPS_PROXY`, the CA for `SSL_CERT_FILE`.
+pub struct GoogleFront {
+    pub proxy: String,
+    pub ca: PathBuf,
+}
+
+/// A CA and a server certificate for `storage.googleapis.com` and `oauth2.googleapis.com`
+/// (`openssl`), and the TLS configuration that serves it.
+fn test_ca(dir: &Path) -> (PathBuf, Arc<rustls::ServerConfig>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    std::fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is needed for the test CA");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec[..],
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tfshim gcs test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ][..],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec[..],
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=storage.googleapis.com",
+        ][..],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:storage.googleapis.com,DNS:oauth2.googleapis.com\n\
+         basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let chain = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    (dir.join("ca.pem"), Arc::new(config))
+}
+
 fn issue(s: &mut State, label: &str) -> String {
     s.issued += 1;
     let token = format!(
@@ -241,7 +391,7 @@ struct Incoming {
     body: Vec<u8>,
 }
 
-fn read_request(conn: &mut TcpStream) -> Option<Incoming> {
+fn read_request(conn: &mut impl Read) -> Option<Incoming> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -364,14 +514,15 @@ fn error(code: u16, message: &str, reason: &str) -> (u16, Vec<u8>) {
     (code, body.to_string().into_bytes())
 }
 
-fn handle(mut conn: TcpStream, state: &Mutex<State>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+/// One request on `conn` (plain, or TLS behind [`GcsServer::google_front`]); `port` is the plain
+/// listener's (the token endpoint's audience).
+fn handle(conn: &mut (impl Read + Write), port: u16, state: &Mutex<State>) {
     let Some(Incoming {
         method,
         target,
         headers,
         body,
-    }) = read_request(&mut conn)
+    }) = read_request(conn)
     else {
         return;
     };
@@ -399,10 +550,7 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
     } else if method == "POST" && path == "/token" {
         let form: HashMap<String, String> =
             url::form_urlencoded::parse(&body).into_owned().collect();
-        let audience = format!(
-            "http://127.0.0.1:{}/token",
-            conn.local_addr().unwrap().port()
-        );
+        let audience = format!("http://127.0.0.1:{port}/token");
         let granted = match form.get("grant_type").map(String::as_str) {
             Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => form
                 .get("assertion")
@@ -478,7 +626,6 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
     drop(s);
     let _ = conn.write_all(&answer);
     let _ = conn.flush();
-    let _ = conn.shutdown(Shutdown::Write);
 }
 
 /// The JSON and XML APIs, for an authorized request.
