@@ -4,16 +4,19 @@
 //! - what is saved that can go stale: [`CREDENTIAL_ATTRS`] per type, and the credential itself
 //!   (shown only redacted);
 //! - how to check it cheaply: [`Credential::check`], one request aimed where terraform aims it, with
-//!   exactly the saved credential (S3: `sts:GetCallerIdentity`; http: one request to `address`);
+//!   exactly the saved credential (S3: `sts:GetCallerIdentity`; http: one request to `address`;
+//!   gcs: one listing of the bucket with the bearer token, issue #23);
 //! - what terraform falls back to once it is gone: [`Credential::check_fallback`] (S3: the AWS
-//!   credential chain; http: `TF_HTTP_PASSWORD`), checked the same way before anything is touched;
+//!   credential chain; http: `TF_HTTP_PASSWORD`; gcs: `GOOGLE_OAUTH_ACCESS_TOKEN`, key files, Google's
+//!   default credentials), checked the same way before anything is touched;
 //! - what the repair removes: [`Credential::removes`] (S3: the keys and session token; http: the
-//!   password, the mTLS private key if saved, the username where only the variable's works).
+//!   password, the mTLS private key if saved, the username where only the variable's works; gcs:
+//!   `access_token`, a saved `credentials` with it).
 //!
 //! Everything else is shared and sees backends only through this trait: the decision
 //! (`heal::decide`), the repair with its lock, invariants and rollback (`heal::repair`), doctor,
-//! sweep, the reports and the warnings. `s3.rs` and `http.rs` implement it on top of `aws/` (STS)
-//! and `net/` (one blocking HTTP request), reading what `backends/` read.
+//! sweep, the reports and the warnings. `s3.rs`, `http.rs` and `gcs.rs` implement it on top of
+//! `aws/` (STS) and `net/` (one blocking HTTP request), reading what `backends/` read.
 
 pub mod gcs;
 pub mod http;

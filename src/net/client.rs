@@ -1,7 +1,8 @@
 //! One request, one status code: TCP (through an HTTP proxy if one applies, with `CONNECT` for
 //! https), TLS with terraform's http-backend options, a request with basic auth, and the response's
-//! status line. The body is never read: the connection is closed after the head, so a large state
-//! is not downloaded even when the server ignores `HEAD`.
+//! status line. The body is never read (except where a [`Call`] asks for a bounded one: an OAuth
+//! token answer): the connection is closed after the head, so a large state is not downloaded even
+//! when the server ignores `HEAD`.
 //!
 //! The whole request — resolving, connecting, the proxy's `CONNECT`, the TLS handshake, writing,
 //! reading the head — runs on tokio (hyper's HTTP/1 client, tokio-rustls) under one
