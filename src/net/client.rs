@@ -643,6 +643,41 @@ mod tests {
     }
 
     #[test]
+    fn a_call_sends_a_bearer_a_form_and_headers_and_reads_a_bounded_body() {
+        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        let (url, server) = serve(answer);
+        let (token, form) = (Secret::new("ya29.tok"), Secret::new("grant_type=x"));
+        let tls = Tls::default();
+        let mut req = request(&url, None, &tls);
+        req.method = "POST";
+        let call_of = |limit| Call {
+            bearer: Some(&token),
+            form: Some(&form),
+            headers: &[("Metadata-Flavor", "Google")],
+            read_body: Some(limit),
+        };
+        assert_eq!(call(&req, &call_of(64)).unwrap(), (200, b"hello".to_vec()));
+        let head = server.join().unwrap();
+        for line in [
+            "POST /state/x?ref=main HTTP/1.1\r\n",
+            "Authorization: Bearer ya29.tok\r\n",
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            "Metadata-Flavor: Google\r\n",
+            "Content-Length: 12\r\n",
+        ] {
+            assert!(head.contains(line), "{line} not in {head}");
+        }
+        // An answer longer than asked for is no answer.
+        let (url, server) = serve(answer);
+        let req = Request { url: &url, ..req };
+        assert_eq!(
+            call(&req, &call_of(3)).unwrap_err(),
+            "the answer is too long"
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
     fn no_answer_is_no_status() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
