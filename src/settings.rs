@@ -67,6 +67,8 @@ pub struct Color {
     pub clicolor_off: bool,
     /// `TERM` is set and not `dumb` (on Windows: not `dumb`).
     pub term_ok: bool,
+    /// `TERM=dumb`.
+    pub dumb: bool,
 }
 
 impl Color {
@@ -80,6 +82,17 @@ impl Color {
             return true;
         }
         !self.clicolor_off && is_terminal && self.term_ok
+    }
+
+    /// Whether colour is turned off on purpose (`-no-color`, `NO_COLOR`, `CLICOLOR=0`, `TERM=dumb`,
+    /// none of them overridden by forcing): terraform's own output in a repair is then run with
+    /// `-no-color`. A missing `TERM` or a pipe is no such word (terraform colours there).
+    pub fn refused(&self) -> bool {
+        let c = Color {
+            term_ok: !self.dumb,
+            ..*self
+        };
+        !c.on(true)
     }
 }
 
@@ -194,6 +207,7 @@ impl Settings {
             no_color: non_empty("NO_COLOR").is_some(),
             force: flag("CLICOLOR_FORCE") || flag("FORCE_COLOR"),
             clicolor_off: text("CLICOLOR").is_some_and(|v| v == "0"),
+            dumb: env("TERM").is_some_and(|t| t == "dumb"),
             term_ok: match env("TERM") {
                 Some(t) => t != "dumb",
                 // Windows consoles set no TERM and colour all the same.
@@ -285,15 +299,24 @@ fn parse_quiet(value: &str, notes: &mut Vec<String>) -> Quiet {
     if let Some(on) = switch(value) {
         return if on { Quiet::All } else { Quiet::None };
     }
-    let mut codes = Vec::new();
+    let (mut codes, mut unknown) = (Vec::new(), Vec::new());
     for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         match WARNING_CODES.iter().find(|c| c.eq_ignore_ascii_case(word)) {
             Some(code) => codes.push(*code),
-            None => notes.push(format!(
-                "TFSHIM_QUIET: {word} is not a warning code ({}); it is ignored",
-                WARNING_CODES.join(", ")
-            )),
+            None => unknown.push(word),
         }
+    }
+    if !unknown.is_empty() {
+        let is = match unknown.len() {
+            1 => "is not a warning code",
+            _ => "are not warning codes",
+        };
+        notes.push(format!(
+            "TFSHIM_QUIET={value}: {} {is} (those are {}; `1` silences all); ignoring {}",
+            unknown.join(", "),
+            WARNING_CODES.join(", "),
+            if unknown.len() == 1 { "it" } else { "them" }
+        ));
     }
     Quiet::Codes(codes)
 }
@@ -587,9 +610,12 @@ mod tests {
         assert!(!s.quiet.silences("data-dir-not-ignored"));
         let (s, note) = one("TFSHIM_QUIET", "plaintext-keys,nonsense");
         assert!(s.quiet.silences("plaintext-keys"));
+        assert!(!s.quiet.silences("secret-in-backend"));
         assert!(note
             .unwrap()
-            .starts_with("TFSHIM_QUIET: nonsense is not a warning code"));
+            .starts_with("TFSHIM_QUIET=plaintext-keys,nonsense: nonsense is not a warning code"));
+        let (_, note) = one("TFSHIM_QUIET", "a,b");
+        assert!(note.unwrap().contains(": a, b are not warning codes"));
     }
 
     #[test]
@@ -650,5 +676,11 @@ mod tests {
         let mut flagged = c(&[("CLICOLOR_FORCE", "1"), ("TERM", "xterm")]);
         flagged.flag_off = true;
         assert!(!flagged.on(true), "-no-color wins over everything");
+        // What turns a repair's terraform colour off: words against colour, not a missing TERM.
+        assert!(!c(&[]).refused());
+        assert!(c(&[("TERM", "dumb")]).refused());
+        assert!(c(&[("NO_COLOR", "1")]).refused());
+        assert!(!c(&[("TERM", "dumb"), ("FORCE_COLOR", "1")]).refused());
+        assert!(flagged.refused());
     }
 }

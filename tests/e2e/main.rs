@@ -22,6 +22,7 @@ mod reactive;
 #[cfg(unix)]
 mod recovery;
 mod seed;
+mod settings;
 mod signals;
 mod sweep;
 mod versions;

@@ -362,7 +362,7 @@ pub(super) fn remove_key(
         data_dir,
         env: &env,
         // terraform's flag, or the environment's word against colour (NO_COLOR, TERM=dumb).
-        no_color: decide::wants_no_color(effective) || !crate::settings::get().color.on(true),
+        no_color: decide::wants_no_color(effective) || crate::settings::get().color.refused(),
         show_output: show_repair_output(),
     };
     let result = job.run(cred, fallback);
