@@ -683,4 +683,79 @@ mod tests {
         assert!(!c(&[("TERM", "dumb"), ("FORCE_COLOR", "1")]).refused());
         assert!(flagged.refused());
     }
+
+    /// The README's Variables table is the code's: every `TFSHIM_*` name the sources use has a row,
+    /// and the rows give this module's defaults, limits and warning codes.
+    #[test]
+    fn readme_variables_table_matches() {
+        let readme = std::fs::read_to_string("README.md").unwrap();
+        let start = readme.find("## Variables").unwrap();
+        let end = start + readme[start..].find("\n## Exit codes").unwrap();
+        let section = &readme[start..end];
+        let row = |name: &str| {
+            section
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{name}` |")))
+                .unwrap_or_else(|| panic!("no README row for {name}"))
+                .to_owned()
+        };
+        let mut names = Vec::new();
+        let mut files = vec![std::path::PathBuf::from("src")];
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (i, _) in text.match_indices("TFSHIM_") {
+                let name: String = text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                // The version constant, not a variable.
+                if name != "TFSHIM_VERSION"
+                    && name.len() > "TFSHIM_".len()
+                    && !names.contains(&name)
+                {
+                    names.push(name);
+                }
+            }
+        }
+        assert!(names.len() > 10, "{names:?}");
+        for name in &names {
+            assert!(
+                section.contains(&format!("`{name}`")),
+                "{name} is not in the README's Variables"
+            );
+        }
+        let sts = row("TFSHIM_STS_TIMEOUT");
+        assert!(sts.starts_with(&format!(
+            "| `TFSHIM_STS_TIMEOUT` | `{STS_TIMEOUT_DEFAULT}` |"
+        )));
+        assert!(sts.contains(&format!("at most {STS_TIMEOUT_MAX}")), "{sts}");
+        let fresh = row("TFSHIM_FRESH_KEY_WAIT");
+        assert!(fresh.starts_with(&format!(
+            "| `TFSHIM_FRESH_KEY_WAIT` | `{FRESH_KEY_WAIT_DEFAULT}` |"
+        )));
+        assert!(
+            fresh.contains(&format!("0 to {FRESH_KEY_WAIT_MAX}")),
+            "{fresh}"
+        );
+        let quiet = row("TFSHIM_QUIET");
+        for code in WARNING_CODES {
+            assert!(quiet.contains(&format!("`{code}`")), "{code}: {quiet}");
+        }
+        for name in [
+            "TFSHIM_MODE",
+            "TFSHIM_ENGINE",
+            "TFSHIM_RETRY",
+            "TFSHIM_LOG",
+            "TFSHIM_QUIET",
+        ] {
+            assert!(
+                row(name).contains(" said"),
+                "{name}: the row does not say what an invalid value does"
+            );
+        }
+    }
 }
