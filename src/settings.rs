@@ -335,13 +335,14 @@ pub enum Mode {
 impl Mode {
     /// Parses `TFSHIM_MODE` (any case); an unknown value is an error the caller reports (and then fails open).
     pub fn parse(value: Option<&str>) -> Result<Mode, String> {
-        let value = value.map(|v| v.trim().to_ascii_lowercase());
-        match value.as_deref() {
-            None | Some("") | Some("fix") => Ok(Mode::Fix),
-            Some("warn") => Ok(Mode::Warn),
-            Some("off") => Ok(Mode::Off),
-            Some(other) => Err(format!(
-                "TFSHIM_MODE={other:?} is not one of off, warn, fix; running terraform unchanged"
+        let given = value.map(str::trim).unwrap_or_default();
+        match given.to_ascii_lowercase().as_str() {
+            "" | "fix" => Ok(Mode::Fix),
+            "warn" => Ok(Mode::Warn),
+            "off" => Ok(Mode::Off),
+            _ => Err(format!(
+                "TFSHIM_MODE={given} is not one of off, warn, fix; using off (terraform runs \
+                 unchanged)"
             )),
         }
     }
@@ -482,9 +483,12 @@ mod tests {
         ] {
             assert_eq!(one("TFSHIM_MODE", v), (parse(&[]).0.with_mode(m), None));
         }
-        let (s, note) = one("TFSHIM_MODE", "repair");
+        let (s, note) = one("TFSHIM_MODE", "Repair");
         assert_eq!(s.mode, Mode::Off);
-        assert!(note.unwrap().contains("TFSHIM_MODE=\"repair\""));
+        assert_eq!(
+            note.as_deref(),
+            Some("TFSHIM_MODE=Repair is not one of off, warn, fix; using off (terraform runs unchanged)")
+        );
     }
 
     impl Settings {

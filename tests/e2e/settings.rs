@@ -81,7 +81,7 @@ fn each_invalid_value_is_said_once_and_terraform_runs() {
         (
             "TFSHIM_MODE",
             "repair",
-            "TFSHIM_MODE=\"repair\" is not one of off, warn, fix",
+            "TFSHIM_MODE=repair is not one of off, warn, fix; using off",
         ),
     ] {
         let run = plan_with(&sb, &[(name, value)]);
