@@ -147,7 +147,7 @@ else
   bad "a release tag that disagrees with Cargo.toml (exit $rc)"; show
 fi
 
-for mode in wran Warn-ing 'fix;off'; do
+for mode in wran Warn-ing 'fix;off' 'w arn'; do
   run "mode-bad" "v$version" "$repo" mode="$mode"
   if [ "$rc" != 0 ] && [ "$(grep -c '^::error title=tfshim::mode' <<<"$out")" = 1 ] &&
     [ -z "$(find "$cache" -mindepth 1 -print -quit)" ] && [ "$(get 'env.get("TFSHIM_MODE", "")')" = '' ]; then
@@ -159,7 +159,7 @@ for mode in wran Warn-ing 'fix;off'; do
 done
 for mode in Warn OFF ' fix '; do
   run "mode-ok" "v$version" "$repo" mode="$mode"
-  want=$(printf '%s' "$mode" | tr -d ' ' | tr '[:upper:]' '[:lower:]')
+  want=$(printf '%s' "$mode" | tr -d ' ' | tr '[:upper:]' '[:lower:]') # the test's values: spaces only at the ends
   if [ "$rc" = 0 ] && [ "$(get 'env.get("TFSHIM_MODE")')" = "$want" ]; then
     ok "mode: '$mode' is accepted and passed on as TFSHIM_MODE=$want"
   else
