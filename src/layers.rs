@@ -14,6 +14,8 @@ const LAYERS: &[&str] = &[
     "aws",
     "net",
     "backends",
+    // Every setting, read once: used by every layer above, using only `log`.
+    "settings",
     // The panic boundary: used by `aws`, `heal` and `main`, using only `log`.
     "boundary",
     "log",

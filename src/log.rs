@@ -9,15 +9,15 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
+static ANNOTATE: AtomicBool = AtomicBool::new(false);
 static START: OnceLock<Instant> = OnceLock::new();
 
-/// Reads `TFSHIM_LOG` once, at start-up.
-pub fn init(value: Option<&str>) {
+/// Starts the clock; `debug`: `TFSHIM_LOG=debug`; `annotate`: `GITHUB_ACTIONS=true` (both checked
+/// in `settings`).
+pub fn init(debug: bool, annotate: bool) {
     START.get_or_init(Instant::now);
-    DEBUG.store(
-        matches!(value.map(str::trim), Some("debug" | "trace")),
-        Ordering::Relaxed,
-    );
+    DEBUG.store(debug, Ordering::Relaxed);
+    ANNOTATE.store(annotate, Ordering::Relaxed);
 }
 
 pub fn debug_enabled() -> bool {
@@ -40,18 +40,20 @@ pub fn debug(message: impl FnOnce() -> String) {
     }
 }
 
-/// An event worth a CI reviewer's attention (a repair, a security warning): one line on stderr and,
-/// under GitHub Actions, a `::warning` workflow annotation too (the runner reads workflow commands
-/// from stderr as well, so stdout stays terraform's).
+/// An event worth a CI reviewer's attention (a repair, a security warning): one line on stderr or,
+/// under GitHub Actions, a `::warning` workflow annotation instead (the runner reads workflow
+/// commands from stderr as well, so stdout stays terraform's; it shows the annotation in the log
+/// where the line would be, so both would say it twice, #22).
 pub fn warn(message: &str) {
-    say(message);
-    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+    if ANNOTATE.load(Ordering::Relaxed) {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(
             err,
             "::warning title=tfshim::{}",
             escape_annotation(message)
         );
+    } else {
+        say(message);
     }
 }
 

@@ -25,6 +25,7 @@ mod net;
 mod properties;
 mod proxy;
 mod report;
+mod settings;
 
 use std::env;
 use std::ffi::OsString;
@@ -84,38 +85,34 @@ fn finish(result: Result<ExitCode>) -> ExitCode {
 fn run(mut argv: impl Iterator<Item = OsString>) -> Result<ExitCode> {
     let invoked_as = locate::invoked_as(argv.next().as_deref());
     let args: Vec<OsString> = argv.collect();
-    log::init(env::var("TFSHIM_LOG").ok().as_deref());
-    let engine = Engine::choose(
-        invoked_as.as_deref(),
-        env::var("TFSHIM_ENGINE").ok().as_deref(),
-    );
+    // Every setting read and checked once; an invalid one is said here, once (#22).
+    let settings = settings::load(&args);
+    log::init(settings.debug, settings.github_actions);
+    let engine = Engine::choose(invoked_as.as_deref(), settings.engine);
     if args.first().is_some_and(|a| a == "shim") {
         let cli = commands::parse(&args[1..]);
         // tfshim's own commands: a bug is an error of theirs (exit 1), said in one line.
-        return boundary::contain(|| commands::run(cli, engine.and_then(find_real)))
+        return boundary::contain(|| commands::run(cli, find_real(engine)))
             .unwrap_or_else(|panicked| Err(anyhow::anyhow!("{panicked}")));
     }
-    proxy(engine?, args)
+    proxy(engine, args, settings)
 }
 
 fn find_real(engine: Engine) -> Result<Located> {
     let me = locate::own_path();
-    locate::locate(engine, env::var_os("TFSHIM_TERRAFORM"), me.as_deref())
+    locate::locate(engine, settings::get().terraform.clone(), me.as_deref())
 }
 
 /// Proxy mode: find terraform, run the preflight where it applies, exec terraform.
-fn proxy(engine: Engine, args: Vec<OsString>) -> Result<ExitCode> {
-    let count = locate::next_recursion_count(env::var_os(locate::RECURSION_VAR).as_deref())?;
+fn proxy(engine: Engine, args: Vec<OsString>, settings: &settings::Settings) -> Result<ExitCode> {
+    let count = locate::next_recursion_count(settings.recursion_count.as_deref())?;
     let located = find_real(engine)?;
     log::debug(|| format!("running {} ({})", located.path.display(), located.source));
     let child_env = [(
         OsString::from(locate::RECURSION_VAR),
         OsString::from(count.to_string()),
     )];
-    let mode = Mode::parse(env::var("TFSHIM_MODE").ok().as_deref()).unwrap_or_else(|why| {
-        log::say(&why);
-        Mode::Off
-    });
+    let mode = settings.mode;
     let inv = Invocation::parse(args);
     let final_args = if mode == Mode::Off {
         inv.args

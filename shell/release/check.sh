@@ -7,7 +7,10 @@
 #    127.0.0.1 and runs the shell installer as a user would (`curl … | sh`, TFSHIM_DOWNLOAD_URL pointing
 #    at the server) into a fresh HOME: a working tfshim, and with --link a `terraform` that runs the real
 #    one through it. Then serves a copy whose archive was altered by one byte: the installer must refuse
-#    it and install nothing.
+#    it and install nothing. What it says (issue #22): with --link, the PATH note names the link
+#    directory; a plain path in TFSHIM_DOWNLOAD_URL installs; offline (a network namespace of its own:
+#    nothing leaves the machine, not even a DNS query) or refused on a loopback port, one error line.
+#    The Action (action.yml) run against releases on 127.0.0.1: shell/release/check-action.sh.
 # 2. The generated Homebrew formula and Scoop manifest name the archives' checksums; the cargo-binstall
 #    metadata points at the archive layout package.sh makes.
 # 3. Lints: actionlint on the workflows (which also checks their use of action.yml), hadolint on
@@ -97,6 +100,88 @@ check "--link never removes a terraform that is not a link to tfshim, --force or
 check "packages at a usable version: lists updated first, the missing named (shell/lib/apt-check.sh)" \
   shell/lib/apt-check.sh
 
+# Issue #22: what the installer says. Its output in $out, exit code in $rc.
+show() { printf '%s\n' "$out" | sed 's/^/    /'; }
+run_packed() { # HOME, PATH, TFSHIM_DOWNLOAD_URL, installer args… (the packed installer, run from $tmp)
+  local home=$1 path=$2 from=$3; shift 3
+  rc=0
+  out=$(cd "$tmp" && env -i HOME="$home" PATH="$path" TFSHIM_DOWNLOAD_URL="$from" \
+    sh "$tmp/www/good/tfshim-installer.sh" "$@" 2>&1) || rc=$?
+}
+home=$(fresh home-path-note)
+run_packed "$home" /usr/bin:/bin "$url/good" --link "$home/links"
+if [ "$rc" = 0 ] && grep -qx "tfshim installer: $home/links is not on PATH; put it first.*" <<<"$out" &&
+  ! grep -q '\.local/bin is not on PATH' <<<"$out"; then
+  ok "--link: the PATH note names the link directory, not ~/.local/bin"
+else
+  bad "--link: the PATH note (exit $rc)"; show
+fi
+run_packed "$home" "$home/links:/usr/bin:/bin" "$url/good" --link "$home/links"
+if [ "$rc" = 0 ] && ! grep -q 'PATH' <<<"$out"; then
+  ok "--link DIR with DIR first on PATH: no PATH note"
+else
+  bad "--link DIR with DIR first on PATH still says something about PATH (exit $rc)"; show
+fi
+run_packed "$(fresh home-no-link)" /usr/bin:/bin "$url/good"
+if [ "$rc" = 0 ] && grep -q '/.local/bin is not on PATH' <<<"$out"; then
+  ok "without --link, the PATH note names the install directory"
+else
+  bad "without --link, no PATH note for the install directory (exit $rc)"; show
+fi
+for from in "$tmp/www/good" www/good "$tmp/www/good/" "file://$tmp/www/good"; do
+  home=$(fresh "home-plain-$(printf '%s' "$from" | tr -c '[:lower:]' _)")
+  run_packed "$home" /usr/bin:/bin "$from"
+  if [ "$rc" = 0 ] && cmp -s "$bin" "$home/.local/bin/tfshim"; then
+    ok "TFSHIM_DOWNLOAD_URL=$from (a local copy) installs"
+  else
+    bad "TFSHIM_DOWNLOAD_URL=$from (a local copy) does not install (exit $rc)"; show
+  fi
+done
+run_packed "$(fresh home-plain-missing)" /usr/bin:/bin "$tmp/www/nothing-here"
+if [ "$rc" != 0 ] && [ "$(grep -vc 'downloading' <<<"$out")" = 1 ] &&
+  grep -q "could not download $tmp/www/nothing-here/.*No such file" <<<"$out"; then
+  ok "TFSHIM_DOWNLOAD_URL=a missing directory: one line saying so"
+else
+  bad "TFSHIM_DOWNLOAD_URL=a missing directory (exit $rc)"; show
+fi
+# Offline: in a network namespace of its own (nothing outside it, not even DNS, is reachable), curl's
+# retries fail on the name four times; the installer says it once. And a loopback port with nothing
+# listening.
+closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+offline=(unshare -n)
+[ "$(id -u)" = 0 ] || offline=(unshare -rn)
+for case in "offline:http://tfshim-release.invalid/v1" "refused:http://127.0.0.1:$closed/v1"; do
+  what=${case%%:*} from=${case#*:}
+  home=$(fresh "home-$what")
+  rc=0
+  if [ "$what" = offline ]; then
+    if ! "${offline[@]}" true 2>/dev/null; then bad "offline: cannot make a network namespace (unshare -n)"; continue; fi
+    out=$(env -i HOME="$home" PATH=/usr/bin:/bin TFSHIM_DOWNLOAD_URL="$from" \
+      "${offline[@]}" sh "$tmp/www/good/tfshim-installer.sh" 2>&1) || rc=$?
+  else
+    run_packed "$home" /usr/bin:/bin "$from"
+  fi
+  if [ "$rc" != 0 ] && [ "$(grep -vc 'downloading' <<<"$out")" = 1 ] &&
+    grep -q "^tfshim installer: could not download $from/.*(.*\(resolve\|connect\).*); nothing was installed" <<<"$out" &&
+    [ -z "$(find "$home" -mindepth 1 -print -quit)" ]; then
+    ok "$what ($from): one error line, with curl's reason, and nothing installed"
+  else
+    bad "$what ($from): not one clear error line (exit $rc)"; show
+  fi
+done
+# Every script path the release scripts name exists (package.sh's header named a test that did not).
+named_scripts_exist() {
+  local missing
+  missing=$(grep -ohE '\b(shell|\.github|container|docs)/[A-Za-z0-9_./-]*[A-Za-z0-9_]' \
+    shell/release/*.sh shell/release/*.ps1 shell/release/*.py action.yml | sort -u |
+    while read -r p; do [ -e "$p" ] || echo "$p"; done)
+  [ -z "$missing" ] || { echo "named but missing: $missing"; return 1; }
+}
+check "the release scripts name only scripts that exist" named_scripts_exist
+# The Action, run here against releases on 127.0.0.1 (its own script: it also runs alone).
+check "the Action installs its own release by default, latest when asked, and refuses a bad mode (check-action.sh)" \
+  shell/release/check-action.sh "$bin"
+
 home=$(fresh home-altered)
 if install_from "$home" altered >"$tmp/altered.out" 2>&1; then
   bad "an altered archive was installed"; sed 's/^/    /' "$tmp/altered.out"
@@ -177,7 +262,8 @@ check "hadolint: container/Dockerfile" "$tools/py/bin/hadolint" container/Docker
 command -v shellcheck >/dev/null || apt_ensure release-check shellcheck || true
 check "shellcheck: the installer and the release scripts" \
   shellcheck -x shell/release/installer.sh shell/release/package.sh shell/release/check.sh shell/build-release.sh \
-    shell/lib/apt.sh shell/lib/apt-check.sh shell/install.sh shell/release/check-link.sh
+    shell/lib/apt.sh shell/lib/apt-check.sh shell/install.sh shell/release/check-link.sh \
+    shell/release/check-action.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

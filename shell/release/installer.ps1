@@ -10,7 +10,8 @@
 #
 # Environment:
 #   TFSHIM_INSTALL_DIR   where tfshim.exe goes (default: %LOCALAPPDATA%\tfshim\bin)
-#   TFSHIM_DOWNLOAD_URL  where the archives are (default: this release on GitHub): a mirror or a local copy
+#   TFSHIM_DOWNLOAD_URL  where the archives are (default: this release on GitHub): a mirror or a local
+#                        copy, as a URL (https://…, http://…, file://…) or a directory's path
 #   TFSHIM_NO_MODIFY_PATH=1  leave the user's PATH alone
 # This file is shell/release/installer.ps1 with the release's values filled in by package.sh.
 param(
@@ -50,7 +51,17 @@ try {
     $Zip = Join-Path $Tmp $Archive
     Write-Host "tfshim installer: downloading $Base/$Archive"
     [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
-    Invoke-WebRequest -UseBasicParsing -Uri "$Base/$Archive" -OutFile $Zip
+    # A URL is downloaded; file://… or a plain path (a local copy of the release) is copied.
+    try {
+        if ($Base -match '^[A-Za-z][A-Za-z0-9+.-]*://' -and $Base -notmatch '^file://') {
+            Invoke-WebRequest -UseBasicParsing -Uri "$Base/$Archive" -OutFile $Zip
+        } else {
+            $From = if ($Base -match '^file://') { ([Uri]"$Base/$Archive").LocalPath } else { Join-Path $Base $Archive }
+            Copy-Item -LiteralPath $From -Destination $Zip
+        }
+    } catch {
+        Fail "could not download $Base/$Archive ($($_.Exception.Message)); nothing was installed (offline? TFSHIM_DOWNLOAD_URL takes a mirror or a local copy)"
+    }
     $Actual = (Get-FileHash -Algorithm SHA256 -Path $Zip).Hash.ToLowerInvariant()
     if ($Actual -ne $Expected) {
         Fail "checksum mismatch for ${Archive}: expected $Expected, got $Actual; nothing was installed (a damaged or altered download: try again, or check TFSHIM_DOWNLOAD_URL)"
@@ -100,7 +111,12 @@ if ($Link) {
     # A hard link (no administrator rights needed, unlike a symbolic link); tfshim recognises itself
     # under the name terraform.exe and runs the real terraform found further down PATH.
     New-Item -ItemType HardLink -Path $LinkPath -Target $Final | Out-Null
-    Write-Host "tfshim installer: linked $LinkPath -> $Final; put $Link first on PATH"
+    Write-Host "tfshim installer: linked $LinkPath -> $Final"
+    # The PATH note only when it is needed: the link directory must come before the real terraform.
+    $First = Get-Command terraform.exe -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if (-not $First -or $First.Source -ne $LinkPath) {
+        Write-Host "tfshim installer: put $LinkDir first on PATH, e.g.  `$env:Path = `"$LinkDir;`$env:Path`""
+    }
 }
 
 if ($env:TFSHIM_NO_MODIFY_PATH -ne '1') {

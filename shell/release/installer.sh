@@ -11,8 +11,8 @@
 #                        anything else: a real terraform there is left alone, and the install stops)
 # Environment:
 #   TFSHIM_INSTALL_DIR   where tfshim goes (default: $HOME/.local/bin)
-#   TFSHIM_DOWNLOAD_URL  where the archives are (default: this release on GitHub): a mirror, or a
-#                        local copy (http://…, https://…, or file://…)
+#   TFSHIM_DOWNLOAD_URL  where the archives are (default: this release on GitHub): a mirror or a local
+#                        copy, as a URL (https://…, http://…, file://…) or a directory's path
 # This file is shell/release/installer.sh with the release's values filled in by package.sh.
 set -eu
 
@@ -32,7 +32,8 @@ while [ $# -gt 0 ]; do
         -h|--help)
             printf '%s\n' "usage: tfshim-installer.sh [--link DIR [--force]]" \
                 "Installs tfshim $version into \$TFSHIM_INSTALL_DIR (default ~/.local/bin) from" \
-                "\$TFSHIM_DOWNLOAD_URL (default: the release on GitHub), checksum-verified." \
+                "\$TFSHIM_DOWNLOAD_URL (default: the release on GitHub; a URL or a directory's path)," \
+                "checksum-verified." \
                 "--link DIR also makes DIR/terraform a link to it; --force replaces a link there to another" \
                 "tfshim (never anything else: a real terraform in DIR is left alone and nothing is linked)."
             exit 0 ;;
@@ -65,22 +66,31 @@ sha256() {
     fi | awk '{ print $1 }'
 }
 
-fetch() { # url, file
+fetch() { # url or path, file
     case $1 in
-        file://*) cp -- "${1#file://}" "$2" ;;
-        *)
-            if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 3 -o "$2" "$1"
-            elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"
+        file://*) cp -- "${1#file://}" "$2" 2>"$tmp/fetch.err" ;;
+        *://*)
+            # curl's retries each print their error (offline: "Could not resolve host" four times):
+            # they are kept for the installer's one line instead.
+            if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 3 -o "$2" "$1" 2>"$tmp/fetch.err"
+            elif command -v wget >/dev/null 2>&1; then wget -nv -O "$2" "$1" 2>"$tmp/fetch.err"
             else die "no curl or wget to download with"
             fi ;;
+        *) cp -- "$1" "$2" 2>"$tmp/fetch.err" ;; # a plain path: a local copy of the release
     esac
+}
+# Why the download failed, in a few words: the last thing curl, wget or cp said, without its prefix.
+fetch_error() {
+    why=$(sed -n '$s/^[a-z]*: \(([0-9]*) \)\{0,1\}//p' "$tmp/fetch.err" 2>/dev/null)
+    printf '%s' "${why:-no reason given}"
 }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tfshim-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
 say "downloading $base/$archive"
-fetch "$base/$archive" "$tmp/$archive" || die "could not download $base/$archive"
+fetch "$base/$archive" "$tmp/$archive" ||
+    die "could not download $base/$archive ($(fetch_error)); nothing was installed (offline? TFSHIM_DOWNLOAD_URL takes a mirror or a local copy)"
 actual=$(sha256 "$tmp/$archive")
 if [ "$actual" != "$expected" ]; then
     die "checksum mismatch for $archive: expected $expected, got $actual; nothing was installed (a damaged or altered download: try again, or check TFSHIM_DOWNLOAD_URL)"
@@ -124,9 +134,20 @@ if [ -n "$link_dir" ]; then
         ln -s -- "$dest/tfshim" "$link"
         say "linked $link -> $dest/tfshim"
     fi
-    say "put $link_dir first on PATH, e.g.  export PATH=\"$link_dir:\$PATH\""
 fi
-case ":${PATH:-}:" in
-    *":$dest:"*) ;;
-    *) say "$dest is not on PATH; add it, e.g.  export PATH=\"$dest:\$PATH\"" ;;
-esac
+# Say what is left to do about PATH, only for the directory that matters: with --link, the link's
+# (its `terraform` must come first; tfshim itself needs no PATH entry); without, tfshim's own.
+if [ -n "$link_dir" ]; then
+    first=$(command -v terraform 2>/dev/null || true)
+    case ":${PATH:-}:" in
+        *":$link_dir:"*)
+            [ "$first" = "$link" ] ||
+                say "$link_dir is on PATH after another terraform ($first); put it first, e.g.  export PATH=\"$link_dir:\$PATH\"" ;;
+        *) say "$link_dir is not on PATH; put it first, e.g.  export PATH=\"$link_dir:\$PATH\"" ;;
+    esac
+else
+    case ":${PATH:-}:" in
+        *":$dest:"*) ;;
+        *) say "$dest is not on PATH; add it, e.g.  export PATH=\"$dest:\$PATH\"" ;;
+    esac
+fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # package.sh: packs built tfshim binaries into a release: one archive per target (the binary, README and
 # licences), SHA256SUMS, the shell and PowerShell installers (with those checksums written into them),
-# a Homebrew formula and a Scoop manifest. The release workflow runs it; so does the local installer
-# test (shell/release/test-installer.sh).
+# a Homebrew formula and a Scoop manifest. The release workflow runs it; so do the local release
+# checks (shell/release/check.sh, check-link.sh and check-action.sh), which serve what it packs.
 #
 #   shell/release/package.sh --version 0.2.0 --repo OWNER/tfshim --out DIR TARGET=BINARY...
 #   e.g. x86_64-unknown-linux-musl=target/x86_64-unknown-linux-musl/release/tfshim

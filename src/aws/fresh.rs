@@ -7,23 +7,13 @@
 
 use std::time::Duration;
 
-/// The variable that sets the window, in seconds (fractions allowed; `0` turns the waiting off).
+/// The variable that sets the window, in seconds (fractions allowed; `0` turns the waiting off;
+/// at most 120; read and checked in `settings`).
 pub const VAR: &str = "TFSHIM_FRESH_KEY_WAIT";
-/// Long enough for the 5–10 s reported for new IAM keys.
-const DEFAULT_SECS: f64 = 10.0;
 /// The first pause, doubled after each rejection up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
 /// Short enough that a key which starts working is noticed within 2 s.
 const MAX_PAUSE: Duration = Duration::from_secs(2);
-
-/// The window from `TFSHIM_FRESH_KEY_WAIT` (at most 120 s; unparsable → the default).
-pub fn window(env: impl Fn(&str) -> Option<String>) -> Duration {
-    let secs = env(VAR)
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .unwrap_or(DEFAULT_SECS);
-    Duration::from_secs_f64(secs.min(120.0))
-}
 
 /// The pauses before each new check: 0.5 s, 1 s, 2 s, 2 s, … adding up to exactly `window`.
 pub fn pauses(window: Duration) -> Vec<Duration> {
@@ -41,17 +31,6 @@ pub fn pauses(window: Duration) -> Vec<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backends::saved::testing::env_of;
-
-    #[test]
-    fn window_from_the_variable() {
-        assert_eq!(window(env_of(&[])), Duration::from_secs(10));
-        assert_eq!(window(env_of(&[(VAR, "2.5")])), Duration::from_millis(2500));
-        assert_eq!(window(env_of(&[(VAR, "0")])), Duration::ZERO);
-        assert_eq!(window(env_of(&[(VAR, "-1")])), Duration::from_secs(10));
-        assert_eq!(window(env_of(&[(VAR, "soon")])), Duration::from_secs(10));
-        assert_eq!(window(env_of(&[(VAR, "1e9")])), Duration::from_secs(120));
-    }
 
     #[test]
     fn pauses_back_off_and_add_up_to_the_window() {

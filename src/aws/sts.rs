@@ -299,7 +299,7 @@ impl Session {
             // A rejection may only mean the key is seconds old (`fresh.rs`): ask again, with
             // backoff, for the window; any other answer ends it. A slow STS cannot stretch it:
             // the window and one more timeout at most, the last answer standing.
-            let window = fresh::window(|k| env::var(k).ok());
+            let window = crate::settings::get().fresh_key_wait;
             let mut verdict = verdict;
             let _ = tokio::time::timeout(
                 window + target.timeout,

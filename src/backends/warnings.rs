@@ -22,28 +22,43 @@ pub struct Warning {
     pub message: String,
 }
 
+/// What a proxied run says of a warning: the plaintext-keys warning, said on every plan and apply,
+/// is its first sentence and where the rest is (`doctor`: the command that shows it, named as the
+/// user runs tfshim); the others are said whole. Pure.
+pub fn run_line(w: &Warning, doctor: &str) -> String {
+    match w.code {
+        "plaintext-keys" => {
+            let headline = w.message.split_once(". ").map_or(&*w.message, |(h, _)| h);
+            format!("{headline}; see `{doctor}`")
+        }
+        _ => w.message.clone(),
+    }
+}
+
 /// Secrets saved in the backend configuration; `key_in_config` names the root's file whose `.tf`
 /// backend block writes the S3 keys, when it does (`tf_block.rs`). Pure.
 pub fn backend_warnings(b: &SavedBackend, key_in_config: Option<&Path>) -> Vec<Warning> {
     let file = b.path.display();
     let mut out = Vec::new();
     if let Some(creds) = b.s3_static_credentials() {
+        // The first sentence is the run's line ([`run_line`]); the rest is doctor's.
+        let headline = format!(
+            "the S3 key {} and its secret are in plain text in {file}",
+            creds.access_key
+        );
         let message = match key_in_config {
             Some(tf) => format!(
-                "the S3 key {} and its secret are written in the backend block in {} and saved in \
-                 plain text in {file}; prefer the credential chain (environment, profile, SSO): \
-                 remove access_key/secret_key from that block, {}",
-                creds.access_key,
+                "{headline}. They are written in the backend block in {}; prefer the credential \
+                 chain (environment, profile, SSO): remove access_key/secret_key from that block, {}",
                 tf.display(),
                 crate::backends::reinit::after_editing_block(b, tf)
             ),
             None => format!(
-                "the S3 key {} and its secret are saved in plain text in {file} (they came from \
-                 `-backend-config=access_key=…`); prefer the credential chain (environment, profile, \
-                 SSO): with it in place, `tfshim shim forget-keys` in the root removes the saved keys \
-                 and keeps every other setting (a bare init -reconfigure would drop the settings \
-                 given at init and can switch the root to other state)",
-                creds.access_key
+                "{headline}. They came from `-backend-config=access_key=…`; prefer the credential \
+                 chain (environment, profile, SSO): with it in place, `{} shim forget-keys` in the root removes the \
+                 saved keys and keeps every other setting (a bare init -reconfigure would drop the \
+                 settings given at init and can switch the root to other state)",
+                crate::settings::program()
             ),
         };
         out.push(Warning {
@@ -303,6 +318,14 @@ mod tests {
         // The advice is the safe command, not a bare reconfigure.
         assert!(w[0].message.contains("`tfshim shim forget-keys`"), "{w:?}");
         assert!(!w[0].message.contains("wJalr") && !w[0].message.contains("IOSFODNN"));
+        // A run says the first sentence and where the rest is, in well under 120 characters.
+        let line = run_line(&w[0], "terraform shim doctor");
+        assert_eq!(
+            line,
+            "the S3 key AKIA…MPLE and its secret are in plain text in \
+             .terraform/terraform.tfstate; see `terraform shim doctor`"
+        );
+        assert!(line.chars().count() < 120, "{}", line.chars().count());
         assert!(backend_warnings(&backend("s3", r#"{"access_key":null}"#), None).is_empty());
         // Written in the .tf block: said so, with the file, and no -backend-config story.
         let w = backend_warnings(

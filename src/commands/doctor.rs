@@ -108,7 +108,7 @@ fn written_by_another_version(saved_by: Option<&str>, running: &str) -> Option<S
     Some(format!(
         "the saved backend was written by {writer}, this is {running}: if terraform asks to \
          reinitialise the backend, run `{}` (init -reconfigure with every saved backend setting)",
-        locate::shim_command("reinit")
+        crate::report::command::shim("reinit", None, "")
     ))
 }
 

@@ -13,31 +13,8 @@ use serde_json::Value;
 use crate::aws::verdict::Verdict;
 use crate::backends::config_file::{same_value, Given};
 use crate::proxy::invocation::{first_positional, parse_init_flags, InitFlags, Invocation};
-
-/// `TFSHIM_MODE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Pure pass-through.
-    Off,
-    /// Diagnose and tell, change nothing.
-    Warn,
-    /// Diagnose and repair (the default).
-    Fix,
-}
-
-impl Mode {
-    /// Parses `TFSHIM_MODE`; an unknown value is an error the caller reports (and then fails open).
-    pub fn parse(value: Option<&str>) -> Result<Mode, String> {
-        match value.map(str::trim) {
-            None | Some("") | Some("fix") => Ok(Mode::Fix),
-            Some("warn") => Ok(Mode::Warn),
-            Some("off") => Ok(Mode::Off),
-            Some(other) => Err(format!(
-                "TFSHIM_MODE={other:?} is not one of off, warn, fix; running terraform unchanged"
-            )),
-        }
-    }
-}
+/// Defined with the other settings; the decision's input.
+pub use crate::settings::Mode;
 
 /// What a subcommand does with the backend (Terraform 1.11 `internal/command`).
 #[derive(Debug, Clone, PartialEq, Eq)]

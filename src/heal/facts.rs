@@ -18,23 +18,15 @@ use crate::heal::datadir::Lock;
 use crate::heal::decide::Saved;
 use crate::log;
 
-/// Default for `TFSHIM_STS_TIMEOUT` (seconds): long enough for a slow link to STS, short enough that
-/// an unreachable endpoint costs the user little.
-const DEFAULT_TIMEOUT_SECS: f64 = 5.0;
-
 pub fn env_var(name: &str) -> Option<String> {
     env::var(name).ok()
 }
 
 /// `TFSHIM_STS_TIMEOUT` in seconds (fractions allowed): the deadline of a root's whole credential
 /// check, the saved credential's and its fallback's requests together (README, "How long a check
-/// can take").
+/// can take"). Checked once, in `settings`.
 pub fn sts_timeout() -> Duration {
-    let secs = env_var("TFSHIM_STS_TIMEOUT")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .unwrap_or(DEFAULT_TIMEOUT_SECS);
-    Duration::from_secs_f64(secs.min(300.0))
+    crate::settings::get().sts_timeout
 }
 
 /// The facts about one data dir, gathered so far. What was read from disk is fixed by

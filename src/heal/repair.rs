@@ -335,7 +335,7 @@ fn next_step(why: &str) -> String {
         format!(
             " If terraform was upgraded since the last init, run `{}` (init -reconfigure with \
              every saved backend setting, the stale key removed)",
-            crate::proxy::locate::shim_command("reinit")
+            crate::report::command::shim("reinit", None, "")
         )
     } else {
         String::new()

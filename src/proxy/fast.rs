@@ -345,7 +345,10 @@ mod tests {
         let p = plan(b"/x/Terraform", None, &tofu).unwrap();
         assert_eq!(p.search, Search::OnPath(b"terraform"));
         assert_eq!(
-            crate::proxy::locate::Engine::choose(Some("Terraform"), Some("tofu")).unwrap(),
+            crate::proxy::locate::Engine::choose(
+                Some("Terraform"),
+                crate::proxy::locate::Engine::Tofu
+            ),
             crate::proxy::locate::Engine::Terraform
         );
         let v = Vars {

@@ -16,46 +16,14 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Result};
 
+/// Defined with the other settings (`TFSHIM_ENGINE`).
+pub use crate::settings::Engine;
+
 /// Set on every terraform tfshim starts; counts how many tfshims are on the current call chain.
 pub const RECURSION_VAR: &str = "TFSHIM_RECURSION_COUNT";
 /// More nested tfshims than this is a loop: real nesting (terraform running terraform from a
 /// `local-exec`) never gets close.
 pub const MAX_RECURSION: u32 = 8;
-
-/// Which engine a proxy call stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Terraform,
-    Tofu,
-}
-
-impl Engine {
-    pub fn binary_name(self) -> &'static str {
-        match self {
-            Engine::Terraform => "terraform",
-            Engine::Tofu => "tofu",
-        }
-    }
-
-    /// The engine named by how tfshim was invoked (`terraform`, `tofu`), else `TFSHIM_ENGINE`.
-    pub fn choose(invoked_as: Option<&str>, engine_var: Option<&str>) -> Result<Engine> {
-        // File names are case-insensitive on Windows (and macOS): `Tofu.exe` is tofu.
-        let named = |name: &str| invoked_as.is_some_and(|i| i.eq_ignore_ascii_case(name));
-        if named("terraform") {
-            return Ok(Engine::Terraform);
-        }
-        if named("tofu") {
-            return Ok(Engine::Tofu);
-        }
-        match engine_var.map(str::trim) {
-            None | Some("") | Some("terraform") => Ok(Engine::Terraform),
-            Some("tofu") => Ok(Engine::Tofu),
-            Some(other) => bail!(
-                "TFSHIM_ENGINE={other:?} is not an engine tfshim knows; use `terraform` or `tofu`"
-            ),
-        }
-    }
-}
 
 /// How the real binary was found, for `shim which` and debug logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,18 +193,6 @@ pub fn invoked_as(argv0: Option<&OsStr>) -> Option<String> {
     Some(stem.to_owned())
 }
 
-/// How the user would run tfshim's command `sub` (`shim reinit`, …): as tfshim was invoked
-/// (`terraform shim reinit` through the alias or link), `tfshim shim reinit` otherwise.
-pub fn shim_command(sub: &str) -> String {
-    let name = invoked_as(std::env::args_os().next().as_deref())
-        .filter(|n| {
-            let n = n.to_ascii_lowercase();
-            ["terraform", "tofu", "tfshim"].contains(&n.as_str())
-        })
-        .unwrap_or_else(|| "tfshim".into());
-    format!("{name} shim {sub}")
-}
-
 /// For errors: which error was "not found" (exit 127) rather than another failure (exit 1).
 pub fn is_not_found(err: &anyhow::Error) -> bool {
     err.downcast_ref::<NotFound>().is_some()
@@ -284,32 +240,27 @@ mod tests {
     #[test]
     fn engine_choice() {
         assert_eq!(
-            Engine::choose(Some("tofu"), Some("terraform")).unwrap(),
+            Engine::choose(Some("tofu"), Engine::Terraform),
             Engine::Tofu
         );
         assert_eq!(
-            Engine::choose(Some("terraform"), None).unwrap(),
+            Engine::choose(Some("terraform"), Engine::Tofu),
             Engine::Terraform
         );
+        assert_eq!(Engine::choose(Some("tfshim"), Engine::Tofu), Engine::Tofu);
         assert_eq!(
-            Engine::choose(Some("tfshim"), Some("tofu")).unwrap(),
-            Engine::Tofu
-        );
-        assert_eq!(
-            Engine::choose(Some("tfshim"), None).unwrap(),
+            Engine::choose(Some("tfshim"), Engine::Terraform),
             Engine::Terraform
         );
-        assert!(Engine::choose(None, Some("pulumi")).is_err());
         assert_eq!(
             Engine::choose(
                 invoked_as(Some(OsStr::new("C:/bin/Tofu.exe"))).as_deref(),
-                None
-            )
-            .unwrap(),
+                Engine::Terraform
+            ),
             Engine::Tofu
         );
         assert_eq!(
-            Engine::choose(Some("TERRAFORM"), Some("tofu")).unwrap(),
+            Engine::choose(Some("TERRAFORM"), Engine::Tofu),
             Engine::Terraform
         );
     }

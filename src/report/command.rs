@@ -6,17 +6,9 @@ use std::path::Path;
 
 use crate::backends::reinit::quoted;
 
-/// The name to spell tfshim by: `terraform` or `tofu` when invoked through such a link or alias,
-/// else `tfshim` (also when the name is unknown, e.g. a static build run by a C `main`).
+/// The name to spell tfshim by (`settings::program`).
 pub fn program() -> &'static str {
-    let stem = std::env::args_os()
-        .next()
-        .and_then(|a| crate::proxy::locate::invoked_as(Some(a.as_os_str())));
-    match stem.as_deref() {
-        Some("terraform") => "terraform",
-        Some("tofu") => "tofu",
-        _ => "tfshim",
-    }
+    crate::settings::program()
 }
 
 /// `tfshim shim SUB [DIR] [EXTRA]`; `DIR` only when given and not `.`.

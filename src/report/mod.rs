@@ -345,10 +345,10 @@ pub fn out(text: &str) {
     let _ = stdout.flush();
 }
 
-/// Whether to colour what is written to `stream`: a terminal, and no `NO_COLOR` (a non-empty value
-/// turns colour off, as <https://no-color.org> says).
+/// Whether to colour what is written to `stream`: `-no-color`, `NO_COLOR`, `CLICOLOR_FORCE`/
+/// `FORCE_COLOR`, `CLICOLOR` and `TERM=dumb` as `settings::Color` weighs them, else a terminal.
 pub fn color_on(stream: &impl IsTerminal) -> bool {
-    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    crate::settings::get().color_on(stream)
 }
 
 /// Writes `document` to `path` atomically (a temp file beside it, renamed over it), mode 0600.

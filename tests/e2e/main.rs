@@ -26,6 +26,7 @@ mod reactive;
 #[cfg(unix)]
 mod recovery;
 mod seed;
+mod settings;
 mod signals;
 mod sweep;
 mod versions;

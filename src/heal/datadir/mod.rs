@@ -30,7 +30,6 @@
 //!    backup deleted, one line said, and the backup's backend never contacted (issue #20 item 2).
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -90,7 +89,7 @@ fn because(what: impl fmt::Display, err: impl fmt::Display) -> String {
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
-        File::open(dir)?.sync_all()
+        std::fs::File::open(dir)?.sync_all()
     }
     #[cfg(not(unix))]
     {

@@ -153,11 +153,11 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next, Error> {
     let warnings = warnings_for(&f, inv, &step);
     let (next, done) = act(ctx, inv, &effective, &mut f, &facts, &step, &warnings);
     // The run's decision, for CI: written whatever happened next.
-    if let Some(path) = env::var_os("TFSHIM_REPORT").filter(|p| !p.is_empty()) {
+    if let Some(path) = &crate::settings::get().report {
         // What the run did, where it did something; else what it decided.
         let plan = done.unwrap_or_else(|| outcome::plan_of(&step, &f));
         let doc = run_report(&f, ctx.terraform, &ctx.found, plan, warnings);
-        if let Err(e) = report::write_file(Path::new(&path), &doc) {
+        if let Err(e) = report::write_file(path, &doc) {
             log::say(&format!("{e:#}"));
         }
     }
@@ -177,7 +177,8 @@ pub(crate) fn run_report(
 }
 
 /// The security warnings worth saying on this run: after a repair only that the file is tracked by
-/// git (the secrets are gone from the file, not from the history), and none with `TFSHIM_QUIET=1`.
+/// git (the secrets are gone from the file, not from the history), and none that `TFSHIM_QUIET`
+/// silences (at its line on stderr: the report keeps them).
 fn warnings_for(
     f: &Findings,
     inv: &Invocation,
@@ -195,10 +196,6 @@ fn warnings_for(
     f.security_warnings(inv.work_dir())
 }
 
-fn quiet() -> bool {
-    env::var_os("TFSHIM_QUIET").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
 /// Carries out a final step; says what it did, where it did something (for `TFSHIM_REPORT`).
 fn act(
     ctx: &Context,
@@ -211,10 +208,11 @@ fn act(
 ) -> (Result<Next, Error>, Option<Plan>) {
     let unchanged = || Next::Run(inv.args.clone());
     let label = f.label();
-    if !quiet() {
-        for w in warnings {
-            log::warn(&w.message);
-        }
+    let quiet = &crate::settings::get().quiet;
+    for w in warnings.iter().filter(|w| !quiet.silences(w.code)) {
+        // The details are doctor's to give, in the directory the user named (#22).
+        let doctor = crate::report::command::shim("doctor", inv.chdir.as_deref(), "");
+        log::warn(&crate::backends::warnings::run_line(w, &doctor));
     }
     let reactive = reactive_eligible(facts, f, inv, step, effective);
     match step {
@@ -363,7 +361,8 @@ pub(super) fn remove_key(
         global_args: global_args(inv),
         data_dir,
         env: &env,
-        no_color: decide::wants_no_color(effective),
+        // terraform's flag, or the environment's word against colour (NO_COLOR, TERM=dumb).
+        no_color: decide::wants_no_color(effective) || crate::settings::get().color.refused(),
         show_output: show_repair_output(),
     };
     let result = job.run(cred, fallback);

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use crate::aws::verdict::Verdict;
 use crate::heal::decide::{CommandClass, Facts, Mode, Step};
-use crate::heal::facts::{env_var, Findings};
+use crate::heal::facts::Findings;
 use crate::heal::outcome;
 use crate::heal::repair::Removal;
 use crate::log;
@@ -30,7 +30,7 @@ pub(super) fn reactive_eligible(
     step: &Step,
     effective: &[OsString],
 ) -> bool {
-    let enabled = facts.mode == Mode::Fix && env_var("TFSHIM_RETRY").as_deref() != Some("0");
+    let enabled = facts.mode == Mode::Fix && crate::settings::get().retry;
     let command =
         matches!(facts.class, CommandClass::Init(_)) || inv.command.as_deref() == Some("plan");
     let json = effective.iter().any(|a| a == "-json");
