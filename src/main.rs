@@ -76,7 +76,7 @@ fn finish(result: Result<ExitCode>) -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             log::say(&format!("{err:#}"));
-            ExitCode::from(if locate::is_not_found(&err) { 127 } else { 1 })
+            ExitCode::from(locate::exit_code_of(&err))
         }
     }
 }
@@ -89,8 +89,8 @@ fn run(mut argv: impl Iterator<Item = OsString>) -> Result<ExitCode> {
         invoked_as.as_deref(),
         env::var("TFSHIM_ENGINE").ok().as_deref(),
     );
-    if args.first().is_some_and(|a| a == "shim") {
-        let cli = commands::parse(&args[1..]);
+    if let Some(call) = commands::shim_call(&args) {
+        let cli = commands::parse(&call)?;
         // tfshim's own commands: a bug is an error of theirs (exit 1), said in one line.
         return boundary::contain(|| commands::run(cli, engine.and_then(find_real)))
             .unwrap_or_else(|panicked| Err(anyhow::anyhow!("{panicked}")));

@@ -337,12 +337,35 @@ pub fn to_json<T: Serialize>(document: &T) -> Result<String> {
     Ok(format!("{}\n", serde_json::to_string_pretty(document)?))
 }
 
-/// Writes tfshim's own command output (`shim …`) to stdout. A reader that went away
-/// (`… | head -1`) is not an error worth a panic: the output is simply cut short.
+/// The first failed write of [`out`], if any: once one failed, nothing more is written.
+static OUT_FAILED: std::sync::OnceLock<io::Error> = std::sync::OnceLock::new();
+
+/// Writes tfshim's own command output (`shim …`) to stdout. A failure is kept for
+/// [`output_written`], which the command's caller asks at the end (#22: `> /dev/full` is an
+/// error, not a success).
 pub fn out(text: &str) {
+    if OUT_FAILED.get().is_some() {
+        return;
+    }
     let mut stdout = io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        let _ = OUT_FAILED.set(e);
+    }
+}
+
+/// Whether everything [`out`] was given reached stdout: a failed write is an error (exit 1, one
+/// line); a reader that went away (`… | head -1`, `EPIPE`) is not: the output is simply cut short,
+/// as with any Unix tool.
+pub fn output_written() -> Result<()> {
+    match OUT_FAILED.get() {
+        Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            anyhow::bail!("cannot write to stdout: {e}")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether to colour what is written to `stream`: a terminal, and no `NO_COLOR` (a non-empty value
