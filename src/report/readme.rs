@@ -123,6 +123,9 @@ fn doctor(backend: BackendInfo, credential: Option<String>) -> Doctor {
             code: "plaintext-keys",
             message: "m".into(),
         }],
+        mode: "fix",
+        fix_action: Action::Reconfigure,
+        fix_action_reason: "why".into(),
     }
 }
 
