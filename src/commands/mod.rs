@@ -384,7 +384,13 @@ fn dispatch(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
             // Under each name tfshim answers to: `terraform shim <Tab>` through the alias or link
             // (the shell/ scripts hand only the words after `shim` to these).
             for name in COMPLETION_NAMES {
-                let mut cmd = clap::Command::new(name).subcommand(ShimCli::command().name("shim"));
+                // The bin name too: clap_complete names its states by it.
+                let shim = ShimCli::command()
+                    .name("shim")
+                    .bin_name(format!("{name} shim"));
+                let mut cmd = clap::Command::new(name)
+                    .disable_help_subcommand(true)
+                    .subcommand(shim);
                 let mut script = Vec::new();
                 clap_complete::generate(shell, &mut cmd, name, &mut script);
                 report::out(&String::from_utf8_lossy(&script));
