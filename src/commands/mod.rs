@@ -158,6 +158,14 @@ pub enum ShimCommand {
         #[arg(last = true, value_name = "INIT_ARGS")]
         init_args: Vec<OsString>,
     },
+    /// The completions of the last word of LINE (a command line up to the cursor, `terraform shim
+    /// sweep -f`), one per line: for shells whose scripts in shell/ ask tfshim at each <Tab>
+    /// (PowerShell). One argument, the whole line: Windows PowerShell drops empty arguments.
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(value_name = "LINE")]
+        line: String,
+    },
     /// Print a completion script for tfshim's own commands, under the names tfshim, terraform and
     /// tofu (for `terraform shim <Tab>` through the alias or link).
     Completions {
@@ -313,6 +321,63 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// The words after `shim` in a command line up to the cursor; a trailing space begins an empty
+/// word. Pure.
+fn words_after_shim(line: &str) -> Vec<String> {
+    let mut words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+    if line.ends_with(char::is_whitespace) {
+        words.push(String::new());
+    }
+    match words.iter().position(|w| w == "shim") {
+        Some(i) => words.split_off(i + 1),
+        None => Vec::new(),
+    }
+}
+
+/// What completes the last of `words` (the words after `shim`; the last one is being typed):
+/// the commands, until one is given; then its flags (`--json`), its value choices (the shells of
+/// `completions`). Hidden commands are never offered. Pure.
+fn candidates(cmd: &clap::Command, words: &[String]) -> Vec<String> {
+    let (typed, before) = match words.split_last() {
+        Some((last, rest)) => (last.as_str(), rest),
+        None => ("", &[][..]),
+    };
+    let sub = before
+        .iter()
+        .find(|w| !w.starts_with('-'))
+        .and_then(|w| cmd.find_subcommand(w));
+    let mut out: Vec<String> = match sub {
+        None => cmd
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| c.get_name().to_owned())
+            .chain(["help".to_owned()])
+            .collect(),
+        Some(sub) => {
+            let flags = sub
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .map(|l| format!("--{l}"))
+                .chain(["--help".to_owned()]);
+            let values = sub
+                .get_positionals()
+                .flat_map(|a| a.get_possible_values())
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_owned());
+            flags.chain(values).collect()
+        }
+    };
+    // `-js` completes as `-json`: the dash style the user began with is kept.
+    if typed.starts_with('-') && !typed.starts_with("--") {
+        out = out
+            .into_iter()
+            .filter_map(|c| c.strip_prefix('-').map(str::to_owned))
+            .collect();
+    }
+    out.retain(|c| c.starts_with(typed));
+    out
+}
+
 /// Runs a command, then checks that its output was written: a failed write is an error (exit 1,
 /// one line); a reader that went away (`| head`) ends it quietly.
 pub fn run(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
@@ -378,6 +443,11 @@ fn dispatch(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
             };
             return sweep::run(opts, located);
         }
+        ShimCommand::Complete { line } => {
+            for c in candidates(&ShimCli::command(), &words_after_shim(&line)) {
+                report::out(&format!("{c}\n"));
+            }
+        }
         ShimCommand::Completions { shell } => {
             // Completions for `tfshim shim …`; terraform's own arguments complete through
             // terraform's completion (see shell/).
@@ -398,4 +468,78 @@ fn dispatch(cli: ShimCli, located: Result<Located>) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn single_dash_long_flags_become_double() {
+        assert_eq!(
+            dashes(&os(&["doctor", "-json", "-chdir=x", "-h", "--fix"])),
+            os(&["doctor", "--json", "--chdir=x", "-h", "--fix"])
+        );
+        // After `--`: terraform's arguments for reinit, as given.
+        assert_eq!(
+            dashes(&os(&["reinit", "--", "-backend-config=a=b"])),
+            os(&["reinit", "--", "-backend-config=a=b"])
+        );
+    }
+
+    #[test]
+    fn chdir_before_shim() {
+        let args = os(&["-chdir=a", "-chdir=b", "shim", "doctor"]);
+        let call = shim_call(&args).unwrap();
+        assert_eq!(call.chdir, Some(PathBuf::from("b")));
+        assert_eq!(call.args, &os(&["doctor"])[..]);
+        assert_eq!(shim_call(&os(&["shim"])).unwrap().chdir, None);
+        // terraform's own command lines.
+        assert_eq!(shim_call(&os(&["-chdir=a", "plan", "shim"])), None);
+        assert_eq!(shim_call(&os(&["plan"])), None);
+        assert_eq!(shim_call(&os(&["-chdir=", "shim"])), None);
+        assert_eq!(shim_call(&os(&["-version", "shim"])), None);
+    }
+
+    #[test]
+    fn near_misses_are_suggested() {
+        let names = ["doctor", "sweep", "forget-keys"].map(String::from);
+        assert_eq!(closest("doctr", &names), Some("doctor"));
+        assert_eq!(closest("forgetkeys", &names), Some("forget-keys"));
+        assert_eq!(closest("plan", &names), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn completion_candidates() {
+        let cmd = ShimCli::command();
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(candidates(&cmd, &words(&["d"])), ["doctor"]);
+        assert!(!candidates(&cmd, &words(&[""])).contains(&"__complete".to_owned()));
+        assert_eq!(candidates(&cmd, &words(&["doctor", "--j"])), ["--json"]);
+        assert_eq!(candidates(&cmd, &words(&["sweep", "-f"])), ["-fix"]);
+        assert_eq!(candidates(&cmd, &words(&["completions", "b"])), ["bash"]);
+    }
+
+    #[test]
+    fn words_of_a_line() {
+        assert_eq!(words_after_shim("terraform shim d"), ["d"]);
+        assert_eq!(
+            words_after_shim("terraform -chdir=x shim doctor "),
+            ["doctor", ""]
+        );
+        assert!(words_after_shim("terraform plan").is_empty());
+    }
+
+    #[test]
+    fn version_says_tfshim() {
+        assert_eq!(
+            ShimCli::command().render_version(),
+            format!("tfshim {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
 }
