@@ -161,11 +161,9 @@ pub enum ShimCommand {
     /// The completions of the last word of LINE (a command line up to the cursor, `terraform shim
     /// sweep -f`), one per line: for shells whose scripts in shell/ ask tfshim at each <Tab>
     /// (PowerShell). One argument, the whole line: Windows PowerShell drops empty arguments.
-    #[command(name = "__complete", hide = true)]
-    Complete {
-        #[arg(value_name = "LINE")]
-        line: String,
-    },
+    /// Not clap's: parsed by [`parse`] itself, so that no generated completion offers it.
+    #[command(skip)]
+    Complete { line: String },
     /// Print a completion script for tfshim's own commands, under the names tfshim, terraform and
     /// tofu (for `terraform shim <Tab>` through the alias or link).
     Completions {
@@ -173,6 +171,9 @@ pub enum ShimCommand {
         shell: Shell,
     },
 }
+
+/// The hidden command the PowerShell integration asks at each <Tab>: `shim __complete LINE`.
+const COMPLETE: &str = "__complete";
 
 /// The names `shim completions` writes completions for.
 const COMPLETION_NAMES: [&str; 3] = ["tfshim", "terraform", "tofu"];
@@ -211,6 +212,15 @@ pub fn parse(call: &ShimCall<'_>) -> Result<ShimCli> {
     if let Some(dir) = &call.chdir {
         std::env::set_current_dir(dir)
             .map_err(|e| anyhow::anyhow!("cannot change into -chdir={}: {e}", dir.display()))?;
+    }
+    if let [first, line] = call.args {
+        if first == COMPLETE {
+            return Ok(ShimCli {
+                command: ShimCommand::Complete {
+                    line: line.to_string_lossy().into_owned(),
+                },
+            });
+        }
     }
     let args = dashes(call.args);
     let mut cmd = ShimCli::command().bin_name(format!("{} shim", report::command::program()));
@@ -519,7 +529,7 @@ mod tests {
         let cmd = ShimCli::command();
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(candidates(&cmd, &words(&["d"])), ["doctor"]);
-        assert!(!candidates(&cmd, &words(&[""])).contains(&"__complete".to_owned()));
+        assert!(!candidates(&cmd, &words(&[""])).contains(&COMPLETE.to_owned()));
         assert_eq!(candidates(&cmd, &words(&["doctor", "--j"])), ["--json"]);
         assert_eq!(candidates(&cmd, &words(&["sweep", "-f"])), ["-fix"]);
         assert_eq!(candidates(&cmd, &words(&["completions", "b"])), ["bash"]);
