@@ -284,3 +284,42 @@ fn which_fails_where_a_run_would() {
         text(&out.stderr)
     );
 }
+
+/// `shell/install.sh` on a machine without cargo names the prebuilt installer (README ## Install's
+/// URL form), not only "install Rust". PATH holds only the tools the script needs before cargo, so
+/// no cargo can be found (and nothing is built).
+#[cfg(unix)]
+#[test]
+fn install_sh_without_cargo_points_at_the_prebuilt_installer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in ["dirname", "sed", "git"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file());
+        if let Some(found) = found {
+            std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+        }
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("shell/install.sh");
+    let out = Command::new("/bin/sh")
+        .arg(&script)
+        .args(["--link", "/nonexistent-dir"])
+        .env_clear()
+        .env("PATH", &bin)
+        .env("HOME", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("cargo not found"), "{err}");
+    assert!(
+        err.contains(
+            "/releases/latest/download/tfshim-installer.sh | sh -s -- --link /nonexistent-dir"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("rustup.rs"), "{err}");
+    assert!(!Path::new("/nonexistent-dir").exists());
+}
