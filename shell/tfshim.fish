@@ -45,7 +45,9 @@ if test -n "$bin"
         string match -q -- 'function __fish_terraform_global_optspecs' $line; and set keep 1
         # fish's own completions/terraform.fish defines __fish_terraform_needs_command
         # too (and is loaded later, at the first completion): clap's helpers are renamed.
-        test $keep = 1; and string replace -a -- __fish_terraform_ __fish_tfshim_terraform_ $line
+        # terraform's -chdir=DIR before `shim` is left out of the words clap's helpers read.
+        test $keep = 1; and string replace -a -- __fish_terraform_ __fish_tfshim_terraform_ $line |
+            string replace -- 'set -e cmd[1]' 'set -e cmd[1]; set cmd (string match -v -- "-chdir=*" $cmd)'
     end | source
 else
     echo "tfshim: '$name' not found; terraform left unchanged (install tfshim or set TFSHIM_BIN)" >&2

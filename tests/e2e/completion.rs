@@ -142,7 +142,7 @@ fn fish_completes_shim_and_terraform() {
         &[
             "-c",
             &format!(
-                "source '{}'; for l in 'terraform shim d' 'terraform d' 'terraform shim doctor --j' 'terraform pl'; \
+                "source '{}'; for l in 'terraform shim d' 'terraform d' 'terraform shim doctor --j' 'terraform pl' 'terraform -chdir=x shim sw'; \
                  set -l c (complete -C $l | string replace -r '\\t.*' ''); echo \"$l => $c\"; end",
                 fish_script.display()
             ),
@@ -152,6 +152,7 @@ fn fish_completes_shim_and_terraform() {
     assert_eq!(completed(&said, "terraform d"), ["destroy"]);
     assert_eq!(completed(&said, "terraform shim doctor --j"), ["--json"]);
     assert_eq!(completed(&said, "terraform pl"), ["plan"]);
+    assert_eq!(completed(&said, "terraform -chdir=x shim sw"), ["sweep"]);
 }
 
 #[test]
