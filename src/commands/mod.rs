@@ -164,8 +164,11 @@ pub enum ShimCommand {
     /// Not clap's: parsed by [`parse`] itself, so that no generated completion offers it.
     #[command(skip)]
     Complete { line: String },
-    /// Print a completion script for tfshim's own commands, under the names tfshim, terraform and
-    /// tofu (for `terraform shim <Tab>` through the alias or link).
+    /// Print a completion script for tfshim's own commands (for tfshim, terraform and tofu).
+    ///
+    /// Under each name tfshim answers to, so that `terraform shim <Tab>` completes through the
+    /// alias or link. Sourcing it for `terraform` alone replaces terraform's own completion: the
+    /// scripts in shell/ combine the two.
     Completions {
         /// bash, zsh, fish, powershell or elvish.
         shell: Shell,
