@@ -64,10 +64,8 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
         });
     }
     // What the next plan does under the mode in force, beside what `fix` would do (#22).
-    let mode = Mode::parse(std::env::var("TFSHIM_MODE").ok().as_deref()).unwrap_or_else(|why| {
-        crate::log::say(&why);
-        Mode::Off
-    });
+    // The snapshot's mode: an invalid `TFSHIM_MODE` was said once, when it was read.
+    let mode = crate::settings::get().mode;
     let doc = outcome::doctor_report(&f, terraform, outcome::next_plan(&f), warnings)
         .under_mode(outcome::mode_name(mode), outcome::next_plan_under(&f, mode));
     if json {

@@ -160,7 +160,7 @@ pub(super) fn roots(dir: &Path, all: bool) -> Result<Vec<(PathBuf, PathBuf)>> {
 /// The environment of the terraform the removal runs: the recursion counter and `TFSHIM_MODE=off`
 /// (as the proxy's repair).
 pub(super) fn child_env() -> Result<Vec<(OsString, OsString)>> {
-    let count = locate::next_recursion_count(env::var_os(locate::RECURSION_VAR).as_deref())?;
+    let count = locate::next_recursion_count(crate::settings::get().recursion_count.as_deref())?;
     Ok(repair::child_env(&[(
         OsString::from(locate::RECURSION_VAR),
         OsString::from(count.to_string()),

@@ -32,16 +32,23 @@ ENVIRONMENT:
   TFSHIM_TERRAFORM=PATH      the real terraform (absolute path or a name on PATH)
   TFSHIM_ENGINE=terraform|tofu  the engine when invoked as `tfshim` (a link's name decides otherwise)
   TFSHIM_STS_TIMEOUT=SECS    deadline of a root's whole credential check, every request of it
-                             (default 5; fractions allowed)
+                             (default 5; fractions allowed; more than 0, at most 300)
   TFSHIM_FRESH_KEY_WAIT=SECS how long rejected fallback credentials are asked again, with backoff
-                             (new keys can be rejected for 5-10 s; default 10, 0: off)
-  TFSHIM_RETRY=0             no reactive fallback (repair and retry of init/plan after terraform's
-                             own rejected-key error, when the preflight had no verdict)
-  TFSHIM_QUIET=1             no security warnings on stderr during proxied runs
+                             (new keys can be rejected for 5-10 s; default 10, 0 to 120, 0: off)
+  TFSHIM_RETRY=0|1           0 (false, off, no): no reactive fallback (repair and retry of init/plan
+                             after terraform's own rejected-key error, when the preflight had no
+                             verdict); 1 (default; true, on, yes): on
+  TFSHIM_QUIET=1|CODE,...    1 (true, all): no security warnings on stderr during proxied runs; or
+                             only those codes: plaintext-keys, secret-in-backend,
+                             state-tracked-by-git, data-dir-not-ignored
   TFSHIM_REPORT=PATH         append each run's decision to PATH as one line of JSON (doctor's
                              schema), mode 0600
-  TFSHIM_LOG=debug           print tfshim's decisions (never secrets) with timings
+  TFSHIM_LOG=debug|trace     print tfshim's decisions (never secrets) with timings (off, error,
+                             warn, info: nothing more)
   TFSHIM_RECURSION_COUNT     set by tfshim on the terraform it runs; stops loops
+  NO_COLOR, CLICOLOR_FORCE, FORCE_COLOR, TERM=dumb, -no-color: colour as terraform and most tools
+  Values are taken in any case; an invalid value is said once on stderr with the value used
+  instead, and never stops terraform.
 
 EXIT CODES:
   doctor       0 nothing to do, 3 a repair is due, 4 stale key that cannot be repaired (no working
@@ -56,8 +63,9 @@ EXIT CODES:
                not a root), 4 some root has no working fallback credentials.
   which        0 found; 127 no terraform found, 126 it cannot be run, 1 it is tfshim itself.
   Every command: 1 when its output cannot be written. Proxied runs exit with terraform's code;
-  1 when tfshim refuses or a repair fails, 126 when TFSHIM_TERRAFORM cannot be run, 127 when no
-  terraform is found.";
+  1 when tfshim refuses (a stale credential and no working fallback; a loop), 126 when
+  TFSHIM_TERRAFORM cannot be run, 127 when no terraform is found. Any other failure of tfshim's
+  own says one line and runs terraform unchanged.";
 
 /// tfshim: a drop-in `terraform` that heals S3 and http backends whose saved credential was rotated
 /// away.
@@ -68,6 +76,10 @@ EXIT CODES:
 pub struct ShimCli {
     #[command(subcommand)]
     pub command: ShimCommand,
+    /// No colour in tfshim's output, as terraform's `-no-color` (read with the other settings,
+    /// which already honour it; declared here so that clap accepts it on every command).
+    #[arg(long = "no-color", global = true)]
+    pub no_color: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +234,7 @@ pub fn parse(call: &ShimCall<'_>) -> Result<ShimCli> {
                 command: ShimCommand::Complete {
                     line: line.to_string_lossy().into_owned(),
                 },
+                no_color: false,
             });
         }
     }
