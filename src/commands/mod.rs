@@ -63,9 +63,9 @@ EXIT CODES:
                not a root), 4 some root has no working fallback credentials.
   which        0 found; 127 no terraform found, 126 it cannot be run, 1 it is tfshim itself.
   Every command: 1 when its output cannot be written. Proxied runs exit with terraform's code;
-  1 when tfshim refuses (a stale credential and no working fallback; a loop), 126 when
-  TFSHIM_TERRAFORM cannot be run, 127 when no terraform is found. Any other failure of tfshim's
-  own says one line and runs terraform unchanged.";
+  1 when tfshim refuses (a stale credential and no working fallback; a loop),
+  126 when TFSHIM_TERRAFORM cannot be run, 127 when no terraform is found. Any other failure of
+  tfshim's own says one line and runs terraform unchanged.";
 
 /// tfshim: a drop-in `terraform` that heals S3 and http backends whose saved credential was rotated
 /// away.
