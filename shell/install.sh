@@ -43,7 +43,18 @@ done
 script_dir=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 repo_root=$(dirname -- "$script_dir")
 
-command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (https://rustup.rs) first"
+# Without cargo, the prebuilt binary is the quicker way (#22): name its installer, as README
+# ## Install does, under the GitHub repository this checkout came from when git knows it.
+prebuilt_hint() {
+    repo=$(git -C "$repo_root" remote get-url origin 2>/dev/null |
+        sed -n 's#^.*github\.com[:/]\([A-Za-z0-9_.-]*/[A-Za-z0-9_.-]*\)$#\1#p' | sed 's#\.git$##')
+    owner=''
+    [ -n "$repo" ] || { repo=OWNER/tfshim; owner=' (OWNER: the account tfshim is published under)'; }
+    link=''
+    [ -z "$link_dir" ] || link=" -s -- --link $link_dir"
+    printf '%s' "cargo not found. Install the prebuilt binary instead (checksum-verified, into ~/.local/bin): curl -fsSL https://github.com/$repo/releases/latest/download/tfshim-installer.sh | sh$link$owner; or install Rust (https://rustup.rs) and run this again"
+}
+command -v cargo >/dev/null 2>&1 || die "$(prebuilt_hint)"
 say "running: cargo install --locked --path $repo_root"
 cargo install --locked --path "$repo_root"
 

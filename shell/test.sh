@@ -26,6 +26,8 @@ fi
 # tests/e2e/signals.rs counts the signals the real terraform receives with it.
 . shell/lib/apt.sh
 command -v strace >/dev/null 2>&1 || apt_ensure test strace || exit 1
+# tests/e2e/completion.rs sources the zsh and fish integrations in the real shells.
+{ command -v zsh >/dev/null 2>&1 && command -v fish >/dev/null 2>&1; } || apt_ensure test zsh fish || exit 1
 if ! command -v terraform >/dev/null 2>&1; then
   echo "tfshim test: no terraform on PATH; the end-to-end tests run the real binary (install it, then rerun)" >&2
   exit 1

@@ -4,7 +4,8 @@
 # What it does:
 #   * Defines a function `terraform` that runs tfshim with every argument;
 #     tfshim passes them through to the real terraform.
-#   * Completion is left alone: terraform has no fish support of its own
+#   * Adds tfshim's own completions after `terraform shim` (below); the rest
+#     of completion is left alone: terraform has no fish support of its own
 #     (-install-autocomplete covers only bash and zsh); fish ships
 #     completions/terraform.fish, which registers `complete -c terraform`.
 #     Those completions are keyed by the command name, so they apply to this
@@ -33,6 +34,21 @@ if test -n "$bin"
     function terraform --inherit-variable bin --description 'terraform, run through tfshim'
         command $bin $argv
     end
+    # tfshim's own commands and flags after `terraform shim`: clap's completions
+    # for the name terraform (fish adds them to terraform's own, which end once
+    # a subcommand such as `shim` is on the line). Only terraform's part: `tofu`
+    # and `tfshim` are left alone. An older tfshim prints nothing.
+    # (clap writes one section per name, each opening with its optspec function.)
+    set -l keep 0
+    for line in (command $bin shim completions fish 2>/dev/null)
+        string match -q -- '# Print an optspec*' $line; and set keep 0
+        string match -q -- 'function __fish_terraform_global_optspecs' $line; and set keep 1
+        # fish's own completions/terraform.fish defines __fish_terraform_needs_command
+        # too (and is loaded later, at the first completion): clap's helpers are renamed.
+        # terraform's -chdir=DIR before `shim` is left out of the words clap's helpers read.
+        test $keep = 1; and string replace -a -- __fish_terraform_ __fish_tfshim_terraform_ $line |
+            string replace -- 'set -e cmd[1]' 'set -e cmd[1]; set cmd (string match -v -- "-chdir=*" $cmd)'
+    end | source
 else
     echo "tfshim: '$name' not found; terraform left unchanged (install tfshim or set TFSHIM_BIN)" >&2
 end

@@ -9,6 +9,8 @@
 #     PowerShell passes arguments to any program, pipeline input becomes its
 #     stdin, $LASTEXITCODE is its exit code, and, because the alias resolves
 #     to an application, the native completer below applies to it.
+#   * After `terraform shim`, tfshim's own commands and flags (asked from
+#     tfshim: `tfshim shim __complete -- WORDS`).
 #   * Registers a native argument completer for terraform. terraform has no
 #     PowerShell completion of its own, but its completion protocol is
 #     shell-neutral: run it with COMP_LINE (the command line up to the
@@ -45,7 +47,6 @@
     }
 
     Set-Alias -Name terraform -Value $bin -Scope Global -Force
-    if (-not $real) { return }
 
     # Native completers are looked up by the command name as typed, so
     # `terraform` matches even though it is now an alias.
@@ -57,6 +58,21 @@
         $text = $commandAst.Extent.Text
         $point = $cursorPosition - $commandAst.Extent.StartOffset
         $line = if ($point -le $text.Length) { $text.Substring(0, $point) } else { $text.PadRight($point) }
+
+        # After `shim` (and terraform's -chdir=DIR before it): tfshim's own
+        # commands and flags, from tfshim (`shim __complete LINE` prints the
+        # candidates for the line's last word). Everywhere else: terraform's.
+        $words = @(-split $line)
+        if ($line -match '\s$') { $words += '' }
+        $i = 1
+        while ($i -lt $words.Count - 1 -and $words[$i] -like '-chdir=*') { $i++ }
+        if ($i -lt $words.Count - 1 -and $words[$i] -eq 'shim') {
+            foreach ($c in (& $bin shim __complete $line 2>$null)) {
+                if ($c) { [System.Management.Automation.CompletionResult]::new($c, $c, 'ParameterValue', $c) }
+            }
+            return
+        }
+        if (-not $real) { return }
 
         $saved = $env:COMP_LINE, $env:COMP_POINT
         try {

@@ -5,7 +5,9 @@
 #   * alias terraform=<path to tfshim>; tfshim passes every argument through
 #     to the real terraform.
 #   * Registers terraform's completion the way `terraform -install-autocomplete`
-#     does (bashcompinit + complete -C), but pointing at the real binary.
+#     does (bashcompinit + complete -C), but pointing at the real binary, and
+#     tfshim's own completion after `terraform shim` (clap's, from
+#     `tfshim shim completions zsh`).
 #   * If tfshim is not installed, it prints one line to stderr and changes
 #     nothing.
 #
@@ -16,7 +18,7 @@
 # Set TFSHIM_BIN=/path/to/tfshim first if tfshim is not on PATH.
 #
 # Undo: remove the `source` line. To undo it in the current shell, run:
-#     unalias terraform; compdef -d terraform tfshim
+#     unalias terraform; compdef -d terraform tfshim; unfunction _tfshim_complete
 
 () {
     emulate -L zsh
@@ -49,4 +51,29 @@
     # Register both names (terraform ignores the first word of COMP_LINE).
     complete -o nospace -C "${(q)real}" terraform
     complete -o nospace -C "${(q)real}" "${bin:t}"
+
+    # tfshim's own commands and flags after `terraform shim` (and terraform's
+    # -chdir=DIR before it): clap's zsh completion for the name terraform,
+    # renamed so that it never takes over terraform's, and without its compdef
+    # lines. An older tfshim prints nothing; then `shim` completes terraform's.
+    eval "$("$bin" shim completions zsh </dev/null 2>/dev/null |
+        awk '/^#compdef /{keep = ($2 == "terraform")} keep' |
+        sed -e 's/_terraform/_tfshim_clap_terraform/g' -e 's/^\([[:space:]]*\)compdef .*/\1:/')"
+    typeset -g _tfshim_real=$real
+    compdef _tfshim_complete terraform "${bin:t}"
+}
+
+# Completes `terraform …`: tfshim's own after `shim`, terraform's elsewhere
+# (the `complete -C` registered above, through bashcompinit).
+_tfshim_complete() {
+    local i=2
+    while (( i < CURRENT )) && [[ $words[i] == -chdir=* ]]; do (( i++ )); done
+    if (( i < CURRENT )) && [[ $words[i] == shim ]] && (( $+functions[_tfshim_clap_terraform] )); then
+        # clap's function sees `terraform shim …`, the -chdir words left out.
+        words=(terraform "${(@)words[i,-1]}")
+        (( CURRENT -= i - 2 ))
+        _tfshim_clap_terraform "$@"
+    else
+        _bash_complete -o nospace -C "${(q)_tfshim_real}" "$@"
+    fi
 }

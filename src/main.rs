@@ -77,7 +77,7 @@ fn finish(result: Result<ExitCode>) -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             log::say(&format!("{err:#}"));
-            ExitCode::from(if locate::is_not_found(&err) { 127 } else { 1 })
+            ExitCode::from(locate::exit_code_of(&err))
         }
     }
 }
@@ -89,8 +89,8 @@ fn run(mut argv: impl Iterator<Item = OsString>) -> Result<ExitCode> {
     let settings = settings::load(&args);
     log::init(settings.debug, settings.github_actions);
     let engine = Engine::choose(invoked_as.as_deref(), settings.engine);
-    if args.first().is_some_and(|a| a == "shim") {
-        let cli = commands::parse(&args[1..]);
+    if let Some(call) = commands::shim_call(&args) {
+        let cli = commands::parse(&call)?;
         // tfshim's own commands: a bug is an error of theirs (exit 1), said in one line.
         return boundary::contain(|| commands::run(cli, find_real(engine)))
             .unwrap_or_else(|panicked| Err(anyhow::anyhow!("{panicked}")));

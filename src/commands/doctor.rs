@@ -11,11 +11,11 @@ use anyhow::{bail, Result};
 use crate::backends::saved;
 use crate::backends::warnings::Warning;
 use crate::heal::datadir;
-use crate::heal::decide::Saved;
+use crate::heal::decide::{Mode, Saved};
 use crate::heal::facts::Findings;
 use crate::heal::outcome;
 use crate::proxy::locate::{self, Located};
-use crate::report;
+use crate::report::{self, Action};
 
 pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Result<ExitCode> {
     let work_dir = chdir.unwrap_or_else(|| PathBuf::from("."));
@@ -63,13 +63,29 @@ pub fn run(chdir: Option<PathBuf>, json: bool, located: Result<Located>) -> Resu
             message,
         });
     }
-    let doc = outcome::doctor_report(&f, terraform, outcome::next_plan(&f), warnings);
+    // What the next plan does under the mode in force, beside what `fix` would do (#22).
+    // The snapshot's mode: an invalid `TFSHIM_MODE` was said once, when it was read.
+    let mode = crate::settings::get().mode;
+    let doc = outcome::doctor_report(&f, terraform, outcome::next_plan(&f), warnings)
+        .under_mode(outcome::mode_name(mode), outcome::next_plan_under(&f, mode));
     if json {
         report::out(&report::to_json(&doc)?);
     } else {
         report::out(&doc.to_human(report::color_on(&std::io::stdout())));
     }
-    Ok(ExitCode::from(doc.action.exit_code()))
+    let unreadable = matches!(f.saved, Saved::Unreadable(_));
+    Ok(ExitCode::from(exit_code(mode, doc.fix_action, unreadable)))
+}
+
+/// doctor's exit code: what is due under `fix` (under `warn` too: the repair is due, by hand),
+/// 5 for a saved file that cannot be read and nothing else to say; under `off` 0, for tfshim will
+/// do nothing. Pure.
+fn exit_code(mode: Mode, fix: Action, unreadable: bool) -> u8 {
+    match (mode, fix.exit_code()) {
+        (Mode::Off, _) => report::exit::NOTHING_TO_DO,
+        (_, report::exit::NOTHING_TO_DO) if unreadable => report::exit::UNREADABLE,
+        (_, code) => code,
+    }
 }
 
 /// A root doctor cannot read is an error naming it (exit 1), not a clean report of an empty
@@ -115,6 +131,18 @@ fn written_by_another_version(saved_by: Option<&str>, running: &str) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::written_by_another_version as other;
+    use super::*;
+
+    #[test]
+    fn exit_code_follows_the_mode() {
+        assert_eq!(exit_code(Mode::Fix, Action::Reconfigure, false), 3);
+        assert_eq!(exit_code(Mode::Warn, Action::Reconfigure, false), 3);
+        assert_eq!(exit_code(Mode::Warn, Action::CannotRepair, false), 4);
+        assert_eq!(exit_code(Mode::Off, Action::Reconfigure, false), 0);
+        assert_eq!(exit_code(Mode::Off, Action::None, true), 0);
+        assert_eq!(exit_code(Mode::Fix, Action::None, true), 5);
+        assert_eq!(exit_code(Mode::Fix, Action::None, false), 0);
+    }
 
     #[test]
     fn another_version_wrote_the_saved_file() {

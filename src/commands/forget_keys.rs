@@ -38,6 +38,10 @@ const NO_FALLBACK: u8 = 4;
 pub(super) enum RootResult {
     /// No static S3 key is saved there.
     NoKey,
+    /// DIR has no saved backend at all: not a root (or not initialised yet).
+    NotARoot,
+    /// The saved file cannot be read: whether it holds a key is unknown; nothing was changed.
+    Unreadable(String),
     /// The key was removed; where terraform takes its credentials from now.
     Removed(String),
     /// Another run removed it meanwhile.
@@ -71,6 +75,14 @@ pub fn run(dir: PathBuf, all: bool, located: Result<Located>) -> Result<ExitCode
             RootResult::Removed(source) => {
                 format!("removed the saved key; terraform now uses {source}")
             }
+            RootResult::NotARoot => {
+                code = code.max(1);
+                not_a_root(root, data_dir, "forget-keys")
+            }
+            RootResult::Unreadable(why) => {
+                code = code.max(1);
+                format!("kept as it is: the saved backend cannot be read ({why})")
+            }
             RootResult::AlreadyGone => "another run had already removed the saved key".into(),
             RootResult::Kept(why) => {
                 code = code.max(1);
@@ -93,7 +105,11 @@ pub fn run(dir: PathBuf, all: bool, located: Result<Located>) -> Result<ExitCode
                 return Ok(ExitCode::from(signal_exit_code(*sig)));
             }
         };
-        with_key += usize::from(result != RootResult::NoKey);
+        // Only roots known to hold a key: not an unreadable file (unknown), not a non-root.
+        with_key += usize::from(!matches!(
+            result,
+            RootResult::NoKey | RootResult::NotARoot | RootResult::Unreadable(_)
+        ));
         removed += usize::from(matches!(
             result,
             RootResult::Removed(_) | RootResult::AlreadyGone
@@ -108,6 +124,17 @@ pub fn run(dir: PathBuf, all: bool, located: Result<Located>) -> Result<ExitCode
         ));
     }
     Ok(ExitCode::from(code))
+}
+
+/// What to say for a DIR without a saved backend (#22): it is not a root, and `--all` acts on the
+/// roots under it.
+pub(super) fn not_a_root(root: &Path, data_dir: &Path, sub: &str) -> String {
+    format!(
+        "not a Terraform root: no saved backend in {} (run `terraform init` there first); for \
+         every root under it: `{}`",
+        data_dir.display(),
+        report::command::shim(sub, Some(root), "--all")
+    )
 }
 
 /// The roots to act on and their data dirs: DIR, or with `all` every root under DIR.
@@ -133,7 +160,7 @@ pub(super) fn roots(dir: &Path, all: bool) -> Result<Vec<(PathBuf, PathBuf)>> {
 /// The environment of the terraform the removal runs: the recursion counter and `TFSHIM_MODE=off`
 /// (as the proxy's repair).
 pub(super) fn child_env() -> Result<Vec<(OsString, OsString)>> {
-    let count = locate::next_recursion_count(env::var_os(locate::RECURSION_VAR).as_deref())?;
+    let count = locate::next_recursion_count(crate::settings::get().recursion_count.as_deref())?;
     Ok(repair::child_env(&[(
         OsString::from(locate::RECURSION_VAR),
         OsString::from(count.to_string()),
@@ -151,7 +178,8 @@ fn forget(
     let mut f = Findings::gather(root, data_dir.to_path_buf());
     if !f.has_saved_credential() {
         return match &f.saved {
-            Saved::Unreadable(why) => RootResult::Kept(why.clone()),
+            Saved::Unreadable(why) => RootResult::Unreadable(why.clone()),
+            _ if f.backend.is_none() && !all => RootResult::NotARoot,
             _ => RootResult::NoKey,
         };
     };

@@ -51,10 +51,18 @@ pub fn run(
     let mut done = 0;
     for (root, data_dir) in &roots {
         let env = root_env(&base_env, data_dir, all);
-        let result = reinit(&located.path, root, data_dir, &env, &init_args);
+        let result = reinit(&located.path, root, data_dir, &env, &init_args, all);
         log::debug(|| format!("reinit {}: {result:?}", root.display()));
         let line = match &result {
             RootResult::NoKey => "no saved backend; nothing to do".to_owned(),
+            RootResult::NotARoot => {
+                code = code.max(1);
+                super::forget_keys::not_a_root(root, data_dir, "reinit")
+            }
+            RootResult::Unreadable(why) => {
+                code = code.max(1);
+                format!("not re-initialised: the saved backend cannot be read ({why})")
+            }
             RootResult::Removed(credentials) => {
                 done += 1;
                 format!("re-initialised with every saved backend setting; {credentials}")
@@ -102,10 +110,11 @@ fn reinit(
     data_dir: &Path,
     env: &[(OsString, OsString)],
     init_args: &[OsString],
+    all: bool,
 ) -> RootResult {
     let mut f = Findings::gather(root, data_dir.to_path_buf());
     if let Saved::Unreadable(why) = &f.saved {
-        return RootResult::Kept(why.clone());
+        return RootResult::Unreadable(why.clone());
     }
     // What the user's own arguments set (files relative to the root, as terraform reads them).
     let flags = parse_init_flags(init_args);
@@ -118,7 +127,11 @@ fn reinit(
         }
     };
     let Some(kind) = f.backend.as_ref().map(|b| b.kind.clone()) else {
-        return RootResult::NoKey;
+        return if all {
+            RootResult::NoKey
+        } else {
+            RootResult::NotARoot
+        };
     };
     let credential_attrs = credentials::credential_attrs(&kind);
     let new_credentials = credential_attrs.iter().any(|a| given.string(a).is_some());

@@ -78,6 +78,37 @@ pub fn next_plan(f: &Findings) -> Plan {
     plan_of(&decide::next(&facts), f)
 }
 
+/// What the next backend-loading command does under `mode` (`shim doctor`, #22): under `fix` the
+/// same as [`next_plan`]; under `warn` the stale key is only said; under `off` nothing is checked.
+pub fn next_plan_under(f: &Findings, mode: Mode) -> Plan {
+    let fix = next_plan(f);
+    match mode {
+        Mode::Fix => fix,
+        Mode::Warn if fix.action == Action::None => fix,
+        Mode::Warn => Plan::new(
+            Action::None,
+            format!(
+                "TFSHIM_MODE=warn: the next plan says the saved {} is rejected and changes \
+                 nothing",
+                f.label()
+            ),
+        ),
+        Mode::Off => Plan::new(
+            Action::None,
+            "TFSHIM_MODE=off: the next plan runs terraform unchecked",
+        ),
+    }
+}
+
+/// `TFSHIM_MODE`'s value for a report.
+pub fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Fix => "fix",
+        Mode::Warn => "warn",
+        Mode::Off => "off",
+    }
+}
+
 /// What a repair did.
 pub fn plan_after(removal: &Removal) -> Plan {
     match removal {
@@ -140,14 +171,19 @@ fn shown(v: Option<&Verdict>) -> Shown {
 /// The saved key and its verdict.
 fn saved_credentials(f: &Findings) -> SavedCredentials {
     let Some(c) = f.cred.as_ref().filter(|c| c.present()) else {
+        // A saved file that cannot be read holds a key or not: unknown, not "none" (#22).
+        let (verdict, reason) = match &f.saved {
+            Saved::Unreadable(why) => (Shown::Unreadable, Some(why.clone())),
+            _ => (Shown::None, None),
+        };
         return SavedCredentials {
             present: false,
             access_key: None,
             credential: None,
-            verdict: Shown::None,
+            verdict,
             code: None,
             arn: None,
-            reason: None,
+            reason,
         };
     };
     let v = f.saved_verdict();
@@ -220,8 +256,12 @@ pub fn doctor_report(
         saved_credentials: saved_credentials(f),
         ambient_credentials,
         action: plan.action,
-        action_reason: plan.reason,
+        action_reason: plan.reason.clone(),
         warnings,
+        // Under `fix`; a caller under another mode says so ([`Doctor::under_mode`]).
+        mode: "fix",
+        fix_action: plan.action,
+        fix_action_reason: plan.reason,
     }
 }
 

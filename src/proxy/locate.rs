@@ -129,12 +129,42 @@ pub fn locate(
                 ))
             })?
         };
-        if !path.is_file() {
-            return Err(NotFound(format!(
-                "TFSHIM_TERRAFORM={} does not exist; set it to the real {name} binary",
-                value.to_string_lossy()
-            ))
-            .into());
+        // What the path is, said plainly (#22): a directory or a file that cannot be run is not
+        // "does not exist", and a run would fail on it (126, as a shell says for a file it cannot
+        // execute), so `shim which` fails on it too.
+        match std::fs::metadata(&path) {
+            Err(_) => {
+                return Err(NotFound(format!(
+                    "TFSHIM_TERRAFORM={} does not exist; set it to the real {name} binary",
+                    value.to_string_lossy()
+                ))
+                .into())
+            }
+            Ok(m) if m.is_dir() => {
+                return Err(NotRunnable(format!(
+                    "TFSHIM_TERRAFORM={} is a directory; set it to the real {name} binary (e.g. \
+                     {})",
+                    value.to_string_lossy(),
+                    Path::new(&value).join(name).display()
+                ))
+                .into())
+            }
+            Ok(m) if !m.is_file() => {
+                return Err(NotRunnable(format!(
+                    "TFSHIM_TERRAFORM={} is not a regular file; set it to the real {name} binary",
+                    value.to_string_lossy()
+                ))
+                .into())
+            }
+            Ok(m) if !is_executable(&m) => {
+                return Err(NotRunnable(format!(
+                    "TFSHIM_TERRAFORM={} is not executable (chmod +x it, or set TFSHIM_TERRAFORM \
+                     to the real {name} binary)",
+                    value.to_string_lossy()
+                ))
+                .into())
+            }
+            Ok(_) => {}
         }
         if me.is_some() && file_id(&path) == me {
             bail!(
@@ -196,6 +226,57 @@ pub fn invoked_as(argv0: Option<&OsStr>) -> Option<String> {
 /// For errors: which error was "not found" (exit 127) rather than another failure (exit 1).
 pub fn is_not_found(err: &anyhow::Error) -> bool {
     err.downcast_ref::<NotFound>().is_some()
+}
+
+/// A binary that is there but cannot be run (a directory, a file without the execute bit): exit
+/// 126, the shell's code for it.
+#[derive(Debug)]
+pub struct NotRunnable(pub String);
+
+impl fmt::Display for NotRunnable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotRunnable {}
+
+/// The exit code of a failure of tfshim's own: 127 not found, 126 not runnable (as a shell), else 1.
+pub fn exit_code_of(err: &anyhow::Error) -> u8 {
+    if is_not_found(err) {
+        127
+    } else if err.downcast_ref::<NotRunnable>().is_some() {
+        126
+    } else {
+        1
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    m.permissions().mode() & 0o111 != 0
+}
+
+/// Windows runs any file it can read as a program by its extension; `CreateProcess` says the rest.
+#[cfg(not(unix))]
+fn is_executable(_: &std::fs::Metadata) -> bool {
+    true
+}
+
+/// Whether `path` is a copy of tfshim (`self_exe`) under another name: the same bytes. Only `shim
+/// which` asks (it reads both files): a run reaches the same verdict through the recursion
+/// counter, a few hops later.
+pub fn is_copy_of_self(path: &Path, self_exe: &Path) -> bool {
+    let same_len = match (std::fs::metadata(path), std::fs::metadata(self_exe)) {
+        (Ok(a), Ok(b)) => a.len() == b.len(),
+        _ => false,
+    };
+    same_len
+        && matches!(
+            (std::fs::read(path), std::fs::read(self_exe)),
+            (Ok(a), Ok(b)) if a == b
+        )
 }
 
 /// The first line of `terraform version`.

@@ -104,6 +104,8 @@ pub enum Shown {
     Rejected,
     Unverified,
     None,
+    /// The saved file could not be read: whether a key is saved is unknown.
+    Unreadable,
 }
 
 impl Shown {
@@ -113,6 +115,7 @@ impl Shown {
             Shown::Rejected => "rejected",
             Shown::Unverified => "unverified",
             Shown::None => "none",
+            Shown::Unreadable => "unreadable",
         }
     }
 
@@ -122,6 +125,7 @@ impl Shown {
             Shown::Rejected => Tone::Bad,
             Shown::Unverified => Tone::Notice,
             Shown::None => Tone::Plain,
+            Shown::Unreadable => Tone::Notice,
         }
     }
 }
@@ -219,6 +223,17 @@ pub struct AmbientCredentials {
     pub reason: Option<String>,
 }
 
+impl Doctor {
+    /// The report under `mode` (`fix`, `warn`, `off`): `action` is what the next plan does under
+    /// it, `fix_action` what `fix` would do.
+    pub fn under_mode(mut self, mode: &'static str, plan: Plan) -> Doctor {
+        self.mode = mode;
+        self.action = plan.action;
+        self.action_reason = plan.reason;
+        self
+    }
+}
+
 /// One data dir: `shim doctor --json` and `TFSHIM_REPORT`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Doctor {
@@ -231,6 +246,11 @@ pub struct Doctor {
     pub action: Action,
     pub action_reason: String,
     pub warnings: Vec<Warning>,
+    /// The `TFSHIM_MODE` the action is under: `fix`, `warn` or `off`.
+    pub mode: &'static str,
+    /// What the next plan would do under `fix` (the same as `action` there), and why.
+    pub fix_action: Action,
+    pub fix_action_reason: String,
 }
 
 /// `shown (code; arn; reason)`, the parts that are there.
@@ -311,6 +331,7 @@ impl Doctor {
         );
         let saved_row = match saved.access_key.as_ref().or(saved.credential.as_ref()) {
             Some(k) => format!("{k}  {saved_cell}"),
+            None if saved.verdict == Shown::Unreadable => saved_cell,
             None => "none".into(),
         };
         let ambient_row = match &ambient.source {
@@ -321,6 +342,10 @@ impl Doctor {
         rows.push(("fallback creds", ambient_row));
         let action = paint(self.action.as_str(), self.action.tone(), color);
         rows.push(("next plan", format!("{action}: {}", self.action_reason)));
+        if self.mode != "fix" {
+            let fix = paint(self.fix_action.as_str(), self.fix_action.tone(), color);
+            rows.push(("with fix", format!("{fix}: {}", self.fix_action_reason)));
+        }
         for w in &self.warnings {
             rows.push(("warning", format!("[{}] {}", w.code, w.message)));
         }
@@ -337,12 +362,35 @@ pub fn to_json<T: Serialize>(document: &T) -> Result<String> {
     Ok(format!("{}\n", serde_json::to_string_pretty(document)?))
 }
 
-/// Writes tfshim's own command output (`shim …`) to stdout. A reader that went away
-/// (`… | head -1`) is not an error worth a panic: the output is simply cut short.
+/// The first failed write of [`out`], if any: once one failed, nothing more is written.
+static OUT_FAILED: std::sync::OnceLock<io::Error> = std::sync::OnceLock::new();
+
+/// Writes tfshim's own command output (`shim …`) to stdout. A failure is kept for
+/// [`output_written`], which the command's caller asks at the end (#22: `> /dev/full` is an
+/// error, not a success).
 pub fn out(text: &str) {
+    if OUT_FAILED.get().is_some() {
+        return;
+    }
     let mut stdout = io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        let _ = OUT_FAILED.set(e);
+    }
+}
+
+/// Whether everything [`out`] was given reached stdout: a failed write is an error (exit 1, one
+/// line); a reader that went away (`… | head -1`, `EPIPE`) is not: the output is simply cut short,
+/// as with any Unix tool.
+pub fn output_written() -> Result<()> {
+    match OUT_FAILED.get() {
+        Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            anyhow::bail!("cannot write to stdout: {e}")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether to colour what is written to `stream`: `-no-color`, `NO_COLOR`, `CLICOLOR_FORCE`/
@@ -351,19 +399,20 @@ pub fn color_on(stream: &impl IsTerminal) -> bool {
     crate::settings::get().color_on(stream)
 }
 
-/// Writes `document` to `path` atomically (a temp file beside it, renamed over it), mode 0600.
+/// Appends `document` to `path` as one line of JSON (JSON Lines), creating the file with mode
+/// 0600: every run is kept (#22), so a CI job's `init` and its `plan` both stay in the report. One
+/// `write` of one line on a file opened for appending: concurrent runs' lines do not interleave.
 pub fn write_file<T: Serialize>(path: &Path, document: &T) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tfshim-report-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write the report in {}", dir.display()))?;
-    tmp.write_all(to_json(document)?.as_bytes())?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
+    let mut line = serde_json::to_string(document)?;
+    line.push('\n');
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write the report {}", path.display()))?;
+    file.write_all(line.as_bytes())
         .with_context(|| format!("cannot write the report {}", path.display()))?;
     Ok(())
 }

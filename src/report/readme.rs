@@ -123,6 +123,9 @@ fn doctor(backend: BackendInfo, credential: Option<String>) -> Doctor {
             code: "plaintext-keys",
             message: "m".into(),
         }],
+        mode: "fix",
+        fix_action: Action::Reconfigure,
+        fix_action_reason: "why".into(),
     }
 }
 
@@ -189,10 +192,17 @@ fn readme_lists_the_enum_words() {
             Shown::Valid,
             Shown::Rejected,
             Shown::Unverified,
-            Shown::None
+            Shown::None,
+            Shown::Unreadable
         ]
         .map(|v| json(&v)),
-        ["\"valid\"", "\"rejected\"", "\"unverified\"", "\"none\""]
+        [
+            "\"valid\"",
+            "\"rejected\"",
+            "\"unverified\"",
+            "\"none\"",
+            "\"unreadable\""
+        ]
     );
     assert_eq!(
         [
@@ -209,7 +219,7 @@ fn readme_lists_the_enum_words() {
     assert_eq!(RepairResult::Skipped.to_string(), "skipped");
     let readme = std::fs::read_to_string("README.md").unwrap();
     assert!(readme.contains(
-        "`verdict` is `valid`, `rejected`, `unverified` (no verdict, or not checked; `reason` says why) or `none`"
+        "`verdict` is `valid`, `rejected`, `unverified` (no verdict, or not checked; `reason` says why), `none`\n(nothing to check) or, for `saved_credentials`, `unreadable`"
     ));
     assert!(readme.contains("| `action` | `none`, `reconfigure` or `cannot-repair`"));
     assert!(readme

@@ -133,7 +133,7 @@ impl Summary {
                 Shown::Valid => s.valid += 1,
                 Shown::Rejected => s.rejected += 1,
                 Shown::None => s.none += 1,
-                Shown::Unverified => s.unverified += 1,
+                Shown::Unverified | Shown::Unreadable => s.unverified += 1,
             }
             match root.action() {
                 Action::None => {}

@@ -4,6 +4,9 @@
 mod support;
 
 mod advice;
+mod cli;
+#[cfg(unix)]
+mod completion;
 #[cfg(unix)]
 mod deadline;
 mod differential;

@@ -1,6 +1,5 @@
 //! `shim sweep --fix`: each stale root repaired with the proxy's [`KeyRemoval`], one at a time.
 
-use std::env;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -43,8 +42,8 @@ impl Outcome {
 /// The environment of the terraform a repair runs: the proxy's (the recursion counter, so that a
 /// loop stops; `TFSHIM_MODE=off`, so that a tfshim found as `terraform` passes through).
 fn repair_env() -> Result<Vec<(OsString, OsString)>> {
-    let count =
-        locate::next_recursion_count(env::var_os(locate::RECURSION_VAR).as_deref())?.to_string();
+    let count = locate::next_recursion_count(crate::settings::get().recursion_count.as_deref())?
+        .to_string();
     Ok(repair::child_env(&[(
         OsString::from(locate::RECURSION_VAR),
         OsString::from(count),

@@ -156,7 +156,8 @@ pub fn run(ctx: &Context, inv: &Invocation) -> Result<Next, Error> {
     if let Some(path) = &crate::settings::get().report {
         // What the run did, where it did something; else what it decided.
         let plan = done.unwrap_or_else(|| outcome::plan_of(&step, &f));
-        let doc = run_report(&f, ctx.terraform, &ctx.found, plan, warnings);
+        let mut doc = run_report(&f, ctx.terraform, &ctx.found, plan, warnings);
+        doc.mode = outcome::mode_name(ctx.mode);
         if let Err(e) = report::write_file(path, &doc) {
             log::say(&format!("{e:#}"));
         }
