@@ -86,7 +86,7 @@ fn run(mut argv: impl Iterator<Item = OsString>) -> Result<ExitCode> {
     let invoked_as = locate::invoked_as(argv.next().as_deref());
     let args: Vec<OsString> = argv.collect();
     // Every setting read and checked once; an invalid one is said here, once (#22).
-    let settings = settings::load(&args);
+    let settings = settings::load(invoked_as.as_deref(), &args);
     log::init(settings.debug, settings.github_actions);
     let engine = Engine::choose(invoked_as.as_deref(), settings.engine);
     if let Some(call) = commands::shim_call(&args) {

@@ -379,16 +379,21 @@ impl Engine {
 }
 
 /// The name to spell tfshim by in messages: `terraform` or `tofu` when invoked through such a link or
-/// alias (any case: `Terraform.exe` on Windows), else `tfshim` (also when the name is unknown, e.g. a
-/// static build run by a C `main`). How tfshim was started, like the environment, is read here.
+/// alias (any case: `Terraform.exe` on Windows), else `tfshim`. How tfshim was started, like the
+/// environment, is read here: from the name `main` got in argv[0] ([`load`]), since a C `main`
+/// under musl leaves std's own `args()` empty (the static build said `tfshim` when run as
+/// `terraform`); else from std's `args()` (unit tests).
 pub fn program() -> &'static str {
-    let stem = std::env::args_os().next().and_then(|a| {
-        let stem = std::path::Path::new(&a)
-            .file_stem()?
-            .to_str()?
-            .to_ascii_lowercase();
-        Some(stem)
-    });
+    let stem = match INVOKED_AS.get() {
+        Some(name) => name.as_deref().map(str::to_ascii_lowercase),
+        None => std::env::args_os().next().and_then(|a| {
+            let stem = std::path::Path::new(&a)
+                .file_stem()?
+                .to_str()?
+                .to_ascii_lowercase();
+            Some(stem)
+        }),
+    };
     match stem.as_deref() {
         Some("terraform") => "terraform",
         Some("tofu") => "tofu",
@@ -396,11 +401,16 @@ pub fn program() -> &'static str {
     }
 }
 
+/// The stem of argv[0] as `main` read it (`proxy::locate::invoked_as`).
+static INVOKED_AS: OnceLock<Option<String>> = OnceLock::new();
+
 static SNAPSHOT: OnceLock<Settings> = OnceLock::new();
 
-/// Reads the environment once, says each invalid value once, and keeps the snapshot. `args`: the
-/// command line after the program name (for `-no-color`). Later calls return the first snapshot.
-pub fn load(args: &[OsString]) -> &'static Settings {
+/// Reads the environment once, says each invalid value once, and keeps the snapshot. `invoked_as`:
+/// the stem of argv[0] (for [`program`]); `args`: the command line after the program name (for
+/// `-no-color`). Later calls return the first snapshot.
+pub fn load(invoked_as: Option<&str>, args: &[OsString]) -> &'static Settings {
+    let _ = INVOKED_AS.set(invoked_as.map(str::to_owned));
     SNAPSHOT.get_or_init(|| {
         let flag = args
             .iter()

@@ -414,9 +414,31 @@ fn sts_config(target: &Target, http: SharedHttpClient) -> aws_sdk_sts::config::B
         b = b.app_name(name);
     }
     if let Some(endpoint) = &target.endpoint {
-        b = b.endpoint_url(endpoint);
+        b = b.endpoint_url(host_in_lower_case(endpoint));
     }
     b
+}
+
+/// The endpoint with its host name in lower case, for the resolver: Go finds `LOCALHOST` in
+/// `/etc/hosts` (its hosts lookup ignores case, as DNS does), musl's resolver does not, so the static
+/// build could not reach an endpoint terraform reaches. The proxy choice is made before, on the
+/// address as written (Go's rules compare it as written). Userinfo, path and query are kept. Pure.
+fn host_in_lower_case(endpoint: &str) -> String {
+    let Some(start) = endpoint.find("://").map(|i| i + 3) else {
+        return endpoint.to_owned();
+    };
+    let end = endpoint[start..]
+        .find(['/', '?', '#'])
+        .map_or(endpoint.len(), |i| start + i);
+    let host_start = endpoint[start..end]
+        .rfind('@')
+        .map_or(start, |i| start + i + 1);
+    format!(
+        "{}{}{}",
+        &endpoint[..host_start],
+        endpoint[host_start..end].to_ascii_lowercase(),
+        &endpoint[end..]
+    )
 }
 
 async fn call(client: aws_sdk_sts::Client) -> Verdict {
@@ -574,6 +596,22 @@ fn proxy_config(target: &Target) -> Result<ProxyConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_endpoint_host_is_resolved_in_lower_case() {
+        for (given, want) in [
+            ("http://LOCALHOST:4566", "http://localhost:4566"),
+            (
+                "https://Sts.Example.COM/Path/X?Q=A",
+                "https://sts.example.com/Path/X?Q=A",
+            ),
+            ("http://User:PW@HOST:1/", "http://User:PW@host:1/"),
+            ("http://[::FFFF:127.0.0.1]:9", "http://[::ffff:127.0.0.1]:9"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(host_in_lower_case(given), want);
+        }
+    }
 
     #[test]
     fn debug_hides_what_an_endpoint_url_may_carry() {
