@@ -15,6 +15,7 @@
 //! sweep, the reports and the warnings. `s3.rs` and `http.rs` implement it on top of `aws/` (STS)
 //! and `net/` (one blocking HTTP request), reading what `backends/` read.
 
+pub mod azurerm;
 pub mod http;
 pub mod s3;
 
@@ -32,6 +33,7 @@ use crate::backends::secrets;
 pub const CREDENTIAL_ATTRS: &[(&str, &[&str])] = &[
     ("s3", s3::CREDENTIAL_ATTRS),
     ("http", http::CREDENTIAL_ATTRS),
+    ("azurerm", azurerm::CREDENTIAL_ATTRS),
 ];
 
 /// The credential attributes of backend type `kind` (none for a type tfshim does not heal).
@@ -131,6 +133,8 @@ pub fn credential_of(
         "s3" => s3::S3Key::from_backend(b, work_dir, env, timeout)
             .map(|c| Box::new(c) as Box<dyn Credential>),
         "http" => http::HttpPassword::from_backend(b, env, timeout)
+            .map(|c| Box::new(c) as Box<dyn Credential>),
+        "azurerm" => azurerm::AzureKey::from_backend(b, env, timeout)
             .map(|c| Box::new(c) as Box<dyn Credential>),
         _ => None,
     }

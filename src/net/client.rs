@@ -1,7 +1,8 @@
 //! One request, one status code: TCP (through an HTTP proxy if one applies, with `CONNECT` for
 //! https), TLS with terraform's http-backend options, a request with basic auth, and the response's
-//! status line. The body is never read: the connection is closed after the head, so a large state
-//! is not downloaded even when the server ignores `HEAD`.
+//! status line. The body is never read (except where a [`Call`] asks for a bounded one: an OAuth
+//! token answer): the connection is closed after the head, so a large state is not downloaded even
+//! when the server ignores `HEAD`.
 //!
 //! The whole request — resolving, connecting, the proxy's `CONNECT`, the TLS handshake, writing,
 //! reading the head — runs on tokio (hyper's HTTP/1 client, tokio-rustls) under one
@@ -52,7 +53,7 @@ pub struct Request<'a> {
     /// Basic auth, sent only with a username (as terraform's client does).
     pub basic_auth: Option<(&'a str, &'a Secret)>,
     pub tls: &'a Tls,
-    /// An `http://` proxy (chosen by Go's rules in the `aws::proxy` module), or a direct connection.
+    /// An `http://` proxy ([`crate::net::proxy::for_url`]), or a direct connection.
     pub proxy: Option<&'a Url>,
     /// When the answer must be in, for the whole request: resolve, connect, tunnel, TLS, answer.
     /// One check's requests share one deadline (`credentials::http`).
@@ -60,8 +61,27 @@ pub struct Request<'a> {
     pub user_agent: &'a str,
 }
 
+/// What a request carries beyond [`Request`] and what is read of its answer: a bearer token, a
+/// form body, more headers, and up to `read_body` bytes of the answer's body (the gcs backend's
+/// check and its OAuth token exchanges, `credentials::gcs`). The default is a bare [`status`].
+#[derive(Default)]
+pub struct Call<'a> {
+    /// `Authorization: Bearer …`.
+    pub bearer: Option<&'a Secret>,
+    /// An `application/x-www-form-urlencoded` body.
+    pub form: Option<&'a Secret>,
+    pub headers: &'a [(&'static str, &'a str)],
+    /// Read the body, at most this many bytes (more is an error: no verdict).
+    pub read_body: Option<usize>,
+}
+
 /// The status code of the answer, or why there is none (`timeout`, `connection refused`, …).
 pub fn status(req: &Request) -> Result<u16, String> {
+    call(req, &Call::default()).map(|(code, _)| code)
+}
+
+/// The status code and, if asked for, the body of the answer, under the request's deadline.
+pub fn call(req: &Request, call: &Call) -> Result<(u16, Vec<u8>), String> {
     if req.deadline <= Instant::now() {
         return Err("timeout".into());
     }
@@ -71,7 +91,7 @@ pub fn status(req: &Request) -> Result<u16, String> {
         .map_err(|e| format!("could not start the async runtime: {e}"))?;
     let deadline = tokio::time::Instant::from_std(req.deadline);
     let answer = runtime.block_on(async {
-        tokio::time::timeout_at(deadline, exchange(req))
+        tokio::time::timeout_at(deadline, exchange(req, call))
             .await
             .unwrap_or_else(|_| Err("timeout".into()))
     });
@@ -82,7 +102,7 @@ pub fn status(req: &Request) -> Result<u16, String> {
 }
 
 /// The request, from the first packet to the answer's head. Unbounded: [`status`] bounds it.
-async fn exchange(req: &Request<'_>) -> Result<u16, String> {
+async fn exchange(req: &Request<'_>, call: &Call<'_>) -> Result<(u16, Vec<u8>), String> {
     let https = match req.url.scheme() {
         "https" => true,
         "http" => false,
@@ -105,6 +125,7 @@ async fn exchange(req: &Request<'_>) -> Result<u16, String> {
         return send(
             TokioIo::new(tcp),
             req,
+            call,
             &target,
             proxy_auth.as_deref(),
             via_proxy,
@@ -120,13 +141,13 @@ async fn exchange(req: &Request<'_>) -> Result<u16, String> {
             .connect(name, tunnel)
             .await
             .map_err(|e| tls_or_io(&e))?;
-        send(TokioIo::new(tls), req, &target, None, false).await
+        send(TokioIo::new(tls), req, call, &target, None, false).await
     } else {
         let tls = connector
             .connect(name, tcp)
             .await
             .map_err(|e| tls_or_io(&e))?;
-        send(TokioIo::new(tls), req, &target, None, false).await
+        send(TokioIo::new(tls), req, call, &target, None, false).await
     }
 }
 
@@ -280,10 +301,11 @@ async fn tunnel(
 async fn send<T>(
     io: T,
     req: &Request<'_>,
+    call: &Call<'_>,
     target: &HostPort,
     proxy_auth: Option<&str>,
     absolute_form: bool,
-) -> Result<u16, String>
+) -> Result<(u16, Vec<u8>), String>
 where
     T: HyperRead + HyperWrite + Unpin + Send + 'static,
 {
@@ -315,8 +337,25 @@ where
     if let Some(auth) = proxy_auth {
         request = request.header(PROXY_AUTHORIZATION, header(auth, "proxy's user info")?);
     }
+    if let Some(token) = call.bearer {
+        let value = header(&format!("Bearer {}", token.expose()), "token")?;
+        request = request.header(AUTHORIZATION, value);
+    }
+    for (name, value) in call.headers {
+        request = request.header(*name, header(value, name)?);
+    }
+    let body = match call.form {
+        Some(form) => {
+            request = request.header(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            form.expose().to_owned()
+        }
+        None => String::new(),
+    };
     let request = request
-        .body(String::new())
+        .body(body)
         .map_err(|_| "the address cannot be sent in an HTTP request".to_owned())?;
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .title_case_headers(true)
@@ -329,7 +368,24 @@ where
         .send_request(request)
         .await
         .map_err(|e| hyper_reason(&e))?;
-    Ok(answer.status().as_u16())
+    let code = answer.status().as_u16();
+    let Some(limit) = call.read_body else {
+        return Ok((code, Vec::new()));
+    };
+    let mut body = answer.into_body();
+    let mut out = Vec::new();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| hyper::body::Body::poll_frame(std::pin::Pin::new(&mut body), cx))
+            .await
+    {
+        if let Ok(data) = frame.map_err(|e| hyper_reason(&e))?.into_data() {
+            out.extend_from_slice(&data);
+            if out.len() > limit {
+                return Err("the answer is too long".into());
+            }
+        }
+    }
+    Ok((code, out))
 }
 
 /// Why hyper got no answer, in the words of the rest of tfshim (a TLS or socket error inside it
@@ -584,6 +640,41 @@ mod tests {
             )),
             "{head}"
         );
+    }
+
+    #[test]
+    fn a_call_sends_a_bearer_a_form_and_headers_and_reads_a_bounded_body() {
+        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        let (url, server) = serve(answer);
+        let (token, form) = (Secret::new("ya29.tok"), Secret::new("grant_type=x"));
+        let tls = Tls::default();
+        let mut req = request(&url, None, &tls);
+        req.method = "POST";
+        let call_of = |limit| Call {
+            bearer: Some(&token),
+            form: Some(&form),
+            headers: &[("Metadata-Flavor", "Google")],
+            read_body: Some(limit),
+        };
+        assert_eq!(call(&req, &call_of(64)).unwrap(), (200, b"hello".to_vec()));
+        let head = server.join().unwrap();
+        for line in [
+            "POST /state/x?ref=main HTTP/1.1\r\n",
+            "Authorization: Bearer ya29.tok\r\n",
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            "Metadata-Flavor: Google\r\n",
+            "Content-Length: 12\r\n",
+        ] {
+            assert!(head.contains(line), "{line} not in {head}");
+        }
+        // An answer longer than asked for is no answer.
+        let (url, server) = serve(answer);
+        let req = Request { url: &url, ..req };
+        assert_eq!(
+            call(&req, &call_of(3)).unwrap_err(),
+            "the answer is too long"
+        );
+        server.join().unwrap();
     }
 
     #[test]
