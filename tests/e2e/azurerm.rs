@@ -16,7 +16,6 @@ use crate::support::{real_terraform, tfshim_bin, ForwardProxy, Run};
 
 const PLAN: &[&str] = &["plan", "-input=false", "-no-color", "-lock-timeout=0s"];
 const FUTURE: &str = "2099-01-01T00:00:00Z";
-const PAST: &str = "2021-01-01T00:00:00Z";
 
 struct AzRoot {
     root: tempfile::TempDir,
@@ -77,6 +76,10 @@ impl AzRoot {
 
     fn secret(&mut self, s: &str) -> String {
         self.secrets.push(s.to_owned());
+        // A SAS's signature alone is a secret too (output may show the token re-encoded).
+        if let Some(sig) = s.split('&').find_map(|p| p.strip_prefix("sig=")) {
+            self.secrets.push(sig.to_owned());
+        }
         s.to_owned()
     }
 
@@ -149,8 +152,10 @@ impl AzRoot {
             format!("-backend-config={name}={value}"),
         ])
         .success();
-        assert!(
-            self.saved_text().contains(value),
+        // Go's JSON escapes `&` (a SAS's separator): compare the parsed value.
+        assert_eq!(
+            self.saved_backend()["config"][name].as_str(),
+            Some(value),
             "init did not save {name}"
         );
     }
@@ -243,4 +248,140 @@ fn rotated_key_is_healed_from_arm_access_key() {
     r.tfshim(PLAN).success();
     assert_eq!(r.reconfigures(), 1);
     assert_eq!(r.storage.requests().0, 0, "nothing saved is left to check");
+}
+
+/// An initialised and applied root whose saved key is then rotated away (ARM_ACCESS_KEY unset).
+fn rotated_root() -> (AzRoot, String) {
+    let k1 = new_key(1);
+    let mut r = AzRoot::new(&k1);
+    r.init_with("access_key", &k1);
+    r.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .success();
+    let k2 = r.secret(&new_key(2));
+    r.storage.restart_with(&k2);
+    (r, k2)
+}
+
+#[test]
+fn expired_sas_is_healed_from_arm_sas_token() {
+    let key = new_key(3);
+    let mut r = AzRoot::new(&key);
+    // A SAS valid for a few seconds, saved by init (and used to write the state), then expired.
+    let old = r.secret(&account_sas(&key, "+12"));
+    let new = r.secret(&account_sas(&key, FUTURE));
+    let t0 = std::time::Instant::now();
+    r.init_with("sas_token", &old);
+    r.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .success();
+    let before = r.saved_backend();
+    std::thread::sleep(std::time::Duration::from_secs(14).saturating_sub(t0.elapsed()));
+    r.terraform(PLAN)
+        .code_is(1)
+        .stderr_has("AuthenticationFailed");
+
+    r.env("ARM_SAS_TOKEN", &new);
+    r.record_terraform_calls();
+    r.env("TFSHIM_QUIET", "0");
+    r.tfshim(PLAN)
+        .success()
+        .stdout_has("No changes")
+        .stderr_has("SAS token (storage account acct)");
+    assert_eq!(r.reconfigures(), 1, "{:?}", r.calls());
+    only_the_credential_left(&before, &r.saved_backend());
+}
+
+#[test]
+fn a_stale_env_key_beats_a_valid_sas_so_nothing_is_repaired() {
+    let (mut r, k2) = rotated_root();
+    let stale = new_key(9);
+    r.secret(&stale);
+    r.env("ARM_ACCESS_KEY", &stale);
+    let sas = r.secret(&account_sas(&k2, FUTURE));
+    r.env("ARM_SAS_TOKEN", &sas);
+    let before = r.saved_bytes();
+    r.record_terraform_calls();
+    r.env("TFSHIM_QUIET", "0");
+    let run = r.tfshim(PLAN);
+    run.code_is(1).stderr_has("ARM_ACCESS_KEY");
+    assert_eq!(r.reconfigures(), 0, "{:?}", r.calls());
+    assert_eq!(r.saved_bytes(), before, "the saved backend changed");
+}
+
+#[test]
+fn no_fallback_changes_nothing_and_exits_1() {
+    let (mut r, _) = rotated_root();
+    let before = r.saved_bytes();
+    r.record_terraform_calls();
+    r.env("TFSHIM_QUIET", "0");
+    r.tfshim(PLAN)
+        .code_is(1)
+        .stderr_has("no working credentials were found")
+        .stderr_has("ARM_ACCESS_KEY");
+    assert_eq!(r.reconfigures(), 0);
+    assert_eq!(r.saved_bytes(), before);
+}
+
+#[test]
+fn a_firewall_403_is_no_verdict() {
+    let (mut r, k2) = rotated_root();
+    r.env("ARM_ACCESS_KEY", &k2);
+    r.storage.firewall(true);
+    let before = r.saved_bytes();
+    r.record_terraform_calls();
+    r.env("TFSHIM_QUIET", "0");
+    r.tfshim(PLAN).code_is(1).stderr_has("AuthorizationFailure");
+    assert_eq!(r.reconfigures(), 0, "{:?}", r.calls());
+    assert_eq!(r.saved_bytes(), before);
+}
+
+#[test]
+fn a_valid_key_costs_one_request() {
+    let key = new_key(4);
+    let mut r = AzRoot::new(&key);
+    r.init_with("access_key", &key);
+    r.storage.reset_counts();
+    r.tfshim(PLAN).success();
+    assert_eq!(r.storage.requests().0, 1, "tfshim's requests");
+}
+
+#[test]
+fn a_credential_only_init_gets_reconfigure() {
+    let (mut r, k2) = rotated_root();
+    r.record_terraform_calls();
+    r.tfshim(&[
+        "init".to_owned(),
+        "-input=false".to_owned(),
+        "-no-color".to_owned(),
+        format!("-backend-config=access_key={k2}"),
+    ])
+    .success();
+    let calls = r.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("init") && c.contains("-reconfigure")),
+        "{calls:?}"
+    );
+    assert!(r.saved_text().contains(&k2));
+    r.tfshim(PLAN).success();
+}
+
+#[test]
+fn doctor_sweep_and_report_show_the_verdict() {
+    let (mut r, _) = rotated_root();
+    let report = r.root.path().join("report.json");
+    r.env("TFSHIM_REPORT", &report);
+    r.tfshim(&["shim", "doctor"])
+        .stdout_has("access key (storage account acct)")
+        .stdout_has("AuthenticationFailed");
+    let sweep_root = r.root.path().to_owned();
+    r.tfshim(&[
+        OsStr::new("shim"),
+        OsStr::new("sweep"),
+        sweep_root.as_os_str(),
+    ])
+    .stdout_has("AuthenticationFailed");
+    r.tfshim(PLAN).code_is(1);
+    let text = fs::read_to_string(&report).unwrap();
+    assert!(text.contains("AuthenticationFailed"), "{text}");
 }

@@ -194,13 +194,17 @@ pub fn b64(data: &[u8]) -> String {
     out
 }
 
-/// An account SAS (`sv=2019-12-12`, blob service, all resource types) for `key`, expiring at `se`
-/// (`2030-01-01T00:00:00Z`), signed in Python's `hmac` (independent of tfshim's signing code).
+/// An account SAS (`sv=2019-12-12`, blob service, all resource types; `spr=https,http` because
+/// Azurite sees the front's plain HTTP) for `key`, expiring at `se`
+/// (`2030-01-01T00:00:00Z`, or `+N`: in N seconds), signed in Python's `hmac` (independent of tfshim's signing code).
 pub fn account_sas(key: &str, se: &str) -> String {
     let script = r#"
-import base64, hashlib, hmac, sys, urllib.parse
+import base64, datetime, hashlib, hmac, sys, urllib.parse
 key, se = sys.argv[1], sys.argv[2]
-f = {"sv": "2019-12-12", "ss": "b", "srt": "sco", "sp": "rwdlac", "st": "2020-01-01T00:00:00Z", "se": se, "spr": "https"}
+if se.startswith("+"):
+    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=int(se[1:]))
+    se = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+f = {"sv": "2019-12-12", "ss": "b", "srt": "sco", "sp": "rwdlac", "st": "2020-01-01T00:00:00Z", "se": se, "spr": "https,http"}
 s = "\n".join(["acct", f["sp"], f["ss"], f["srt"], f["st"], f["se"], "", f["spr"], f["sv"], ""])
 f["sig"] = base64.b64encode(hmac.new(base64.b64decode(key), s.encode(), hashlib.sha256).digest()).decode()
 print("&".join("%s=%s" % (k, urllib.parse.quote(v, safe="")) for k, v in f.items()))
