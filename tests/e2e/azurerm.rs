@@ -329,7 +329,12 @@ fn a_firewall_403_is_no_verdict() {
     let before = r.saved_bytes();
     r.record_terraform_calls();
     r.env("TFSHIM_QUIET", "0");
-    r.tfshim(PLAN).code_is(1).stderr_has("AuthorizationFailure");
+    r.storage.reset_counts();
+    r.tfshim(PLAN).code_is(1).stderr_has(
+        "could not check the saved backend access key (storage account acct) \
+         (HTTP 403 AuthorizationFailure); running terraform unchanged",
+    );
+    assert_eq!(r.storage.requests().0, 1, "tfshim's requests");
     assert_eq!(r.reconfigures(), 0, "{:?}", r.calls());
     assert_eq!(r.saved_bytes(), before);
 }
