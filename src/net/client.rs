@@ -53,7 +53,7 @@ pub struct Request<'a> {
     /// Basic auth, sent only with a username (as terraform's client does).
     pub basic_auth: Option<(&'a str, &'a Secret)>,
     pub tls: &'a Tls,
-    /// An `http://` proxy ([`crate::net::proxy::for_url`]), or a direct connection.
+    /// An `http://` proxy (chosen by Go's rules in the `aws::proxy` module), or a direct connection.
     pub proxy: Option<&'a Url>,
     /// When the answer must be in, for the whole request: resolve, connect, tunnel, TLS, answer.
     /// One check's requests share one deadline (`credentials::http`).
