@@ -22,6 +22,8 @@ struct AzRoot {
     work: PathBuf,
     storage: AzureStorage,
     _proxy: ForwardProxy,
+    /// Another terraform than the one on PATH (1.0.3).
+    terraform_bin: Option<PathBuf>,
     secrets: Vec<String>,
     env: Vec<(OsString, OsString)>,
 }
@@ -29,6 +31,11 @@ struct AzRoot {
 impl AzRoot {
     /// A root on its own storage, whose account key is `key`, with the container made.
     fn new(key: &str) -> AzRoot {
+        AzRoot::with(key, "")
+    }
+
+    /// The same, with `extra` in the backend block.
+    fn with(key: &str, extra: &str) -> AzRoot {
         let root = tempfile::Builder::new()
             .prefix("tfshim-azurerm-")
             .tempdir()
@@ -47,7 +54,7 @@ impl AzRoot {
             format!(
                 "terraform {{\n  backend \"azurerm\" {{\n    storage_account_name = \"{ACCOUNT}\"\n    \
                  container_name       = \"{CONTAINER}\"\n    key                  = \"prod.tfstate\"\n    \
-                 metadata_host        = \"localhost:{}\"\n  }}\n}}\n\
+                 metadata_host        = \"localhost:{}\"\n{extra}  }}\n}}\n\
                  resource \"terraform_data\" \"x\" {{\n  input = \"hello\"\n}}\n",
                 storage.port
             ),
@@ -60,6 +67,7 @@ impl AzRoot {
             env: Vec::new(),
             secrets: vec![key.to_owned()],
             _proxy: proxy,
+            terraform_bin: None,
         };
         let proxy_url = r._proxy.url();
         r.env("HTTPS_PROXY", proxy_url);
@@ -134,7 +142,8 @@ impl AzRoot {
 
     #[track_caller]
     fn terraform<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
-        self.run(&real_terraform(), args)
+        let bin = self.terraform_bin.clone().unwrap_or_else(real_terraform);
+        self.run(&bin, args)
     }
 
     #[track_caller]
@@ -170,7 +179,10 @@ impl AzRoot {
             format!(
                 "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
                 log.display(),
-                real_terraform().display()
+                self.terraform_bin
+                    .clone()
+                    .unwrap_or_else(real_terraform)
+                    .display()
             ),
         )
         .unwrap();
@@ -389,4 +401,35 @@ fn doctor_sweep_and_report_show_the_verdict() {
     r.tfshim(PLAN).code_is(1);
     let text = fs::read_to_string(&report).unwrap();
     assert!(text.contains("AuthenticationFailed"), "{text}");
+}
+
+/// Terraform 1.0.3 reads `metadata_host` only with an environment it does not know.
+#[test]
+fn rotated_key_is_healed_on_terraform_1_0_3() {
+    let k1 = new_key(5);
+    let mut r = AzRoot::with(&k1, "    environment          = \"tfshimtest\"\n");
+    // No `terraform_data` before 1.4: an output makes the state.
+    let tf = r.work.join("main.tf");
+    let text = fs::read_to_string(&tf).unwrap().replace(
+        "resource \"terraform_data\" \"x\" {\n  input = \"hello\"\n}",
+        "output \"x\" {\n  value = \"hello\"\n}",
+    );
+    fs::write(&tf, text).unwrap();
+    r.terraform_bin = Some(crate::support::terraforms::binary(
+        crate::support::terraforms::V1_0_3,
+    ));
+    r.init_with("access_key", &k1);
+    r.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .success();
+    let before = r.saved_backend();
+    let k2 = r.secret(&new_key(6));
+    r.storage.restart_with(&k2);
+    r.env("ARM_ACCESS_KEY", &k2);
+    r.terraform(PLAN)
+        .code_is(1)
+        .stderr_has("Code=\"AuthenticationFailed\"");
+    r.record_terraform_calls();
+    r.tfshim(PLAN).success().stdout_has("No changes");
+    assert_eq!(r.reconfigures(), 1, "{:?}", r.calls());
+    only_the_credential_left(&before, &r.saved_backend());
 }

@@ -93,6 +93,9 @@ class Front(BaseHTTPRequestHandler):
                     "microsoftGraphResourceId": "https://localhost:%d/" % port,
                     "suffixes": {"storage": "emulator.test:%d" % port,
                                  "keyVaultDns": "vault.emulator.test"}}
+            if "api-version=2020-06-01" in self.path:
+                # Terraform 1.0.3 (go-azure-helpers) asks for the list and picks its environment by name.
+                doc = [dict(doc, name="TfshimTest")]
             return self.answer(200, [("Content-Type", "application/json")], json.dumps(doc).encode())
         ua = self.headers.get("User-Agent") or ""
         with lock:
