@@ -28,6 +28,16 @@ fi
 command -v strace >/dev/null 2>&1 || apt_ensure test strace || exit 1
 # tests/e2e/completion.rs sources the zsh and fish integrations in the real shells.
 { command -v zsh >/dev/null 2>&1 && command -v fish >/dev/null 2>&1; } || apt_ensure test zsh fish || exit 1
+# tests/e2e/azurerm.rs runs Azurite (the Azure storage emulator, from npm) behind its own HTTPS front.
+if [ ! -x target/azurite/node_modules/.bin/azurite-blob ]; then
+  { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || apt_ensure test nodejs npm || exit 1
+  echo "tfshim test: installing azurite from npm into target/azurite" >&2
+  mkdir -p target/azurite
+  if ! timeout 300 npm install --no-audit --no-fund --prefix target/azurite 'azurite@3.35.0' >&2; then
+    echo "tfshim test: could not install azurite from npm (within 5 minutes); the azurerm tests need it" >&2
+    exit 1
+  fi
+fi
 if ! command -v terraform >/dev/null 2>&1; then
   echo "tfshim test: no terraform on PATH; the end-to-end tests run the real binary (install it, then rerun)" >&2
   exit 1

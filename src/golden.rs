@@ -73,6 +73,14 @@ fn verdicts(case: &str) -> (Option<Verdict>, Option<Ambient>) {
             Some(Verdict::unknown("HTTP 503")),
             Some(ambient(valid(user), "environment")),
         ),
+        // A rotated storage account key and no ARM_ACCESS_KEY / ARM_SAS_TOKEN (#24).
+        "azurerm-secret" => (
+            Some(rejected("AuthenticationFailed")),
+            Some(ambient(
+                Verdict::Missing,
+                "ARM_ACCESS_KEY, ARM_SAS_TOKEN (not set)",
+            )),
+        ),
         "s3-skip-validation" => (None, Some(ambient(valid(user), "environment"))),
         _ => (None, None),
     }

@@ -15,9 +15,11 @@
 //!
 //! Everything else is shared and sees backends only through this trait: the decision
 //! (`heal::decide`), the repair with its lock, invariants and rollback (`heal::repair`), doctor,
-//! sweep, the reports and the warnings. `s3.rs`, `http.rs` and `gcs.rs` implement it on top of
-//! `aws/` (STS) and `net/` (one blocking HTTP request), reading what `backends/` read.
+//! sweep, the reports and the warnings. `s3.rs`, `http.rs`, `gcs.rs` and `azurerm.rs` implement it
+//! on top of `aws/` (STS) and `net/` (one HTTP request under the root's deadline), reading what
+//! `backends/` read.
 
+pub mod azurerm;
 pub mod gcs;
 pub mod http;
 pub mod s3;
@@ -37,6 +39,7 @@ pub const CREDENTIAL_ATTRS: &[(&str, &[&str])] = &[
     ("s3", s3::CREDENTIAL_ATTRS),
     ("http", http::CREDENTIAL_ATTRS),
     ("gcs", gcs::CREDENTIAL_ATTRS),
+    ("azurerm", azurerm::CREDENTIAL_ATTRS),
 ];
 
 /// The credential attributes of backend type `kind` (none for a type tfshim does not heal).
@@ -140,6 +143,8 @@ pub fn credential_of(
         "gcs" => {
             gcs::GcsToken::from_backend(b, env, timeout).map(|c| Box::new(c) as Box<dyn Credential>)
         }
+        "azurerm" => azurerm::AzureKey::from_backend(b, env, timeout)
+            .map(|c| Box::new(c) as Box<dyn Credential>),
         _ => None,
     }
 }

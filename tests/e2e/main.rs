@@ -4,6 +4,7 @@
 mod support;
 
 mod advice;
+mod azurerm;
 mod cli;
 #[cfg(unix)]
 mod completion;

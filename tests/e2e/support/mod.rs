@@ -3,6 +3,7 @@
 //! environment, and runners for the real `terraform` and for tfshim with `#[track_caller]` assertions.
 
 #[cfg(unix)]
+pub mod azure;
 pub mod drip;
 pub mod forward;
 pub mod gcs_server;
