@@ -26,9 +26,10 @@ Every flag takes one dash or two (`-json` or `--json`), as terraform's do; terra
 command's help.
 
 ENVIRONMENT:
-  TFSHIM_MODE=fix|warn|off   fix (default): check the saved credential (S3 key, http password)
-                             and repair a stale one; warn: check and tell, change nothing;
-                             off: pure pass-through (doctor says what each mode does)
+  TFSHIM_MODE=fix|warn|off   fix (default): check the saved credential (S3 key, http password,
+                             gcs access token, azurerm key or SAS) and repair a stale one;
+                             warn: check and tell, change nothing; off: pure pass-through
+                             (doctor says what each mode does)
   TFSHIM_TERRAFORM=PATH      the real terraform (absolute path or a name on PATH)
   TFSHIM_ENGINE=terraform|tofu  the engine when invoked as `tfshim` (a link's name decides otherwise)
   TFSHIM_STS_TIMEOUT=SECS    deadline of a root's whole credential check, every request of it
@@ -67,8 +68,8 @@ EXIT CODES:
   126 when TFSHIM_TERRAFORM cannot be run, 127 when no terraform is found. Any other failure of
   tfshim's own says one line and runs terraform unchanged.";
 
-/// tfshim: a drop-in `terraform` that heals S3 and http backends whose saved credential was rotated
-/// away.
+/// tfshim: a drop-in `terraform` that heals S3, http, gcs and azurerm backends whose saved credential
+/// was rotated away or expired.
 ///
 /// Every command line that does not start with `shim` is terraform's and is passed on untouched.
 #[derive(Debug, Parser)]

@@ -100,9 +100,9 @@ fn help_version_and_suggestions() {
         "{}",
         text(&out.stderr)
     );
-    // --help: http heals too; every command's exit codes, as the README's table.
+    // --help: http, gcs and azurerm heal too; every command's exit codes, as the README's table.
     let help = text(&shim(tmp.path(), &["shim", "--help"]).stdout);
-    assert!(help.contains("S3 and http"), "{help}");
+    assert!(help.contains("S3, http, gcs and azurerm"), "{help}");
     for line in [
         "forget-keys  0 every saved key removed",
         "reinit       0 every root re-initialised",
