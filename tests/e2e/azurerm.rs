@@ -3,13 +3,16 @@
 //! loopback CONNECT proxy (`HTTPS_PROXY`). A storage account key saved by
 //! `-backend-config=access_key=…` is rotated, or a saved SAS expires; every output is scanned for
 //! every key and SAS.
+//! The four verdict rows also run the differential check (`differential`): plain terraform, the
+//! careful manual fix (`init -reconfigure` with every saved setting but the key and SAS) and
+//! tfshim, each on its own copy of the root addressing the same blob.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
 use crate::support::azure::{account_sas, new_key, AzureStorage, ACCOUNT, CONTAINER};
 use crate::support::{real_terraform, tfshim_bin, ForwardProxy, Run};
@@ -91,9 +94,9 @@ impl AzRoot {
         s.to_owned()
     }
 
-    fn command(&self, program: &Path) -> Command {
+    fn command(&self, program: &Path, dir: &Path) -> Command {
         let mut cmd = Command::new(program);
-        cmd.current_dir(&self.work)
+        cmd.current_dir(dir)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.root.path().join("home"))
@@ -112,9 +115,15 @@ impl AzRoot {
     /// Runs bounded: terraform retries an unreachable blob endpoint for minutes.
     #[track_caller]
     fn run<S: AsRef<OsStr>>(&self, program: &Path, args: &[S]) -> Run {
+        self.run_in(program, &self.work, args)
+    }
+
+    /// The same in another directory (a copy of the root, for the differential check).
+    #[track_caller]
+    fn run_in<S: AsRef<OsStr>>(&self, program: &Path, dir: &Path, args: &[S]) -> Run {
         let mut cmd = Command::new("timeout");
         cmd.arg("120").arg(program).args(args);
-        let mut real = self.command(Path::new("timeout"));
+        let mut real = self.command(Path::new("timeout"), dir);
         real.args(cmd.get_args());
         let output = real.output().expect("could not start the command");
         let run = Run {
@@ -235,6 +244,152 @@ fn only_the_credential_left(before: &Value, after: &Value) {
     }
 }
 
+/// The saved settings that say which state is addressed: every one that is set but the
+/// credentials.
+fn addressed(dir: &Path) -> Value {
+    let Ok(raw) = fs::read(dir.join(".terraform/terraform.tfstate")) else {
+        return Value::Null;
+    };
+    let b = serde_json::from_slice::<Value>(&raw).unwrap()["backend"].clone();
+    let config: Map<String, Value> = b["config"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, v)| !matches!(k.as_str(), "access_key" | "sas_token") && !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    json!({"type": b["type"], "config": config})
+}
+
+fn saved_bytes_in(dir: &Path) -> Option<Vec<u8>> {
+    fs::read(dir.join(".terraform/terraform.tfstate")).ok()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// What a differential row expects (plain terraform fails in every row).
+struct Expect {
+    /// The careful manual fix (reconfigure without the key and SAS) heals.
+    manual_heals: bool,
+    /// tfshim repairs and heals; otherwise it exits 1 and leaves the saved file byte-identical.
+    shim_heals: bool,
+}
+
+/// The differential check (as `gcs.rs` and `differential.rs` do): `plan` run by plain terraform,
+/// after the careful manual fix, and through tfshim, each on its own copy of the root (its own
+/// `.terraform`), all three saved backends addressing the same blob, one after another.
+#[track_caller]
+fn differential(r: &mut AzRoot, expect: Expect) {
+    r.env("TFSHIM_QUIET", "0");
+    let base = r.root.path().join("differential");
+    let (plain_dir, manual_dir, shim_dir) =
+        (base.join("plain"), base.join("manual"), base.join("shim"));
+    for d in [&plain_dir, &manual_dir, &shim_dir] {
+        copy_dir(&r.work, d);
+    }
+    let before = addressed(&r.work);
+    let before_bytes = saved_bytes_in(&r.work);
+    assert!(before_bytes.is_some(), "the root is not initialised");
+    let tf = r.terraform_bin.clone().unwrap_or_else(real_terraform);
+    let plain = r.run_in(&tf, &plain_dir, PLAN);
+
+    // The manual fix: every saved setting that is set and is no credential, in a file; terraform
+    // then takes the key or SAS from ARM_ACCESS_KEY / ARM_SAS_TOKEN.
+    let settings = manual_dir.join("manual-settings.json");
+    fs::write(
+        &settings,
+        serde_json::to_vec_pretty(&addressed(&manual_dir)["config"]).unwrap(),
+    )
+    .unwrap();
+    let file_flag = format!("-backend-config={}", settings.display());
+    let reconfigure = r.run_in(
+        &tf,
+        &manual_dir,
+        &[
+            "init",
+            "-reconfigure",
+            "-input=false",
+            "-no-color",
+            file_flag.as_str(),
+        ],
+    );
+    let manual = reconfigure
+        .output
+        .status
+        .success()
+        .then(|| r.run_in(&tf, &manual_dir, PLAN));
+    let manual_healed = manual.as_ref().is_some_and(|m| m.code() == Some(0));
+
+    let shim = r.run_in(Path::new(tfshim_bin()), &shim_dir, PLAN);
+    let show = |run: &Run| format!("{:?}\n{}", run.code(), run.stderr().trim_end());
+    let story = format!(
+        "== plain: {}\n== manual reconfigure: {}\n== manual: {}\n== tfshim: {}",
+        show(&plain),
+        show(&reconfigure),
+        manual
+            .as_ref()
+            .map(show)
+            .unwrap_or_else(|| "not run".into()),
+        show(&shim)
+    );
+    assert_eq!(plain.code(), Some(1), "plain terraform\n{story}");
+    assert_eq!(
+        saved_bytes_in(&plain_dir),
+        before_bytes,
+        "plain terraform changed its saved backend\n{story}"
+    );
+    assert_eq!(
+        manual_healed, expect.manual_heals,
+        "the manual fix:\n{story}"
+    );
+    if let Some(m) = manual.as_ref().filter(|_| manual_healed) {
+        // The same state: the applied resource is there, nothing to add.
+        assert!(m.stdout().contains("No changes"), "{}\n{story}", m.stdout());
+        assert_eq!(addressed(&manual_dir), before, "{story}");
+    }
+    let repaired = shim
+        .stderr()
+        .contains("re-initialising the backend without it");
+    if expect.shim_heals {
+        assert_eq!(shim.code(), Some(0), "tfshim did not heal\n{story}");
+        assert!(repaired, "tfshim healed without a repair\n{story}");
+        assert!(
+            shim.stdout().contains("No changes"),
+            "{}\n{story}",
+            shim.stdout()
+        );
+        assert_eq!(addressed(&shim_dir), addressed(&manual_dir), "{story}");
+        let saved = &serde_json::from_slice::<Value>(&saved_bytes_in(&shim_dir).unwrap()).unwrap()
+            ["backend"]["config"];
+        assert!(saved["access_key"].is_null(), "{story}");
+        assert!(saved["sas_token"].is_null(), "{story}");
+    } else {
+        assert_eq!(shim.code(), Some(1), "tfshim\n{story}");
+        assert!(!repaired, "tfshim repaired\n{story}");
+        assert_eq!(
+            saved_bytes_in(&shim_dir),
+            before_bytes,
+            "tfshim failed and changed the saved backend\n{story}"
+        );
+    }
+    assert_eq!(
+        addressed(&shim_dir),
+        before,
+        "the addressed state changed\n{story}"
+    );
+}
+
 #[test]
 fn rotated_key_is_healed_from_arm_access_key() {
     let k1 = new_key(1);
@@ -249,6 +404,13 @@ fn rotated_key_is_healed_from_arm_access_key() {
     r.storage.restart_with(&k2);
     r.env("ARM_ACCESS_KEY", &k2);
     r.terraform(PLAN).code_is(1).stderr_has("403");
+    differential(
+        &mut r,
+        Expect {
+            manual_heals: true,
+            shim_heals: true,
+        },
+    );
 
     r.record_terraform_calls();
     r.env("TFSHIM_QUIET", "0");
@@ -292,6 +454,13 @@ fn expired_sas_is_healed_from_arm_sas_token() {
         .stderr_has("AuthenticationFailed");
 
     r.env("ARM_SAS_TOKEN", &new);
+    differential(
+        &mut r,
+        Expect {
+            manual_heals: true,
+            shim_heals: true,
+        },
+    );
     r.record_terraform_calls();
     r.env("TFSHIM_QUIET", "0");
     r.tfshim(PLAN)
@@ -310,6 +479,14 @@ fn a_stale_env_key_beats_a_valid_sas_so_nothing_is_repaired() {
     r.env("ARM_ACCESS_KEY", &stale);
     let sas = r.secret(&account_sas(&k2, FUTURE));
     r.env("ARM_SAS_TOKEN", &sas);
+    // Terraform takes the stale key over the SAS: the manual fix does not heal either.
+    differential(
+        &mut r,
+        Expect {
+            manual_heals: false,
+            shim_heals: false,
+        },
+    );
     let before = r.saved_bytes();
     r.record_terraform_calls();
     r.env("TFSHIM_QUIET", "0");
@@ -322,6 +499,13 @@ fn a_stale_env_key_beats_a_valid_sas_so_nothing_is_repaired() {
 #[test]
 fn no_fallback_changes_nothing_and_exits_1() {
     let (mut r, _) = rotated_root();
+    differential(
+        &mut r,
+        Expect {
+            manual_heals: false,
+            shim_heals: false,
+        },
+    );
     let before = r.saved_bytes();
     r.record_terraform_calls();
     r.env("TFSHIM_QUIET", "0");
