@@ -923,6 +923,7 @@ mod tests {
         assert!(jwt::assertion("e", None, &Secret::new("not a key"), "a", 0).is_err());
     }
 
+    #[cfg(unix)] // for the test above only
     fn unbase64url(s: &str) -> Vec<u8> {
         let value = |c: u8| match c {
             b'A'..=b'Z' => c - b'A',
